@@ -1,0 +1,271 @@
+//! `Apps`: the table of configured applications, looked up by id (REST) or key (WebSocket).
+//!
+//! An app is static for the life of the process: credentials, feature switches and limits.
+//! `Secret` keeps the secret out of `Debug` output and logs.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+/// An app id (numeric text for the Python SDK's sake, but any text is accepted).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppId(Arc<str>);
+
+impl AppId {
+    /// Wraps a string.
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for AppId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AppId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Accept `id = 1` as well as `id = "1"` in TOML.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            S(String),
+            N(u64),
+        }
+        Ok(match Text::deserialize(d)? {
+            Text::S(s) => AppId::new(s),
+            Text::N(n) => AppId::new(n.to_string()),
+        })
+    }
+}
+
+/// An app secret. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for signing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One application: credentials, feature switches and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// The app id used in REST paths.
+    pub id: AppId,
+    /// The public key used by clients.
+    pub key: String,
+    /// The secret used to sign.
+    pub secret: Secret,
+    /// Clients may send `client-*` events (on by default: a local tool needs no dashboard).
+    #[serde(default = "yes")]
+    pub client_events: bool,
+    /// `pusher:signin` is accepted.
+    #[serde(default = "yes")]
+    pub user_authentication: bool,
+    /// Watchlist online/offline events are sent to signed-in users.
+    #[serde(default = "yes")]
+    pub watchlist_events: bool,
+    /// `pusher_internal:subscription_count` is sent on subscribe/unsubscribe (non-presence).
+    #[serde(default = "yes")]
+    pub subscription_count: bool,
+    /// Limits; Pusher's documented values by default.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Per-app limits. Defaults are Pusher's documented ones (protocol.md §3).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Concurrent connections; `None` is unlimited (4004 when exceeded).
+    pub max_connections: Option<usize>,
+    /// Channel name length.
+    pub max_channel_name_length: usize,
+    /// Event name length.
+    pub max_event_name_length: usize,
+    /// `data` size in bytes for HTTP and client events (413 / `pusher:error`).
+    pub max_payload_bytes: usize,
+    /// Channels in one `events` call.
+    pub max_channels_per_event: usize,
+    /// Events in one `batch_events` call.
+    pub max_batch_size: usize,
+    /// Distinct users in one presence channel.
+    pub max_presence_members: usize,
+    /// Size of one member's `user_info` JSON in bytes.
+    pub max_presence_user_info_bytes: usize,
+    /// Length of a presence `user_id`.
+    pub max_presence_user_id_length: usize,
+    /// Client events per second per connection (4301 beyond).
+    pub client_events_per_second: u32,
+    /// User ids in a signin watchlist (4302 beyond).
+    pub max_watchlist: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            max_channel_name_length: 164,
+            max_event_name_length: 200,
+            max_payload_bytes: 10 * 1024,
+            max_channels_per_event: 100,
+            max_batch_size: 10,
+            max_presence_members: 100,
+            max_presence_user_info_bytes: 1024,
+            max_presence_user_id_length: 128,
+            client_events_per_second: 10,
+            max_watchlist: 100,
+        }
+    }
+}
+
+impl App {
+    /// An app with every feature on and default limits.
+    pub fn new(id: impl Into<Arc<str>>, key: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            id: AppId::new(id),
+            key: key.into(),
+            secret: Secret::new(secret),
+            client_events: true,
+            user_authentication: true,
+            watchlist_events: true,
+            subscription_count: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The app table.
+#[derive(Debug, Clone, Default)]
+pub struct Apps {
+    all: Vec<Arc<App>>,
+    by_id: HashMap<AppId, Arc<App>>,
+    by_key: HashMap<String, Arc<App>>,
+}
+
+/// Two apps share an id or a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppsError {
+    /// Duplicate id.
+    #[error("two apps have the id {0:?}")]
+    DuplicateId(String),
+    /// Duplicate key.
+    #[error("two apps have the key {0:?}")]
+    DuplicateKey(String),
+}
+
+impl Apps {
+    /// Builds the table.
+    ///
+    /// # Errors
+    /// [`AppsError`] when two apps share an id or a key.
+    pub fn new(apps: impl IntoIterator<Item = App>) -> Result<Self, AppsError> {
+        let mut table = Apps::default();
+        for app in apps {
+            let app = Arc::new(app);
+            if table.by_id.insert(app.id.clone(), app.clone()).is_some() {
+                return Err(AppsError::DuplicateId(app.id.to_string()));
+            }
+            if table.by_key.insert(app.key.clone(), app.clone()).is_some() {
+                return Err(AppsError::DuplicateKey(app.key.clone()));
+            }
+            table.all.push(app);
+        }
+        Ok(table)
+    }
+
+    /// The app with this id.
+    pub fn find_by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id)
+    }
+
+    /// The app with this key.
+    pub fn find_by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key)
+    }
+
+    /// Every app, in configuration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.all.iter()
+    }
+
+    /// How many apps there are.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let app = App::new("1", "key", "very-secret");
+        let shown = format!("{app:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn lookups_by_id_and_key() {
+        let apps = Apps::new([App::new("1", "k1", "s1"), App::new("2", "k2", "s2")]).unwrap();
+        assert_eq!(apps.find_by_id("2").unwrap().key, "k2");
+        assert_eq!(apps.find_by_key("k1").unwrap().id.as_str(), "1");
+        assert!(apps.find_by_id("3").is_none());
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let err = Apps::new([App::new("1", "k1", "s"), App::new("1", "k2", "s")]).unwrap_err();
+        assert_eq!(err, AppsError::DuplicateId("1".into()));
+        let err = Apps::new([App::new("1", "k", "s"), App::new("2", "k", "s")]).unwrap_err();
+        assert_eq!(err, AppsError::DuplicateKey("k".into()));
+    }
+}

@@ -1,0 +1,46 @@
+//! `LocalBroker`: the embedded single-node broker. Publishing is the registry's fan-out;
+//! queries read the registry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Broker, Envelope};
+use crate::apps::AppId;
+use crate::protocol::ChannelName;
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry};
+
+/// The in-process broker.
+#[derive(Debug, Clone)]
+pub struct LocalBroker {
+    registry: ChannelRegistry,
+}
+
+impl LocalBroker {
+    /// A broker over `registry`.
+    pub fn new(registry: ChannelRegistry) -> Self {
+        Self { registry }
+    }
+}
+
+#[async_trait]
+impl Broker for LocalBroker {
+    async fn publish(&self, envelope: Envelope) -> usize {
+        self.registry.fan_out(&envelope.app_id, &envelope.delivery)
+    }
+
+    async fn channels(&self, app: &AppId, prefix: &str) -> Vec<ChannelInfo> {
+        self.registry.channels(app, prefix)
+    }
+
+    async fn channel(&self, app: &AppId, channel: &ChannelName) -> (ChannelInfo, Option<(CachedEvent, Duration)>) {
+        (self.registry.channel(app, channel), self.registry.cached(app, channel))
+    }
+
+    async fn users(&self, app: &AppId, channel: &ChannelName) -> Vec<Arc<str>> {
+        self.registry.users(app, channel)
+    }
+
+    async fn close(&self) {}
+}

@@ -1,0 +1,140 @@
+//! The command line: `Cli` (clap derive). Every field is optional with no default here;
+//! defaults live in `Config::default()` so that the file layer can sit between them and flags.
+//!
+//! Slanger's spellings (`-k/--app_key`, `-s/--secret`, `-a/--api_host`, `-w/--websocket_host`,
+//! `-v/--verbose`, `-r/--redis_url`) are accepted so a Slanger command line works unchanged.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// When to colour the terminal output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal and NO_COLOR is unset or empty.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// A local stand-in for Pusher Channels: the WebSocket protocol (v7) and the signed HTTP API on
+/// one port, with no configuration needed.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "pusher-local", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long, env = "PUSHER_LOCAL_HOST", value_name = "IP")]
+    pub host: Option<String>,
+
+    /// Port for both the WebSocket endpoint and the HTTP API (0 picks a free one) [default: 6001]
+    #[arg(long, short = 'p', env = "PUSHER_LOCAL_PORT")]
+    pub port: Option<u16>,
+
+    /// App id of the default app [default: 1; also PUSHER_APP_ID, PUSHER_URL, .env]
+    #[arg(long = "app-id", alias = "app_id", short = 'i', value_name = "ID")]
+    pub app_id: Option<String>,
+
+    /// App key of the default app [default: app-key; also PUSHER_APP_KEY, PUSHER_URL, .env]
+    #[arg(long = "key", alias = "app_key", alias = "app-key", short = 'k', value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// App secret of the default app [default: app-secret; also PUSHER_APP_SECRET, PUSHER_URL, .env]
+    #[arg(long, alias = "app-secret", short = 's', value_name = "SECRET")]
+    pub secret: Option<String>,
+
+    /// TOML file with settings and several apps (see README)
+    #[arg(long, short = 'c', env = "PUSHER_LOCAL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore --config, PUSHER_LOCAL_CONFIG and .env: built-in defaults, environment and flags only
+    #[arg(long, env = "PUSHER_LOCAL_NO_CONFIG")]
+    pub no_config: bool,
+
+    /// Serve the HTTP API on its own listener (Slanger's -a)
+    #[arg(
+        long = "api-host",
+        alias = "api_host",
+        short = 'a',
+        env = "PUSHER_LOCAL_API_HOST",
+        value_name = "HOST:PORT"
+    )]
+    pub api_host: Option<String>,
+
+    /// Serve WebSockets on their own listener (Slanger's -w)
+    #[arg(
+        long = "websocket-host",
+        alias = "websocket_host",
+        short = 'w',
+        env = "PUSHER_LOCAL_WEBSOCKET_HOST",
+        value_name = "HOST:PORT"
+    )]
+    pub websocket_host: Option<String>,
+
+    /// Redis URL for running several nodes as one (not available yet)
+    #[arg(
+        long = "redis-url",
+        alias = "redis_url",
+        short = 'r',
+        env = "PUSHER_LOCAL_REDIS_URL",
+        value_name = "URL"
+    )]
+    pub redis_url: Option<String>,
+
+    /// Print every frame and API call (-vv adds debug diagnostics on stderr)
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print only errors
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Colour the output
+    #[arg(long, value_enum, env = "PUSHER_LOCAL_COLOR", value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
+
+    /// Seconds of client silence before the server pings it (sent to clients as activity_timeout) [default: 120]
+    #[arg(long, env = "PUSHER_LOCAL_ACTIVITY_TIMEOUT", value_name = "SECS")]
+    pub activity_timeout: Option<u64>,
+
+    /// Seconds to wait for a pong before closing with 4201 [default: 30]
+    #[arg(long, env = "PUSHER_LOCAL_PONG_TIMEOUT", value_name = "SECS")]
+    pub pong_timeout: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn slanger_command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "pusher-local",
+            "-k",
+            "KEY",
+            "-s",
+            "SECRET",
+            "-a",
+            "0.0.0.0:4567",
+            "-w",
+            "0.0.0.0:8080",
+            "-v",
+        ])
+        .unwrap();
+        assert_eq!(cli.key.as_deref(), Some("KEY"));
+        assert_eq!(cli.secret.as_deref(), Some("SECRET"));
+        assert_eq!(cli.api_host.as_deref(), Some("0.0.0.0:4567"));
+        assert_eq!(cli.websocket_host.as_deref(), Some("0.0.0.0:8080"));
+        assert_eq!(cli.verbose, 1);
+        let cli = Cli::try_parse_from(["pusher-local", "--app_key", "K", "--api_host", "127.0.0.1:1"]).unwrap();
+        assert_eq!(cli.key.as_deref(), Some("K"));
+    }
+}

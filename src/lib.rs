@@ -1,0 +1,55 @@
+//! pusher-local: a local stand-in for Pusher Channels. It serves the WebSocket protocol (v7) at
+//! `/app/{key}` and the signed HTTP API at `/apps/{app_id}/...` on one port, so pusher-js,
+//! Laravel Echo and the official server SDKs work against it unchanged.
+//!
+//! # Layout
+//!
+//! In data-path order:
+//!
+//! - [`cli`], [`config`]: the command line and the resolved settings (defaults < `.env` <
+//!   `--config` < environment < flags).
+//! - [`apps`]: the app table (id, key, secret, features, limits).
+//! - [`ws`]: the WebSocket edge: upgrade, per-socket task ([`ws::connection`]), protocol state
+//!   machine ([`ws::session`]).
+//! - [`rest`]: the HTTP API edge: request parts, signature check, handlers, replies.
+//! - [`protocol`]: wire types: `ClientMessage`, server frame encoders, `ChannelName`, `SocketId`,
+//!   codes.
+//! - [`auth`]: HMAC signatures for subscriptions, signin and HTTP requests.
+//! - [`state`]: `AppState` and `publish`, the one choke point every event passes.
+//! - [`broker`]: the multi-node seam (`Broker` trait) and the embedded `LocalBroker`.
+//! - [`registry`]: channels, presence rosters, users, and fan-out to per-socket outboxes.
+//! - [`printer`]: the terminal traffic log and the banner.
+//! - [`server`], [`shutdown`]: listeners, routes, graceful drain.
+//! - [`error`]: error types and their Pusher codes.
+//!
+//! ```text
+//! WS:   ws::connection (frame) ─▶ ClientMessage ─▶ ws::session ─▶ registry / state.publish
+//! REST: rest::filters::authenticate ─▶ rest::handlers ─▶ state.publish
+//! state.publish(event): encode once ─▶ broker.publish(envelope) ─▶ registry.fan_out ─▶ Outbox ─▶ socket
+//! ```
+//!
+//! Out of scope here: Redis (multi-node), webhooks, record/replay; each plugs into `state`
+//! and `broker`.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod apps;
+pub mod auth;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod printer;
+pub mod protocol;
+pub mod registry;
+pub mod rest;
+pub mod server;
+pub mod shutdown;
+pub mod state;
+pub mod ws;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use server::{run, Listeners};
+pub use shutdown::Shutdown;

@@ -1,0 +1,96 @@
+//! The start-up banner: where pusher-local listens, the credentials in use and where each came
+//! from, and copy-paste snippets for pusher-js, Laravel Echo, the Node server SDK and `.env`.
+
+use std::net::SocketAddr;
+
+use crate::config::Config;
+
+use super::style::{paint, Kind};
+
+/// The host clients should dial: a wildcard bind is reached on loopback.
+fn client_host(addr: SocketAddr) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "::1".to_owned(),
+        ip if ip.is_ipv6() => format!("[{ip}]"),
+        ip => ip.to_string(),
+    }
+}
+
+/// Renders the banner for the bound `(api, websocket)` addresses.
+pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, color: bool) -> String {
+    let app = &config.apps[0];
+    let (key, secret, id) = (&app.key, app.secret.expose(), app.id.as_str());
+    let ws_host = client_host(websocket);
+    let api_host = client_host(api);
+    let (ws_port, api_port) = (websocket.port(), api.port());
+    let head = |s: &str| paint(Kind::Connect, s, color);
+    let mut out = String::new();
+    let version = env!("CARGO_PKG_VERSION");
+    if api == websocket {
+        out += &format!(
+            "{} {version} listening on {api} (WebSocket /app/{{key}} and HTTP API /apps/{{app_id}})\n",
+            head("pusher-local")
+        );
+    } else {
+        out += &format!(
+            "{} {version} listening on {websocket} (WebSocket /app/{{key}}) and {api} (HTTP API /apps/{{app_id}})\n",
+            head("pusher-local")
+        );
+    }
+    let sources = &config.sources;
+    let width = id.len().max(key.len()).max(secret.len());
+    out += &format!("  app_id  {id:<width$}  ({})\n", sources.id);
+    out += &format!("  key     {key:<width$}  ({})\n", sources.key);
+    out += &format!("  secret  {secret:<width$}  ({})\n", sources.secret);
+    if config.apps.len() > 1 {
+        let others: Vec<String> = config.apps[1..]
+            .iter()
+            .map(|a| format!("{} (key {})", a.id, a.key))
+            .collect();
+        out += &format!("  also serving apps {}\n", others.join(", "));
+    }
+    let client = format!(
+        "{{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: false, enabledTransports: ['ws', 'wss'] }}"
+    );
+    out += &format!("\n{}\n  new Pusher('{key}', {client})\n", head("pusher-js"));
+    out += &format!(
+        "{}\n  new Echo({{ broadcaster: 'pusher', key: '{key}', cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: false, enabledTransports: ['ws', 'wss'] }})\n",
+        head("Laravel Echo")
+    );
+    out += &format!(
+        "{}\n  new Pusher({{ appId: '{id}', key: '{key}', secret: '{secret}', host: '{api_host}', port: '{api_port}', useTLS: false }})\n",
+        head("Node server SDK (pusher)")
+    );
+    out += &format!(
+        "{}\n  PUSHER_APP_ID={id}\n  PUSHER_APP_KEY={key}\n  PUSHER_APP_SECRET={secret}\n  PUSHER_HOST={api_host}\n  PUSHER_PORT={api_port}\n  PUSHER_SCHEME=http\n  PUSHER_APP_CLUSTER=local\n",
+        head(".env")
+    );
+    out += "\nCtrl-C stops; -v shows every frame.";
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_names_address_credentials_sources_and_snippets() {
+        let config = Config::default();
+        let addr: SocketAddr = "127.0.0.1:6001".parse().unwrap();
+        let text = render(&config, addr, addr, false);
+        assert!(text.starts_with("pusher-local "), "{text}");
+        assert!(text.contains("listening on 127.0.0.1:6001"));
+        assert!(text.contains("key     app-key     (built-in default)"), "{text}");
+        assert!(text.contains("wsHost: '127.0.0.1', wsPort: 6001"));
+        assert!(text.contains("useTLS: false"));
+        assert!(text.contains("PUSHER_APP_SECRET=app-secret"));
+        assert!(!text.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn wildcard_binds_are_dialled_on_loopback() {
+        assert_eq!(client_host("0.0.0.0:1".parse().unwrap()), "127.0.0.1");
+        assert_eq!(client_host("[::1]:1".parse().unwrap()), "[::1]");
+    }
+}

@@ -1,0 +1,663 @@
+//! `ChannelRegistry`: who is subscribed to what on this node, and fan-out to their sockets.
+//!
+//! One `std::sync::Mutex` guards the state; it is never held across an `.await` (nothing here
+//! is async), and each operation is a short, allocation-light critical section. Replies that
+//! must be ordered with fan-out (subscription_succeeded, then the cached event) are queued while
+//! the lock is held, so no event can overtake them.
+//!
+//! - [`outbox`]: the bounded per-socket queue and its 4100 policy.
+//! - [`presence`]: presence rosters.
+
+pub mod outbox;
+pub mod presence;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::apps::{App, AppId};
+use crate::error::{ClientError, HandshakeError};
+use crate::protocol::{codes, server, ChannelKind, ChannelName, Frame, SocketId};
+
+pub use outbox::{Outbox, OutboxReceiver, Outgoing, SendOutcome};
+pub use presence::{Member, Members};
+
+/// How long a cache channel keeps its last event ("up to 30 minutes" on Pusher).
+pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
+/// Above this many subscribers, subscription_count goes out at most every [`COUNT_INTERVAL`].
+pub const COUNT_THROTTLE_ABOVE: usize = 100;
+/// See [`COUNT_THROTTLE_ABOVE`].
+pub const COUNT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What to deliver to this node's sockets.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// A frame for every subscriber of `channel` except `except`.
+    Event {
+        /// The channel.
+        channel: ChannelName,
+        /// The encoded frame.
+        frame: Frame,
+        /// The socket that must not receive it (REST `socket_id`, or the client event's sender).
+        except: Option<SocketId>,
+        /// When set, the frame becomes the channel's cached event.
+        cache: Option<CachedEvent>,
+    },
+    /// Close every connection signed in as this user (REST terminate_connections).
+    TerminateUser {
+        /// The user id.
+        user_id: Arc<str>,
+    },
+}
+
+/// The last event of a cache channel, for `info=cache`.
+#[derive(Debug, Clone)]
+pub struct CachedEvent {
+    /// The event name.
+    pub event: Arc<str>,
+    /// The data as published.
+    pub data: Arc<str>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    event: CachedEvent,
+    frame: Frame,
+    at: Instant,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    outbox: Outbox,
+    member_key: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct Channel {
+    name: ChannelName,
+    subscribers: HashMap<SocketId, Subscriber>,
+    members: Members,
+    last_count_sent: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct SignedIn {
+    user: Arc<str>,
+    watching: Vec<Arc<str>>,
+}
+
+#[derive(Debug, Default)]
+struct Rooms {
+    channels: HashMap<Arc<str>, Channel>,
+    cache: HashMap<Arc<str>, Cached>,
+    connections: usize,
+    /// Signed-in user → its sockets.
+    users: HashMap<Arc<str>, HashMap<SocketId, Outbox>>,
+    /// Socket → who it is signed in as and whom it watches.
+    signed_in: HashMap<SocketId, SignedIn>,
+    /// Watched user → sockets watching it.
+    watchers: HashMap<Arc<str>, HashMap<SocketId, Outbox>>,
+}
+
+/// Cheap-to-clone handle on this node's channel state.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelRegistry {
+    state: Arc<Mutex<HashMap<AppId, Rooms>>>,
+}
+
+/// The result of a successful subscribe.
+#[derive(Debug, Default)]
+pub struct Joined {
+    /// This socket is the channel's first subscriber (channel_occupied).
+    pub occupied: bool,
+    /// For presence, the user's first socket: announce to the others.
+    pub member_added: Option<Frame>,
+    /// The new subscription count, when it is due to be announced.
+    pub subscription_count: Option<Frame>,
+    /// A cache channel had nothing cached (cache_miss webhook).
+    pub cache_miss: bool,
+}
+
+/// The result of leaving a channel.
+#[derive(Debug)]
+pub struct Left {
+    /// The channel.
+    pub channel: ChannelName,
+    /// No subscribers remain (channel_vacated).
+    pub vacated: bool,
+    /// For presence, the user's last socket: announce to the others.
+    pub member_removed: Option<Frame>,
+    /// The new subscription count, when due.
+    pub subscription_count: Option<Frame>,
+}
+
+/// A channel's numbers for the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// The channel name.
+    pub name: Arc<str>,
+    /// Connections subscribed.
+    pub subscription_count: usize,
+    /// Distinct presence users.
+    pub user_count: usize,
+}
+
+/// Result of `pusher:signin` bookkeeping.
+#[derive(Debug, Default)]
+pub struct SignedInState {
+    /// Watched users that are online now.
+    pub online: Vec<Arc<str>>,
+    /// Watched users that are offline now.
+    pub offline: Vec<Arc<str>>,
+}
+
+impl ChannelRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<AppId, Rooms>> {
+        // A panic while holding the lock would be a bug; the state is still consistent enough
+        // to keep serving, so recover the guard instead of taking the whole server down.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a new connection for `app`, refusing it above the app's limit.
+    ///
+    /// # Errors
+    /// [`HandshakeError::OverQuota`].
+    pub fn connect(&self, app: &App) -> Result<(), HandshakeError> {
+        let mut state = self.lock();
+        let rooms = state.entry(app.id.clone()).or_default();
+        if app.limits.max_connections.is_some_and(|max| rooms.connections >= max) {
+            return Err(HandshakeError::OverQuota);
+        }
+        rooms.connections += 1;
+        Ok(())
+    }
+
+    /// Forgets a connection: its signin, its watchlist and its place in the quota. Its
+    /// subscriptions are left with [`ChannelRegistry::unsubscribe`] first.
+    pub fn disconnect(&self, app_id: &AppId, socket: SocketId) {
+        let mut state = self.lock();
+        let Some(rooms) = state.get_mut(app_id) else { return };
+        rooms.connections = rooms.connections.saturating_sub(1);
+        if let Some(signed) = rooms.signed_in.remove(&socket) {
+            for watched in &signed.watching {
+                if let Some(w) = rooms.watchers.get_mut(watched) {
+                    w.remove(&socket);
+                    if w.is_empty() {
+                        rooms.watchers.remove(watched);
+                    }
+                }
+            }
+            let last = match rooms.users.get_mut(&signed.user) {
+                Some(sockets) => {
+                    sockets.remove(&socket);
+                    sockets.is_empty()
+                }
+                None => false,
+            };
+            if last {
+                rooms.users.remove(&signed.user);
+                notify_watchers(rooms, &signed.user, false);
+            }
+        }
+    }
+
+    /// Subscribes `socket` and queues subscription_succeeded (and the cached event or
+    /// cache_miss) on its outbox. `member` is required for presence channels.
+    ///
+    /// # Errors
+    /// [`ClientError::PresenceFull`] when a new user would exceed the member limit.
+    pub fn subscribe(
+        &self,
+        app: &App,
+        socket: SocketId,
+        outbox: &Outbox,
+        channel: &ChannelName,
+        member: Option<Member>,
+    ) -> Result<Joined, ClientError> {
+        let mut state = self.lock();
+        let rooms = state.entry(app.id.clone()).or_default();
+        let ch = rooms
+            .channels
+            .entry(channel.shared().clone())
+            .or_insert_with(|| Channel {
+                name: channel.clone(),
+                subscribers: HashMap::new(),
+                members: Members::default(),
+                last_count_sent: None,
+            });
+        let mut joined = Joined {
+            occupied: ch.subscribers.is_empty(),
+            ..Joined::default()
+        };
+        let member_key = member.as_ref().map(|m| m.key.clone());
+        if let Some(member) = member {
+            if !ch.members.contains(&member.key) && ch.members.len() >= app.limits.max_presence_members {
+                if ch.subscribers.is_empty() {
+                    rooms.channels.remove(channel.as_str());
+                }
+                return Err(ClientError::PresenceFull {
+                    channel: channel.to_string(),
+                    max: app.limits.max_presence_members,
+                });
+            }
+            let first = ch.members.join(member.clone());
+            if first {
+                joined.member_added = Some(server::member_added(channel.as_str(), &member.as_ref()));
+            }
+            outbox.send(server::presence_subscription_succeeded(
+                channel.as_str(),
+                ch.members.iter().map(Member::as_ref),
+            ));
+        } else {
+            outbox.send(server::subscription_succeeded(channel.as_str()));
+        }
+        ch.subscribers.insert(
+            socket,
+            Subscriber {
+                outbox: outbox.clone(),
+                member_key,
+            },
+        );
+        if app.subscription_count && channel.kind() != ChannelKind::Presence {
+            joined.subscription_count = count_notice(ch);
+        }
+        if channel.is_cache() {
+            match rooms.cache.get(channel.as_str()).filter(|c| c.at.elapsed() < CACHE_TTL) {
+                Some(cached) => {
+                    outbox.send(cached.frame.clone());
+                }
+                None => {
+                    outbox.send(server::cache_miss(channel.as_str()));
+                    joined.cache_miss = true;
+                }
+            }
+        }
+        Ok(joined)
+    }
+
+    /// Removes `socket` from `channel`. `None` when it was not subscribed.
+    pub fn unsubscribe(&self, app: &App, socket: SocketId, channel: &ChannelName) -> Option<Left> {
+        let mut state = self.lock();
+        let rooms = state.get_mut(&app.id)?;
+        let ch = rooms.channels.get_mut(channel.as_str())?;
+        let sub = ch.subscribers.remove(&socket)?;
+        let member_removed = sub
+            .member_key
+            .and_then(|key| ch.members.leave(&key))
+            .map(|m| server::member_removed(channel.as_str(), &m.user_id));
+        let vacated = ch.subscribers.is_empty();
+        let subscription_count = if !vacated && app.subscription_count && channel.kind() != ChannelKind::Presence {
+            count_notice(ch)
+        } else {
+            None
+        };
+        if vacated {
+            rooms.channels.remove(channel.as_str());
+        }
+        Some(Left {
+            channel: channel.clone(),
+            vacated,
+            member_removed,
+            subscription_count,
+        })
+    }
+
+    /// Delivers to this node's sockets; returns how many frames were queued.
+    pub fn fan_out(&self, app_id: &AppId, delivery: &Delivery) -> usize {
+        let mut state = self.lock();
+        let Some(rooms) = state.get_mut(app_id) else {
+            if let Delivery::Event {
+                channel,
+                frame,
+                cache: Some(cached),
+                ..
+            } = delivery
+            {
+                // Remember the cached event even before anyone connected to this app.
+                state.entry(app_id.clone()).or_default().cache.insert(
+                    channel.shared().clone(),
+                    Cached {
+                        event: cached.clone(),
+                        frame: frame.clone(),
+                        at: Instant::now(),
+                    },
+                );
+            }
+            return 0;
+        };
+        match delivery {
+            Delivery::Event {
+                channel,
+                frame,
+                except,
+                cache,
+            } => {
+                if let Some(cached) = cache {
+                    rooms.cache.insert(
+                        channel.shared().clone(),
+                        Cached {
+                            event: cached.clone(),
+                            frame: frame.clone(),
+                            at: Instant::now(),
+                        },
+                    );
+                }
+                let Some(ch) = rooms.channels.get(channel.as_str()) else {
+                    return 0;
+                };
+                let mut delivered = 0;
+                for (id, sub) in &ch.subscribers {
+                    if Some(*id) != *except && sub.outbox.send(frame.clone()) == SendOutcome::Queued {
+                        delivered += 1;
+                    }
+                }
+                delivered
+            }
+            Delivery::TerminateUser { user_id } => {
+                let Some(sockets) = rooms.users.get(user_id) else {
+                    return 0;
+                };
+                for outbox in sockets.values() {
+                    outbox.close(
+                        codes::UNAUTHORIZED,
+                        "Connection terminated by the app (terminate_connections)",
+                    );
+                }
+                sockets.len()
+            }
+        }
+    }
+
+    /// Records that `socket` is signed in as `user` watching `watchlist`; tells watchers of
+    /// `user` it came online if this is its first socket. Returns the watchlist's state.
+    pub fn signin(
+        &self,
+        app: &App,
+        socket: SocketId,
+        outbox: &Outbox,
+        user: Arc<str>,
+        watchlist: Vec<Arc<str>>,
+    ) -> SignedInState {
+        let mut state = self.lock();
+        let rooms = state.entry(app.id.clone()).or_default();
+        let sockets = rooms.users.entry(user.clone()).or_default();
+        let first = sockets.is_empty();
+        sockets.insert(socket, outbox.clone());
+        let mut result = SignedInState::default();
+        for watched in &watchlist {
+            rooms
+                .watchers
+                .entry(watched.clone())
+                .or_default()
+                .insert(socket, outbox.clone());
+            if rooms.users.contains_key(watched) {
+                result.online.push(watched.clone());
+            } else {
+                result.offline.push(watched.clone());
+            }
+        }
+        rooms.signed_in.insert(
+            socket,
+            SignedIn {
+                user: user.clone(),
+                watching: watchlist,
+            },
+        );
+        if first && app.watchlist_events {
+            notify_watchers(rooms, &user, true);
+        }
+        result
+    }
+
+    /// Occupied channels of `app` whose names start with `prefix`.
+    pub fn channels(&self, app_id: &AppId, prefix: &str) -> Vec<ChannelInfo> {
+        let state = self.lock();
+        let Some(rooms) = state.get(app_id) else {
+            return Vec::new();
+        };
+        let mut list: Vec<ChannelInfo> = rooms
+            .channels
+            .values()
+            .filter(|ch| ch.name.as_str().starts_with(prefix))
+            .map(info)
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// One channel's numbers (zeros when unoccupied).
+    pub fn channel(&self, app_id: &AppId, channel: &ChannelName) -> ChannelInfo {
+        let state = self.lock();
+        state
+            .get(app_id)
+            .and_then(|rooms| rooms.channels.get(channel.as_str()))
+            .map(info)
+            .unwrap_or_else(|| ChannelInfo {
+                name: channel.shared().clone(),
+                subscription_count: 0,
+                user_count: 0,
+            })
+    }
+
+    /// The cached event of a cache channel and its remaining time to live.
+    pub fn cached(&self, app_id: &AppId, channel: &ChannelName) -> Option<(CachedEvent, Duration)> {
+        let state = self.lock();
+        let cached = state.get(app_id)?.cache.get(channel.as_str())?;
+        let age = cached.at.elapsed();
+        (age < CACHE_TTL).then(|| (cached.event.clone(), CACHE_TTL - age))
+    }
+
+    /// Distinct user ids of a presence channel.
+    pub fn users(&self, app_id: &AppId, channel: &ChannelName) -> Vec<Arc<str>> {
+        let state = self.lock();
+        let mut ids: Vec<Arc<str>> = state
+            .get(app_id)
+            .and_then(|rooms| rooms.channels.get(channel.as_str()))
+            .map(|ch| ch.members.iter().map(|m| m.key.clone()).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// Open connections of `app` on this node.
+    pub fn connections(&self, app_id: &AppId) -> usize {
+        self.lock().get(app_id).map_or(0, |r| r.connections)
+    }
+}
+
+fn info(ch: &Channel) -> ChannelInfo {
+    ChannelInfo {
+        name: ch.name.shared().clone(),
+        subscription_count: ch.subscribers.len(),
+        user_count: ch.members.len(),
+    }
+}
+
+/// The subscription_count frame, if one is due (throttled on big channels, as Pusher does).
+fn count_notice(ch: &mut Channel) -> Option<Frame> {
+    let count = ch.subscribers.len();
+    let due = count <= COUNT_THROTTLE_ABOVE || ch.last_count_sent.is_none_or(|at| at.elapsed() >= COUNT_INTERVAL);
+    if !due {
+        return None;
+    }
+    ch.last_count_sent = Some(Instant::now());
+    Some(server::subscription_count(ch.name.as_str(), count))
+}
+
+fn notify_watchers(rooms: &Rooms, user: &Arc<str>, online: bool) {
+    let Some(watchers) = rooms.watchers.get(user) else {
+        return;
+    };
+    let ids = [&**user];
+    let frame = if online {
+        server::watchlist_events(&ids, &[])
+    } else {
+        server::watchlist_events(&[], &ids)
+    };
+    for outbox in watchers.values() {
+        outbox.send(frame.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    fn app() -> App {
+        App::new("1", "k", "s")
+    }
+
+    fn channel(name: &str) -> ChannelName {
+        ChannelName::parse(name, 164).unwrap()
+    }
+
+    fn member(id: &str) -> Member {
+        Member {
+            key: id.into(),
+            user_id: RawValue::from_string(format!("\"{id}\"")).unwrap(),
+            user_info: None,
+        }
+    }
+
+    fn drain(rx: &mut OutboxReceiver) -> Vec<String> {
+        std::iter::from_fn(|| rx.try_recv())
+            .map(|f| f.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn fan_out_skips_the_excluded_socket() {
+        let reg = ChannelRegistry::new();
+        let app = app();
+        let ch = channel("news");
+        let (a, mut ra) = Outbox::new(8);
+        let (b, mut rb) = Outbox::new(8);
+        reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, None).unwrap();
+        reg.subscribe(&app, SocketId::new(1, 2), &b, &ch, None).unwrap();
+        drain(&mut ra);
+        drain(&mut rb);
+        let frame = server::event("news", "e", "{}", None);
+        let n = reg.fan_out(
+            &app.id,
+            &Delivery::Event {
+                channel: ch,
+                frame,
+                except: Some(SocketId::new(1, 1)),
+                cache: None,
+            },
+        );
+        assert_eq!(n, 1);
+        assert!(drain(&mut ra).is_empty());
+        assert_eq!(drain(&mut rb).len(), 1);
+    }
+
+    #[test]
+    fn presence_member_added_only_for_first_socket_and_removed_for_last() {
+        let reg = ChannelRegistry::new();
+        let app = app();
+        let ch = channel("presence-room");
+        let (a, _ra) = Outbox::new(8);
+        let (b, _rb) = Outbox::new(8);
+        let j1 = reg
+            .subscribe(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1")))
+            .unwrap();
+        let j2 = reg
+            .subscribe(&app, SocketId::new(1, 2), &b, &ch, Some(member("u1")))
+            .unwrap();
+        assert!(j1.member_added.is_some() && j1.occupied);
+        assert!(j2.member_added.is_none() && !j2.occupied);
+        assert_eq!(reg.channel(&app.id, &ch).user_count, 1);
+        assert_eq!(reg.channel(&app.id, &ch).subscription_count, 2);
+        let l1 = reg.unsubscribe(&app, SocketId::new(1, 1), &ch).unwrap();
+        assert!(l1.member_removed.is_none() && !l1.vacated);
+        let l2 = reg.unsubscribe(&app, SocketId::new(1, 2), &ch).unwrap();
+        assert!(l2.member_removed.is_some() && l2.vacated);
+        assert!(reg.channels(&app.id, "").is_empty());
+    }
+
+    #[test]
+    fn presence_limit_refuses_new_users_but_not_new_sockets_of_present_ones() {
+        let reg = ChannelRegistry::new();
+        let mut app = app();
+        app.limits.max_presence_members = 1;
+        let ch = channel("presence-small");
+        let (a, _ra) = Outbox::new(8);
+        reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1")))
+            .unwrap();
+        reg.subscribe(&app, SocketId::new(1, 2), &a, &ch, Some(member("u1")))
+            .unwrap();
+        let err = reg
+            .subscribe(&app, SocketId::new(1, 3), &a, &ch, Some(member("u2")))
+            .unwrap_err();
+        assert!(matches!(err, ClientError::PresenceFull { max: 1, .. }));
+    }
+
+    #[test]
+    fn cache_channel_replays_last_event_after_subscription_succeeded() {
+        let reg = ChannelRegistry::new();
+        let app = app();
+        let ch = channel("cache-ticker");
+        let (a, mut ra) = Outbox::new(8);
+        let j = reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, None).unwrap();
+        assert!(j.cache_miss);
+        let got = drain(&mut ra);
+        assert!(got[1].contains("pusher:cache_miss"), "{got:?}");
+        let frame = server::event("cache-ticker", "tick", "1", None);
+        let cache = Some(CachedEvent {
+            event: "tick".into(),
+            data: "1".into(),
+        });
+        reg.fan_out(
+            &app.id,
+            &Delivery::Event {
+                channel: ch.clone(),
+                frame: frame.clone(),
+                except: None,
+                cache,
+            },
+        );
+        let (b, mut rb) = Outbox::new(8);
+        reg.subscribe(&app, SocketId::new(1, 2), &b, &ch, None).unwrap();
+        let got = drain(&mut rb);
+        assert!(got[0].contains("subscription_succeeded"));
+        assert_eq!(got[1], frame.as_str());
+        assert_eq!(reg.cached(&app.id, &ch).unwrap().0.data.as_ref(), "1");
+    }
+
+    #[test]
+    fn watchers_hear_first_signin_and_last_disconnect() {
+        let reg = ChannelRegistry::new();
+        let app = app();
+        let (w, mut rw) = Outbox::new(8);
+        let state = reg.signin(&app, SocketId::new(1, 1), &w, "watcher".into(), vec!["u2".into()]);
+        assert_eq!(state.offline, vec![Arc::<str>::from("u2")]);
+        let (u, _ru) = Outbox::new(8);
+        reg.connect(&app).unwrap();
+        reg.signin(&app, SocketId::new(1, 2), &u, "u2".into(), vec![]);
+        reg.signin(&app, SocketId::new(1, 3), &u, "u2".into(), vec![]);
+        let got = drain(&mut rw);
+        assert_eq!(got.len(), 1, "online once: {got:?}");
+        assert!(got[0].contains("online"));
+        reg.disconnect(&app.id, SocketId::new(1, 2));
+        assert!(drain(&mut rw).is_empty(), "u2 still has a socket");
+        reg.disconnect(&app.id, SocketId::new(1, 3));
+        assert!(drain(&mut rw)[0].contains("offline"));
+    }
+
+    #[test]
+    fn connection_quota() {
+        let reg = ChannelRegistry::new();
+        let mut app = app();
+        app.limits.max_connections = Some(1);
+        reg.connect(&app).unwrap();
+        assert_eq!(reg.connect(&app), Err(HandshakeError::OverQuota));
+        reg.disconnect(&app.id, SocketId::new(1, 1));
+        reg.connect(&app).unwrap();
+    }
+}

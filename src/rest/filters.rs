@@ -1,0 +1,101 @@
+//! Request extraction for the HTTP API: the raw parts a signature covers (method, full path,
+//! raw query, body bytes), and [`authenticate`], which turns them into a verified app.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use warp::http::Method;
+use warp::path::FullPath;
+use warp::Filter;
+
+use super::reply::ApiError;
+use crate::apps::App;
+use crate::auth::request::SignedRequest;
+use crate::state::AppState;
+
+/// The parts of a request that its signature covers.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    /// Method.
+    pub method: Method,
+    /// Path as sent.
+    pub path: String,
+    /// Raw query string.
+    pub query: String,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+/// Passes the shared state into a handler.
+pub fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// A GET request's parts (no body is read).
+pub fn get_request() -> impl Filter<Extract = (RawRequest,), Error = warp::Rejection> + Clone {
+    warp::get()
+        .and(warp::path::full())
+        .and(raw_query())
+        .map(|path: FullPath, query: String| RawRequest {
+            method: Method::GET,
+            path: path.as_str().to_owned(),
+            query,
+            body: Bytes::new(),
+        })
+}
+
+/// A POST request's parts, with the body limited to `max_body` bytes.
+pub fn post_request(max_body: u64) -> impl Filter<Extract = (RawRequest,), Error = warp::Rejection> + Clone {
+    warp::post()
+        .and(warp::path::full())
+        .and(raw_query())
+        .and(warp::body::content_length_limit(max_body))
+        .and(warp::body::bytes())
+        .map(|path: FullPath, query: String, body: Bytes| RawRequest {
+            method: Method::POST,
+            path: path.as_str().to_owned(),
+            query,
+            body,
+        })
+}
+
+/// Verifies the signature and finds the app. `path_app_id` is the `{app_id}` of the path, when
+/// the route has one (the Python SDK's terminate call does not).
+///
+/// # Errors
+/// 400 for an unknown key, 404 for an unknown app id, 401 for every signature problem.
+pub fn authenticate(
+    state: &AppState,
+    request: &RawRequest,
+    path_app_id: Option<&str>,
+) -> Result<(Arc<App>, SignedRequest), ApiError> {
+    let signed = SignedRequest::parse(request.method.as_str(), &request.path, &request.query)?;
+    let app = state
+        .apps()
+        .find_by_key(signed.auth_key())
+        .ok_or(ApiError::UnknownKey)?
+        .clone();
+    if let Some(id) = path_app_id {
+        if id != app.id.as_str() {
+            return Err(match state.apps().find_by_id(id) {
+                None => ApiError::UnknownApp(id.to_owned()),
+                Some(_) => ApiError::AppMismatch {
+                    key: app.key.clone(),
+                    app: id.to_owned(),
+                },
+            });
+        }
+    }
+    signed.verify(
+        app.secret.expose(),
+        &request.body,
+        SystemTime::now(),
+        state.config().signature_window,
+    )?;
+    Ok((app, signed))
+}

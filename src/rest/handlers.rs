@@ -1,0 +1,424 @@
+//! The HTTP API endpoints (protocol.md §6). Each is an `*_inner` function returning
+//! `Result<Response, ApiError>`, wrapped by `reply::finish`. Events go through
+//! `AppState::publish`, like every other event.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::filters::{authenticate, RawRequest};
+use super::reply::{finish, json, ApiError};
+use crate::apps::App;
+use crate::auth::request::SignedRequest;
+use crate::protocol::{ChannelKind, ChannelName, SocketId};
+use crate::state::{AppState, Event, Source};
+
+/// One event as the SDKs post it (`events`, or one item of `batch_events`).
+#[derive(Debug, Deserialize)]
+struct TriggerBody {
+    name: Option<String>,
+    data: Option<Value>,
+    channels: Option<Vec<String>>,
+    channel: Option<String>,
+    socket_id: Option<String>,
+    info: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchBody {
+    batch: Option<Vec<TriggerBody>>,
+}
+
+/// A validated event, ready to publish.
+struct Checked {
+    name: Arc<str>,
+    data: Arc<str>,
+    channels: Vec<ChannelName>,
+    except: Option<SocketId>,
+    info: Info,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Info {
+    user_count: bool,
+    subscription_count: bool,
+    cache: bool,
+}
+
+impl Info {
+    fn parse(text: Option<&str>) -> Result<Info, ApiError> {
+        let mut info = Info::default();
+        for attr in text.unwrap_or("").split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match attr {
+                "user_count" => info.user_count = true,
+                "subscription_count" => info.subscription_count = true,
+                "cache" => info.cache = true,
+                other => return Err(ApiError::UnknownInfo(other.to_owned())),
+            }
+        }
+        Ok(info)
+    }
+
+    fn any(self) -> bool {
+        self.user_count || self.subscription_count
+    }
+}
+
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+fn check_event(app: &App, body: TriggerBody, single_channel: bool) -> Result<Checked, ApiError> {
+    let limits = &app.limits;
+    let name = body
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or(ApiError::MissingField("name"))?;
+    let len = name.chars().count();
+    if len > limits.max_event_name_length {
+        return Err(ApiError::EventNameTooLong {
+            len,
+            max: limits.max_event_name_length,
+        });
+    }
+    // The SDKs always send a string; anything else is relayed as its JSON text.
+    let data = match body.data.ok_or(ApiError::MissingField("data"))? {
+        Value::String(s) => s,
+        other => other.to_string(),
+    };
+    if data.len() > limits.max_payload_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            len: data.len(),
+            max: limits.max_payload_bytes,
+        });
+    }
+    let names: Vec<String> = match (body.channels, body.channel) {
+        (Some(list), _) if !list.is_empty() => list,
+        (_, Some(one)) => vec![one],
+        _ => {
+            return Err(ApiError::MissingField(if single_channel {
+                "channel"
+            } else {
+                "channels (or channel)"
+            }))
+        }
+    };
+    let max = if single_channel {
+        1
+    } else {
+        limits.max_channels_per_event
+    };
+    if names.len() > max {
+        return Err(ApiError::TooManyChannels {
+            count: names.len(),
+            max,
+        });
+    }
+    let channels = names
+        .iter()
+        .map(|n| ChannelName::parse(n, limits.max_channel_name_length))
+        .collect::<Result<Vec<_>, _>>()?;
+    if channels.len() > 1 {
+        if let Some(enc) = channels.iter().find(|c| c.kind() == ChannelKind::PrivateEncrypted) {
+            return Err(ApiError::EncryptedMultiChannel(enc.to_string()));
+        }
+    }
+    let except = match body.socket_id.filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => SocketId::parse(&text).map_err(|_| ApiError::InvalidSocketId(text.clone()))?,
+    };
+    let info = Info::parse(body.info.as_deref())?;
+    Ok(Checked {
+        name: name.into(),
+        data: data.into(),
+        channels,
+        except,
+        info,
+    })
+}
+
+async fn publish(state: &AppState, app: &App, event: &Checked) {
+    for channel in &event.channels {
+        state
+            .publish(Event {
+                app_id: app.id.clone(),
+                channel: channel.clone(),
+                name: event.name.clone(),
+                data: event.data.clone(),
+                except: event.except,
+                user_id: None,
+                source: Source::Api,
+            })
+            .await;
+    }
+}
+
+#[derive(Serialize, Default)]
+struct Counts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_count: Option<usize>,
+}
+
+async fn counts(state: &AppState, app: &App, channel: &ChannelName, info: Info) -> Counts {
+    let (numbers, _) = state.broker().channel(&app.id, channel).await;
+    Counts {
+        user_count: (info.user_count && channel.kind() == ChannelKind::Presence).then_some(numbers.user_count),
+        subscription_count: info.subscription_count.then_some(numbers.subscription_count),
+    }
+}
+
+/// `POST /apps/{app_id}/events`.
+pub async fn events(app_id: String, state: AppState, request: RawRequest) -> Result<Response, Infallible> {
+    finish(events_inner(&app_id, &state, &request).await)
+}
+
+async fn events_inner(app_id: &str, state: &AppState, request: &RawRequest) -> Result<Response, ApiError> {
+    let (app, _) = authenticate(state, request, Some(app_id))?;
+    let event = check_event(&app, parse_json(&request.body)?, false)?;
+    publish(state, &app, &event).await;
+    if !event.info.any() {
+        return Ok(json(StatusCode::OK, &serde_json::json!({})));
+    }
+    let mut channels = BTreeMap::new();
+    for channel in &event.channels {
+        channels.insert(channel.to_string(), counts(state, &app, channel, event.info).await);
+    }
+    Ok(json(StatusCode::OK, &serde_json::json!({ "channels": channels })))
+}
+
+/// `POST /apps/{app_id}/batch_events`.
+pub async fn batch_events(app_id: String, state: AppState, request: RawRequest) -> Result<Response, Infallible> {
+    finish(batch_inner(&app_id, &state, &request).await)
+}
+
+async fn batch_inner(app_id: &str, state: &AppState, request: &RawRequest) -> Result<Response, ApiError> {
+    let (app, _) = authenticate(state, request, Some(app_id))?;
+    let batch = parse_json::<BatchBody>(&request.body)?
+        .batch
+        .ok_or(ApiError::MissingField("batch"))?;
+    if batch.len() > app.limits.max_batch_size {
+        return Err(ApiError::BatchTooLarge {
+            count: batch.len(),
+            max: app.limits.max_batch_size,
+        });
+    }
+    // Validate every event before publishing any, so a bad batch publishes nothing.
+    let events = batch
+        .into_iter()
+        .map(|e| check_event(&app, e, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    for event in &events {
+        publish(state, &app, event).await;
+    }
+    if !events.iter().any(|e| e.info.any()) {
+        return Ok(json(StatusCode::OK, &serde_json::json!({})));
+    }
+    let mut results = Vec::with_capacity(events.len());
+    for event in &events {
+        results.push(counts(state, &app, &event.channels[0], event.info).await);
+    }
+    Ok(json(StatusCode::OK, &serde_json::json!({ "batch": results })))
+}
+
+/// `POST /apps/{app_id}/channels/{channel}/events?name=...` (deprecated API; body is the data).
+pub async fn legacy_event(
+    app_id: String,
+    channel: String,
+    state: AppState,
+    request: RawRequest,
+) -> Result<Response, Infallible> {
+    finish(legacy_inner(&app_id, &channel, &state, &request).await)
+}
+
+async fn legacy_inner(
+    app_id: &str,
+    channel: &str,
+    state: &AppState,
+    request: &RawRequest,
+) -> Result<Response, ApiError> {
+    let (app, signed) = authenticate(state, request, Some(app_id))?;
+    let data = String::from_utf8_lossy(&request.body).into_owned();
+    let body = TriggerBody {
+        name: signed.param("name").map(str::to_owned),
+        data: Some(Value::String(data)),
+        channels: None,
+        channel: Some(decode(channel)),
+        socket_id: signed.param("socket_id").map(str::to_owned),
+        info: None,
+    };
+    let event = check_event(&app, body, true)?;
+    publish(state, &app, &event).await;
+    Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn channel_param(app: &App, segment: &str) -> Result<ChannelName, ApiError> {
+    Ok(ChannelName::parse(
+        &decode(segment),
+        app.limits.max_channel_name_length,
+    )?)
+}
+
+/// `GET /apps/{app_id}/channels`.
+pub async fn channels(app_id: String, state: AppState, request: RawRequest) -> Result<Response, Infallible> {
+    finish(channels_inner(&app_id, &state, &request).await)
+}
+
+async fn channels_inner(app_id: &str, state: &AppState, request: &RawRequest) -> Result<Response, ApiError> {
+    let (app, signed) = authenticate(state, request, Some(app_id))?;
+    let info = Info::parse(signed.param("info"))?;
+    let prefix = signed.param("filter_by_prefix").unwrap_or("");
+    if info.user_count && !prefix.starts_with("presence-") {
+        return Err(ApiError::UserCountNeedsPresencePrefix);
+    }
+    let mut channels = BTreeMap::new();
+    for ch in state.broker().channels(&app.id, prefix).await {
+        let counts = Counts {
+            user_count: info.user_count.then_some(ch.user_count),
+            subscription_count: info.subscription_count.then_some(ch.subscription_count),
+        };
+        channels.insert(ch.name.to_string(), counts);
+    }
+    Ok(json(StatusCode::OK, &serde_json::json!({ "channels": channels })))
+}
+
+/// `GET /apps/{app_id}/channels/{channel}`.
+pub async fn channel(
+    app_id: String,
+    channel: String,
+    state: AppState,
+    request: RawRequest,
+) -> Result<Response, Infallible> {
+    finish(channel_inner(&app_id, &channel, &state, &request).await)
+}
+
+#[derive(Serialize)]
+struct CacheInfo {
+    data: Arc<str>,
+    ttl: u64,
+}
+
+#[derive(Serialize)]
+struct ChannelReply {
+    occupied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<Option<CacheInfo>>,
+}
+
+async fn channel_inner(
+    app_id: &str,
+    channel: &str,
+    state: &AppState,
+    request: &RawRequest,
+) -> Result<Response, ApiError> {
+    let (app, signed) = authenticate(state, request, Some(app_id))?;
+    let channel = channel_param(&app, channel)?;
+    let info = Info::parse(signed.param("info"))?;
+    if info.user_count && channel.kind() != ChannelKind::Presence {
+        return Err(ApiError::UserCountNotPresence);
+    }
+    let (numbers, cached) = state.broker().channel(&app.id, &channel).await;
+    let reply = ChannelReply {
+        occupied: numbers.subscription_count > 0,
+        user_count: info.user_count.then_some(numbers.user_count),
+        subscription_count: info.subscription_count.then_some(numbers.subscription_count),
+        cache: info.cache.then(|| {
+            cached.map(|(event, ttl)| CacheInfo {
+                data: event.data,
+                ttl: ttl.as_secs(),
+            })
+        }),
+    };
+    Ok(json(StatusCode::OK, &reply))
+}
+
+/// `GET /apps/{app_id}/channels/{channel}/users`.
+pub async fn users(
+    app_id: String,
+    channel: String,
+    state: AppState,
+    request: RawRequest,
+) -> Result<Response, Infallible> {
+    finish(users_inner(&app_id, &channel, &state, &request).await)
+}
+
+async fn users_inner(
+    app_id: &str,
+    channel: &str,
+    state: &AppState,
+    request: &RawRequest,
+) -> Result<Response, ApiError> {
+    let (app, signed) = authenticate(state, request, Some(app_id))?;
+    reject_extra_params(&signed)?;
+    let channel = channel_param(&app, channel)?;
+    if channel.kind() != ChannelKind::Presence {
+        return Err(ApiError::UsersNotPresence);
+    }
+    #[derive(Serialize)]
+    struct User {
+        id: Arc<str>,
+    }
+    let users: Vec<User> = state
+        .broker()
+        .users(&app.id, &channel)
+        .await
+        .into_iter()
+        .map(|id| User { id })
+        .collect();
+    Ok(json(StatusCode::OK, &serde_json::json!({ "users": users })))
+}
+
+fn reject_extra_params(signed: &SignedRequest) -> Result<(), ApiError> {
+    let extra: Vec<&str> = signed.extra_params().collect();
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Extraneous(extra.join(", ")))
+    }
+}
+
+/// `POST /apps/{app_id}/users/{user_id}/terminate_connections`.
+pub async fn terminate(
+    app_id: String,
+    user_id: String,
+    state: AppState,
+    request: RawRequest,
+) -> Result<Response, Infallible> {
+    finish(terminate_inner(Some(&app_id), &user_id, &state, &request).await)
+}
+
+/// `POST /users/{user_id}/terminate_connections`, the path pusher-http-python sends.
+pub async fn terminate_unprefixed(
+    user_id: String,
+    state: AppState,
+    request: RawRequest,
+) -> Result<Response, Infallible> {
+    finish(terminate_inner(None, &user_id, &state, &request).await)
+}
+
+async fn terminate_inner(
+    app_id: Option<&str>,
+    user_id: &str,
+    state: &AppState,
+    request: &RawRequest,
+) -> Result<Response, ApiError> {
+    let (app, _) = authenticate(state, request, app_id)?;
+    state.terminate_user(&app.id, &decode(user_id)).await;
+    Ok(json(StatusCode::OK, &serde_json::json!({})))
+}

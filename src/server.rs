@@ -1,0 +1,129 @@
+//! `run`: builds the shared state and serves the routes on the given listeners until the
+//! shutdown token fires, then drains: stop accepting → 4200 to every socket → wait up to the
+//! grace period → close the broker.
+//!
+//! `main` and the tests share this code path; the listeners and the shutdown handle are
+//! parameters (tests bind port 0).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use warp::Filter;
+
+use crate::broker;
+use crate::config::{Config, Listen};
+use crate::error::{Error, Result};
+use crate::printer::{Line, Printer};
+use crate::registry::ChannelRegistry;
+use crate::rest;
+use crate::shutdown::Shutdown;
+use crate::state::AppState;
+use crate::ws;
+
+/// Bound listeners.
+#[derive(Debug)]
+pub enum Listeners {
+    /// WebSocket and HTTP API on one port.
+    Combined(TcpListener),
+    /// Separate ports (Slanger's `-a` / `-w`).
+    Split {
+        /// HTTP API.
+        api: TcpListener,
+        /// WebSockets.
+        websocket: TcpListener,
+    },
+}
+
+impl Listeners {
+    /// Binds what `config.listen` asks for.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] naming the address.
+    pub async fn bind(listen: &Listen) -> Result<Listeners> {
+        async fn one(addr: SocketAddr) -> Result<TcpListener> {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind { addr, source })
+        }
+        Ok(match listen {
+            Listen::Combined(addr) => Listeners::Combined(one(*addr).await?),
+            Listen::Split { api, websocket } => Listeners::Split {
+                api: one(*api).await?,
+                websocket: one(*websocket).await?,
+            },
+        })
+    }
+
+    /// `(api, websocket)` addresses actually bound (they are equal when combined).
+    pub fn local_addrs(&self) -> (SocketAddr, SocketAddr) {
+        // A listener that was bound successfully always has a local address.
+        let addr = |l: &TcpListener| l.local_addr().expect("bound listener has an address");
+        match self {
+            Listeners::Combined(l) => (addr(l), addr(l)),
+            Listeners::Split { api, websocket } => (addr(api), addr(websocket)),
+        }
+    }
+}
+
+/// Serves until `shutdown` is cancelled, then drains.
+pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) {
+    let registry = ChannelRegistry::new();
+    let broker = broker::connect(registry.clone());
+    let state = AppState::new(
+        Arc::new(config),
+        registry,
+        broker.clone(),
+        printer.clone(),
+        shutdown.clone(),
+    );
+
+    let log_printer = printer.clone();
+    let log = warp::log::custom(move |info: warp::log::Info<'_>| {
+        log_printer.line(Line::Api {
+            method: info.method().to_string(),
+            path: info.path().to_owned(),
+            status: info.status().as_u16(),
+            elapsed: info.elapsed(),
+        });
+    });
+    let api = rest::routes(state.clone())
+        .recover(rest::reply::recover)
+        .unify()
+        .with(log)
+        .map(warp::Reply::into_response)
+        .boxed();
+    let websocket = ws::route(state.clone());
+    let stop = || shutdown.token().clone().cancelled_owned();
+
+    match listeners {
+        Listeners::Combined(listener) => {
+            let routes = websocket.or(api).unify();
+            warp::serve(routes).incoming(listener).graceful(stop()).run().await;
+        }
+        Listeners::Split {
+            api: api_listener,
+            websocket: ws_listener,
+        } => {
+            let ws_routes = websocket.recover(rest::reply::recover).unify();
+            tokio::join!(
+                warp::serve(api).incoming(api_listener).graceful(stop()).run(),
+                warp::serve(ws_routes).incoming(ws_listener).graceful(stop()).run(),
+            );
+        }
+    }
+
+    // Connection tasks saw the token and are sending 4200; give them the grace period.
+    let tracker = shutdown.tracker();
+    tracker.close();
+    if tokio::time::timeout(state.config().shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        printer.line(Line::Error(format!(
+            "{} connections did not close in time",
+            tracker.len()
+        )));
+    }
+    broker.close().await;
+}

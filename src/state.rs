@@ -1,0 +1,206 @@
+//! `AppState`: the shared handle every edge holds, and [`AppState::publish`], the single choke
+//! point every event goes through, whether it came from the HTTP API, a client or a replay.
+//!
+//! publish: encode once → printer → broker (→ registry fan-out on each node). Later features
+//! (recording, webhooks) hook in here and nowhere else.
+
+use std::sync::Arc;
+
+use crate::apps::{AppId, Apps};
+use crate::broker::{Broker, Envelope};
+use crate::config::Config;
+use crate::printer::{Line, Printer};
+use crate::protocol::{server, ChannelName, Frame, SocketId, SocketIds};
+use crate::registry::{CachedEvent, ChannelRegistry, Delivery};
+use crate::shutdown::Shutdown;
+
+/// Where a published event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `POST /events` or `/batch_events`.
+    Api,
+    /// A `client-*` event from a socket.
+    Client,
+}
+
+impl Source {
+    /// A short label for logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Client => "client",
+        }
+    }
+}
+
+/// One event to publish on one channel.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The app.
+    pub app_id: AppId,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The event name.
+    pub name: Arc<str>,
+    /// The data, relayed verbatim.
+    pub data: Arc<str>,
+    /// A socket that must not receive it.
+    pub except: Option<SocketId>,
+    /// The sender's presence user id (client events on presence channels).
+    pub user_id: Option<Arc<str>>,
+    /// Where it came from.
+    pub source: Source,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    apps: Apps,
+    registry: ChannelRegistry,
+    broker: Arc<dyn Broker>,
+    printer: Printer,
+    socket_ids: SocketIds,
+    shutdown: Shutdown,
+}
+
+/// Cheap-to-clone handle on everything shared.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("apps", &self.inner.apps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        config: Arc<Config>,
+        registry: ChannelRegistry,
+        broker: Arc<dyn Broker>,
+        printer: Printer,
+        shutdown: Shutdown,
+    ) -> Self {
+        let apps = config.app_table();
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                apps,
+                registry,
+                broker,
+                printer,
+                socket_ids: SocketIds::random(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The app table.
+    pub fn apps(&self) -> &Apps {
+        &self.inner.apps
+    }
+
+    /// This node's registry.
+    pub fn registry(&self) -> &ChannelRegistry {
+        &self.inner.registry
+    }
+
+    /// The broker, for cluster-wide queries.
+    pub fn broker(&self) -> &dyn Broker {
+        &*self.inner.broker
+    }
+
+    /// The terminal printer.
+    pub fn printer(&self) -> &Printer {
+        &self.inner.printer
+    }
+
+    /// The shutdown handle.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.inner.shutdown
+    }
+
+    /// A fresh socket id.
+    pub fn next_socket_id(&self) -> SocketId {
+        self.inner.socket_ids.next_id()
+    }
+
+    /// Publishes one event: the single choke point. Returns deliveries made on this node.
+    pub async fn publish(&self, event: Event) -> usize {
+        let frame = server::event(
+            event.channel.as_str(),
+            &event.name,
+            &event.data,
+            event.user_id.as_deref(),
+        );
+        // Client events are relayed but never cached (Pusher cache channels FAQ).
+        let cache = (event.channel.is_cache() && event.source != Source::Client).then(|| CachedEvent {
+            event: event.name.clone(),
+            data: event.data.clone(),
+        });
+        let delivery = Delivery::Event {
+            channel: event.channel.clone(),
+            frame,
+            except: event.except,
+            cache,
+        };
+        let delivered = self
+            .inner
+            .broker
+            .publish(Envelope {
+                app_id: event.app_id.clone(),
+                delivery,
+            })
+            .await;
+        self.inner.printer.line(Line::Published {
+            app: event.app_id,
+            channel: event.channel,
+            event: event.name,
+            data: event.data,
+            source: event.source,
+            delivered,
+        });
+        delivered
+    }
+
+    /// Delivers a protocol frame (member_added, subscription_count...) to a channel's
+    /// subscribers through the broker. Not an event: not printed as one, never cached.
+    pub async fn announce(&self, app_id: &AppId, channel: &ChannelName, frame: Frame, except: Option<SocketId>) {
+        let delivery = Delivery::Event {
+            channel: channel.clone(),
+            frame,
+            except,
+            cache: None,
+        };
+        self.inner
+            .broker
+            .publish(Envelope {
+                app_id: app_id.clone(),
+                delivery,
+            })
+            .await;
+    }
+
+    /// Closes every connection signed in as `user_id`, cluster-wide.
+    pub async fn terminate_user(&self, app_id: &AppId, user_id: &str) -> usize {
+        let delivery = Delivery::TerminateUser {
+            user_id: user_id.into(),
+        };
+        self.inner
+            .broker
+            .publish(Envelope {
+                app_id: app_id.clone(),
+                delivery,
+            })
+            .await
+    }
+}

@@ -1,0 +1,182 @@
+//! One task per socket: reads frames into `ClientMessage`s for the session, writes the outbox to
+//! the socket (several queued frames are written with one flush), pings idle clients and closes
+//! with 4201 when no reply comes, and sends 4200 on shutdown.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{sleep, Instant};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::apps::App;
+use crate::error::{ClientError, HandshakeError};
+use crate::printer::Line;
+use crate::protocol::{codes, server, ClientMessage};
+use crate::registry::{Outbox, Outgoing};
+use crate::state::AppState;
+use crate::ws::session::Session;
+
+/// How long the closing handshake may take before the socket is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn close<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_owned().into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+}
+
+/// Refuses a connection: `pusher:error` with a numeric code, then a close frame with it.
+pub async fn refuse<S>(
+    state: &AppState,
+    mut ws: WebSocketStream<S>,
+    key: &str,
+    error: HandshakeError,
+    remote: Option<SocketAddr>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let code = error.close_code();
+    let reason = error.to_string();
+    let _ = tokio::time::timeout(
+        CLOSE_TIMEOUT,
+        ws.send(Message::Text(server::error(Some(code), &reason))),
+    )
+    .await;
+    close(&mut ws, code, &reason).await;
+    state.printer().line(Line::Refused {
+        key: key.to_owned(),
+        code,
+        reason,
+        remote,
+    });
+}
+
+/// Serves one admitted connection until it closes.
+pub async fn run<S>(state: AppState, mut ws: WebSocketStream<S>, app: Arc<App>, remote: Option<SocketAddr>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Err(error) = state.registry().connect(&app) {
+        return refuse(&state, ws, &app.key, error, remote).await;
+    }
+    let config = state.config();
+    let (activity_timeout, pong_timeout, max_message) =
+        (config.activity_timeout, config.pong_timeout, config.max_message_bytes);
+    let socket_id = state.next_socket_id();
+    let (outbox, mut outgoing) = Outbox::new(config.outbox_capacity);
+    outbox.send(server::connection_established(socket_id, activity_timeout.as_secs()));
+    let printer = state.printer().clone();
+    let verbose = printer.verbose();
+    printer.line(Line::Connected {
+        socket: socket_id,
+        app: app.id.clone(),
+        remote,
+    });
+    let mut session = Session::new(state.clone(), app, socket_id, outbox.clone());
+    let shutdown = state.shutdown().token().clone();
+
+    let idle = sleep(activity_timeout);
+    tokio::pin!(idle);
+    let mut awaiting_pong = false;
+    // (code, reason, whether we must send the close frame)
+    let (code, reason, we_close): (Option<u16>, Cow<'static, str>, bool) = loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                let _ = ws.send(Message::Text(server::error(Some(codes::RECONNECT_NOW), "Server is shutting down; reconnect"))).await;
+                break (Some(codes::RECONNECT_NOW), "Server is shutting down".into(), true);
+            }
+            out = outgoing.recv() => match out {
+                Some(Outgoing::Frame(frame)) => {
+                    if verbose {
+                        printer.line(Line::FrameOut { socket: socket_id, text: frame.as_str().to_owned() });
+                    }
+                    let mut result = ws.feed(Message::Text(frame)).await;
+                    while let (Ok(()), Some(frame)) = (&result, outgoing.try_recv()) {
+                        if verbose {
+                            printer.line(Line::FrameOut { socket: socket_id, text: frame.as_str().to_owned() });
+                        }
+                        result = ws.feed(Message::Text(frame)).await;
+                    }
+                    if result.is_ok() {
+                        result = ws.flush().await;
+                    }
+                    if let Err(e) = result {
+                        break (None, format!("write failed: {e}").into(), false);
+                    }
+                }
+                Some(Outgoing::Close(code, reason)) => break (Some(code), reason, true),
+                None => break (None, "".into(), true),
+            },
+            message = ws.next() => {
+                idle.as_mut().reset(Instant::now() + activity_timeout);
+                awaiting_pong = false;
+                match message {
+                    Some(Ok(Message::Text(text))) => {
+                        if verbose {
+                            printer.line(Line::FrameIn { socket: socket_id, text: text.as_str().to_owned() });
+                        }
+                        let result = if text.len() > max_message {
+                            Err(ClientError::FrameTooLarge { len: text.len(), max: max_message })
+                        } else {
+                            match ClientMessage::parse(&text) {
+                                Ok(message) => session.handle(message).await,
+                                Err(e) => Err(e.into()),
+                            }
+                        };
+                        if let Err(error) = result {
+                            reply_error(&state, &outbox, socket_id, &error);
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => reply_error(&state, &outbox, socket_id, &ClientError::BinaryFrame),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Close(frame))) => {
+                        let (code, reason) = frame.map_or((None, String::new()), |f| (Some(u16::from(f.code)), f.reason.to_string()));
+                        break (code, format!("by client {reason}").trim_end().to_owned().into(), false);
+                    }
+                    Some(Err(WsError::Utf8(_))) => break (Some(codes::WS_INVALID_PAYLOAD), "Invalid UTF-8 in a text frame".into(), true),
+                    Some(Err(WsError::Capacity(e))) => break (Some(codes::WS_MESSAGE_TOO_BIG), format!("{e}").into(), true),
+                    Some(Err(e)) => break (None, format!("connection error: {e}").into(), false),
+                    None => break (None, "connection closed".into(), false),
+                }
+            }
+            () = &mut idle => {
+                if awaiting_pong {
+                    break (Some(codes::PONG_NOT_RECEIVED), "Pong reply not received in time".into(), true);
+                }
+                outbox.send(server::ping());
+                awaiting_pong = true;
+                idle.as_mut().reset(Instant::now() + pong_timeout);
+            }
+        }
+    };
+    if we_close {
+        if let Some(code) = code {
+            close(&mut ws, code, &reason).await;
+        }
+    }
+    session.end().await;
+    printer.line(Line::Disconnected {
+        socket: socket_id,
+        code,
+        reason: reason.into_owned(),
+    });
+}
+
+fn reply_error(state: &AppState, outbox: &Outbox, socket: crate::protocol::SocketId, error: &ClientError) {
+    let message = error.to_string();
+    outbox.send(server::error(error.code(), &message));
+    state.printer().line(Line::ClientError { socket, message });
+}

@@ -1,0 +1,164 @@
+//! The WebSocket edge: `GET /app/{key}` → upgrade → [`connection::run`] → [`session::Session`].
+//!
+//! The upgrade is done here rather than with warp's `ws()` filter so that the WebSocket
+//! configuration is ours (small read/write buffers per socket) and frames can be sent as shared
+//! bytes; warp still does the HTTP routing.
+//!
+//! - [`connection`]: the per-socket task.
+//! - [`session`]: the per-socket protocol state machine.
+
+pub mod connection;
+pub mod session;
+
+use std::net::SocketAddr;
+
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::Filter;
+
+use crate::error::HandshakeError;
+use crate::state::AppState;
+
+/// The subprotocol the Swift client offers; echoed back when offered.
+const SUBPROTOCOL: &str = "pusher-channels-protocol-7";
+
+/// The `/app/{key}` route.
+pub fn route(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
+    warp::get()
+        .and(warp::path!("app" / String))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<OnUpgrade>())
+        .and(warp::addr::remote())
+        .map(
+            move |key: String,
+                  query: String,
+                  headers: HeaderMap,
+                  on_upgrade: Option<OnUpgrade>,
+                  remote: Option<SocketAddr>| {
+                upgrade(state.clone(), key, &query, &headers, on_upgrade, remote)
+            },
+        )
+        .boxed()
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut response = Response::new(text.into());
+    *response.status_mut() = status;
+    response
+}
+
+/// `protocol=` check: 4–7 accepted, absent treated as 7, anything else refused (4007).
+fn check_protocol(query: &str) -> Result<(), HandshakeError> {
+    let value = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "protocol")
+        .map(|(_, v)| v);
+    match value {
+        None => Ok(()),
+        Some(v) => match v.parse::<u32>() {
+            Ok(4..=7) => Ok(()),
+            _ => Err(HandshakeError::UnsupportedProtocol),
+        },
+    }
+}
+
+fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case(token))
+}
+
+/// Per-socket WebSocket buffers: small, because most sockets are idle most of the time.
+fn websocket_config(state: &AppState) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(4 * 1024 * 1024)
+        .max_message_size(Some(state.config().max_message_bytes.max(64 * 1024) * 4))
+        .max_frame_size(Some(state.config().max_message_bytes.max(64 * 1024) * 4))
+}
+
+fn upgrade(
+    state: AppState,
+    key: String,
+    query: &str,
+    headers: &HeaderMap,
+    on_upgrade: Option<OnUpgrade>,
+    remote: Option<SocketAddr>,
+) -> Response {
+    if state.shutdown().is_cancelled() {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "pusher-local is shutting down\n");
+    }
+    let ws_key = headers.get(header::SEC_WEBSOCKET_KEY);
+    let (Some(ws_key), Some(on_upgrade), true, true) = (
+        ws_key,
+        on_upgrade,
+        header_has(headers, header::CONNECTION, "upgrade"),
+        header_has(headers, header::UPGRADE, "websocket"),
+    ) else {
+        return plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "This is the Pusher WebSocket endpoint: connect with pusher-js or another WebSocket client.\n",
+        );
+    };
+    let admission = check_protocol(query).and_then(|()| {
+        state
+            .apps()
+            .find_by_key(&key)
+            .cloned()
+            .ok_or(HandshakeError::UnknownApp)
+    });
+    let mut response = Response::new("".into());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    // The accept key is base64, always a valid header value.
+    h.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&derive_accept_key(ws_key.as_bytes())).expect("base64"),
+    );
+    if header_has(headers, header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+    }
+    let config = websocket_config(&state);
+    let tracker = state.shutdown().tracker().clone();
+    tracker.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        match admission {
+            Ok(app) => connection::run(state, ws, app, remote).await,
+            Err(error) => connection::refuse(&state, ws, &key, error, remote).await,
+        }
+    });
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_versions() {
+        assert_eq!(check_protocol(""), Ok(()));
+        assert_eq!(check_protocol("protocol=7&client=js&version=8.6.0&flash=false"), Ok(()));
+        assert_eq!(check_protocol("protocol=4"), Ok(()));
+        assert_eq!(check_protocol("protocol=3"), Err(HandshakeError::UnsupportedProtocol));
+        assert_eq!(check_protocol("protocol=8"), Err(HandshakeError::UnsupportedProtocol));
+        assert_eq!(check_protocol("protocol=x"), Err(HandshakeError::UnsupportedProtocol));
+    }
+}
