@@ -53,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        let signal = shutdown::signal().context("installing signal handlers")?;
         let listeners = Listeners::bind(&config.listen).await?;
         let color = use_color(config.color);
         let verbosity = match (config.quiet, config.verbose) {
@@ -68,7 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let stop = Shutdown::new();
         let trigger = stop.clone();
         tokio::spawn(async move {
-            shutdown::signal().await;
+            signal.await;
             trigger.cancel();
         });
         pusher_local::run(listeners, config, printer, stop).await;

@@ -41,33 +41,34 @@ impl Shutdown {
     }
 }
 
-/// Resolves on the first Ctrl-C or SIGTERM. A second Ctrl-C exits the process at once.
-pub async fn signal() {
-    let ctrl_c = async {
-        // Installing the handler fails only if the runtime has no signal driver; then there is
-        // nothing to wait for and shutdown comes from elsewhere.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Installs the Ctrl-C / SIGTERM handlers now (so a signal that arrives before the returned
+/// future is first polled is not lost) and returns a future that resolves on the first one.
+/// After it resolved, a second Ctrl-C exits the process at once.
+///
+/// # Errors
+/// When the runtime cannot install signal handlers.
+#[cfg(unix)]
+pub fn signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+        tokio::spawn(async move {
+            if interrupt.recv().await.is_some() {
+                std::process::exit(130);
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tokio::spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(130);
-        }
-    });
+        });
+    })
+}
+
+/// See the Unix version; elsewhere only Ctrl-C is watched.
+#[cfg(not(unix))]
+pub fn signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

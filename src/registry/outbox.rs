@@ -115,6 +115,18 @@ impl OutboxReceiver {
         }
     }
 
+    /// Resolves once a close has been requested (to abandon a write that is stuck on a
+    /// client that stopped reading).
+    pub async fn closing(&self) {
+        loop {
+            let notified = self.control.notify.notified();
+            if self.control.close.get().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// A frame that is already queued, without waiting (for batching writes).
     pub fn try_recv(&mut self) -> Option<Frame> {
         if self.control.close.get().is_some() {

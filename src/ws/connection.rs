@@ -25,6 +25,8 @@ use crate::ws::session::Session;
 
 /// How long the closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most frames written before one flush.
+const WRITE_BATCH: usize = 64;
 
 async fn close<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
 where
@@ -99,21 +101,34 @@ where
                 break (Some(codes::RECONNECT_NOW), "Server is shutting down".into(), true);
             }
             out = outgoing.recv() => match out {
-                Some(Outgoing::Frame(frame)) => {
-                    if verbose {
-                        printer.line(Line::FrameOut { socket: socket_id, text: frame.as_str().to_owned() });
+                Some(Outgoing::Frame(first)) => {
+                    // Write everything already queued with one flush.
+                    let mut batch = vec![first];
+                    while batch.len() < WRITE_BATCH {
+                        match outgoing.try_recv() {
+                            Some(frame) => batch.push(frame),
+                            None => break,
+                        }
                     }
-                    let mut result = ws.feed(Message::Text(frame)).await;
-                    while let (Ok(()), Some(frame)) = (&result, outgoing.try_recv()) {
-                        if verbose {
+                    if verbose {
+                        for frame in &batch {
                             printer.line(Line::FrameOut { socket: socket_id, text: frame.as_str().to_owned() });
                         }
-                        result = ws.feed(Message::Text(frame)).await;
                     }
-                    if result.is_ok() {
-                        result = ws.flush().await;
-                    }
-                    if let Err(e) = result {
+                    let write = async {
+                        for frame in batch {
+                            ws.feed(Message::Text(frame)).await?;
+                        }
+                        ws.flush().await
+                    };
+                    // A client that stops reading blocks the write; a close request (4100 when
+                    // its outbox overflowed) or shutdown must still get through.
+                    let written = tokio::select! {
+                        result = write => Some(result),
+                        () = outgoing.closing() => None,
+                        () = shutdown.cancelled() => None,
+                    };
+                    if let Some(Err(e)) = written {
                         break (None, format!("write failed: {e}").into(), false);
                     }
                 }

@@ -1,0 +1,201 @@
+//! The binary itself: flags, config layering as the banner reports it, errors and exit codes,
+//! colour rules, signals. Each run is hermetic: a temp working directory, no PUSHER_* variables.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pusher-local");
+
+fn command(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PUSHER_") || key == "NO_COLOR" || key == "REDIS_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Starts the server on port 0 and returns it with the banner lines read so far (up to the
+/// "Ctrl-C" line).
+fn start(cmd: &mut Command) -> (Child, Vec<String>) {
+    let mut child = cmd
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let Some(stdout) = child.stdout.take() else {
+        unreachable!("stdout is piped")
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("no banner in time; stderr: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let done = line.starts_with("Ctrl-C");
+        lines.push(line);
+        if done {
+            return (child, lines);
+        }
+    }
+}
+
+fn stop(mut child: Child) -> std::process::ExitStatus {
+    // SIGTERM, as a process manager would send it.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn zero_config_start_prints_banner_with_sources_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines) = start(&mut command(dir.path()));
+    let banner = lines.join("\n");
+    assert!(
+        lines[0].starts_with("pusher-local ") && lines[0].contains("listening on 127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("app_id  1 ") && banner.contains("(built-in default)"),
+        "{banner}"
+    );
+    assert!(banner.contains("forceTLS: false"));
+    assert!(!banner.contains('\u{1b}'), "piped output has no escape codes");
+    assert!(stop(child).success());
+}
+
+#[test]
+fn credentials_come_from_dotenv_then_environment_then_flags_and_the_banner_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "PUSHER_APP_ID=77\nPUSHER_APP_KEY=dotenv-key\nPUSHER_APP_SECRET=dotenv-secret\n",
+    )
+    .unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env("PUSHER_APP_KEY", "env-key").args(["--secret", "flag-secret"]);
+    let (child, lines) = start(&mut cmd);
+    let banner = lines.join("\n");
+    assert!(
+        banner.contains("app_id  77") && banner.contains("PUSHER_APP_ID in"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("env-key") && banner.contains("($PUSHER_APP_KEY)"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("flag-secret") && banner.contains("(--secret)"),
+        "{banner}"
+    );
+    stop(child);
+}
+
+#[test]
+fn pusher_url_in_the_environment_is_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env("PUSHER_URL", "http://urlkey:urlsecret@api.example.test/apps/55");
+    let (child, lines) = start(&mut cmd);
+    let banner = lines.join("\n");
+    assert!(
+        banner.contains("app_id  55") && banner.contains("urlkey") && banner.contains("($PUSHER_URL)"),
+        "{banner}"
+    );
+    stop(child);
+}
+
+#[test]
+fn colour_is_forced_with_always_and_refused_with_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines) = start(command(dir.path()).args(["--color", "always"]));
+    assert!(lines.join("\n").contains('\u{1b}'));
+    stop(child);
+    let (child, lines) = start(command(dir.path()).args(["--color", "never"]));
+    assert!(!lines.join("\n").contains('\u{1b}'));
+    stop(child);
+}
+
+#[test]
+fn broken_config_file_is_a_clear_error_with_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "port = 1\nnot_a_setting = true\n").unwrap();
+    let out = command(dir.path()).args(["--config", "bad.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("line 2") && err.contains("not_a_setting"),
+        "{err}"
+    );
+}
+
+#[test]
+fn redis_url_is_refused_with_not_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .args(["-r", "redis://127.0.0.1:6379"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+}
+
+#[test]
+fn port_in_use_is_reported_with_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = command(dir.path()).args(["--port", &port]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+#[test]
+fn help_lists_the_slanger_spellings() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--api-host",
+        "--websocket-host",
+        "--key",
+        "--secret",
+        "--app-id",
+        "--config",
+        "--verbose",
+        "--redis-url",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    let out = Command::new(BIN)
+        .args(["-k", "k", "-s", "s", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}

@@ -1,0 +1,13 @@
+//! The one integration-test binary. Where new tests go:
+//! - protocol behaviour over a real socket (handshake, channels, presence, client events,
+//!   signin, keepalive, bad frames, shutdown): `ws.rs`;
+//! - the HTTP API (signatures, endpoints, status codes, bodies): `rest.rs`;
+//! - the binary itself (flags, config layering, banner, exit codes, signals): `cli.rs`.
+//!
+//! Servers run in-process on port 0 (`support::TestServer`). Don't add a `misc.rs`.
+//! The official-SDK suite is a separate binary, `tests/sdk.rs`.
+
+mod cli;
+mod rest;
+mod support;
+mod ws;

@@ -1,0 +1,461 @@
+'use strict';
+// Shared helpers for the official-SDK compatibility suite.
+//
+// `startServer()` spawns the pusher-local binary on an ephemeral port in a
+// fresh temporary directory (no `.env`, no `PUSHER_*` variables) and returns a
+// `TestServer` that hands out pusher-js clients and `pusher` (Node server SDK)
+// instances pointed at it. Every wait is bounded; a timeout or a failing test
+// prints the server's captured stdout/stderr and the client's recent frames.
+//
+// Synchronisation is always on SDK events (connection state changes, channel
+// bindings, raw inbound frames), never on sleeps.
+
+const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { test } = require('node:test');
+
+const PusherClient = require('pusher-js');
+const PusherServer = require('pusher');
+
+const APP = Object.freeze({ appId: '123456', key: 'sdk-key', secret: 'sdk-secret' });
+const START_TIMEOUT_MS = 10_000;
+const EVENT_TIMEOUT_MS = 5_000;
+const STOP_TIMEOUT_MS = 5_000;
+const READY_RE = /listening on (?:http:\/\/)?127\.0\.0\.1:(\d+)/;
+const SOCKET_ID_RE = /^\d+\.\d+$/;
+const MAX_CAPTURE_CHARS = 256 * 1024;
+
+// pusher-js logs go to a ring buffer that is printed when a test fails.
+const clientLog = [];
+PusherClient.logToConsole = false;
+PusherClient.log = (message) => {
+  clientLog.push(`${new Date().toISOString()} ${message}`);
+  if (clientLog.length > 400) clientLog.splice(0, clientLog.length - 400);
+};
+
+function binaryPath() {
+  if (process.env.PUSHER_LOCAL_BIN) return path.resolve(process.env.PUSHER_LOCAL_BIN);
+  return path.resolve(__dirname, '..', '..', 'target', 'debug', 'pusher-local');
+}
+
+function hermeticEnv() {
+  const env = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name.startsWith('PUSHER_') || name === 'NO_COLOR') continue;
+    env[name] = value;
+  }
+  return env;
+}
+
+const stripAnsi = (s) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+
+/** Rejects with `describe()`'s text if `promise` has not settled within `ms`. */
+function withTimeout(promise, ms, what, describe) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      const extra = describe ? `\n${describe()}` : '';
+      reject(new Error(`timed out after ${ms} ms waiting for ${what}${extra}`));
+    }, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * An append-only log of events with awaitable lookups. `waitFor` resolves with
+ * the first entry (already logged or still to come) that matches.
+ */
+class EventLog {
+  constructor(label, describe) {
+    this.label = label;
+    this.entries = [];
+    this.waiters = [];
+    this.describe = describe;
+  }
+
+  push(entry) {
+    this.entries.push(entry);
+    for (const waiter of [...this.waiters]) {
+      if (waiter.match(entry)) {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        waiter.resolve(entry);
+      }
+    }
+  }
+
+  filter(name, predicate = () => true) {
+    return this.entries.filter((e) => e.event === name && predicate(e));
+  }
+
+  names() {
+    return this.entries.map((e) => e.event);
+  }
+
+  waitFor(name, predicate = () => true, ms = EVENT_TIMEOUT_MS) {
+    const match = (e) => e.event === name && predicate(e);
+    const found = this.entries.find(match);
+    if (found) return Promise.resolve(found);
+    let waiter;
+    const promise = new Promise((resolve) => {
+      waiter = { match, resolve };
+      this.waiters.push(waiter);
+    });
+    return withTimeout(promise, ms, `"${name}" on ${this.label}`, () => {
+      const seen = this.entries.map((e) => JSON.stringify(e)).slice(-30).join('\n  ');
+      return `${this.label} has seen:\n  ${seen || '(nothing)'}${this.describe ? `\n${this.describe()}` : ''}`;
+    }).finally(() => {
+      const i = this.waiters.indexOf(waiter);
+      if (i >= 0) this.waiters.splice(i, 1);
+    });
+  }
+}
+
+/** One pusher-js client plus a log of every frame it received. */
+class Client {
+  constructor(server, name, options) {
+    this.server = server;
+    this.name = name;
+    this.options = options;
+    this.frames = new EventLog(`${name} (raw frames)`);
+    this.states = new EventLog(`${name} (connection states)`);
+    this.errors = new EventLog(`${name} (connection errors)`);
+
+    const sdk = options.sdk || server.api;
+    const presence = options.presence;
+    const channelAuthorizer =
+      options.channelAuthorizer ||
+      (({ socketId, channelName }, callback) => {
+        try {
+          const data = channelName.startsWith('presence-') ? presence : undefined;
+          callback(null, sdk.authorizeChannel(socketId, channelName, data));
+        } catch (err) {
+          callback(err, null);
+        }
+      });
+    const userAuthenticator = ({ socketId }, callback) => {
+      try {
+        if (!options.user) throw new Error(`client ${name} was created without a user to sign in as`);
+        callback(null, sdk.authenticateUser(socketId, options.user));
+      } catch (err) {
+        callback(err, null);
+      }
+    };
+
+    this.pusher = new PusherClient(APP.key, {
+      cluster: 'local',
+      wsHost: '127.0.0.1',
+      wsPort: server.port,
+      wssPort: server.port,
+      forceTLS: false,
+      enabledTransports: ['ws'],
+      disableStats: true,
+      channelAuthorization: { customHandler: channelAuthorizer },
+      userAuthentication: { customHandler: userAuthenticator },
+    });
+    this.pusher.connection.bind('message', (frame) => {
+      this.frames.push({ event: frame.event, channel: frame.channel, data: frame.data, user_id: frame.user_id });
+    });
+    this.pusher.connection.bind('state_change', ({ previous, current }) => {
+      this.states.push({ event: current, previous });
+    });
+    this.pusher.connection.bind('error', (error) => {
+      this.errors.push({ event: (error && error.type) || 'unknown', error });
+    });
+  }
+
+  get socketId() {
+    return this.pusher.connection.socket_id;
+  }
+
+  get state() {
+    return this.pusher.connection.state;
+  }
+
+  async connected() {
+    const failed = ['failed', 'unavailable'];
+    await withTimeout(
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const state = this.pusher.connection.state;
+          if (state === 'connected') {
+            this.pusher.connection.unbind('state_change', check);
+            resolve();
+          } else if (failed.includes(state)) {
+            this.pusher.connection.unbind('state_change', check);
+            reject(new Error(`${this.name}: connection went to "${state}"`));
+          }
+        };
+        this.pusher.connection.bind('state_change', check);
+        check();
+      }),
+      START_TIMEOUT_MS,
+      `${this.name} to connect`,
+      () => this.describe(),
+    );
+    return this;
+  }
+
+  /**
+   * Subscribes and resolves with the channel once `pusher:subscription_succeeded`
+   * fires. Rejects early on `pusher:subscription_error` or on a `pusher:error`
+   * frame naming no channel or this channel.
+   */
+  async subscribe(name, ms = EVENT_TIMEOUT_MS) {
+    const channel = this.pusher.subscribe(name);
+    let onError;
+    try {
+      await withTimeout(
+        new Promise((resolve, reject) => {
+          if (channel.subscribed) return resolve();
+          channel.bind('pusher:subscription_succeeded', () => resolve());
+          channel.bind('pusher:subscription_error', (err) =>
+            reject(new Error(`${this.name}: pusher:subscription_error on ${name}: ${JSON.stringify(err)}`)),
+          );
+          onError = (error) => {
+            if (error && error.type === 'PusherError') {
+              reject(new Error(`${this.name}: pusher:error while subscribing to ${name}: ${JSON.stringify(error.data)}`));
+            }
+          };
+          this.pusher.connection.bind('error', onError);
+        }),
+        ms,
+        `${this.name} to subscribe to ${name}`,
+        () => this.describe(),
+      );
+    } finally {
+      if (onError) this.pusher.connection.unbind('error', onError);
+    }
+    return channel;
+  }
+
+  /**
+   * Sends `pusher:ping` and waits for the `pusher:pong`. The server handles a
+   * socket's frames in order, so everything sent before has been processed.
+   */
+  async roundTrip() {
+    const pongs = this.frames.filter('pusher:pong').length;
+    const pong = this.frames.waitFor('pusher:pong', () => this.frames.filter('pusher:pong').length > pongs);
+    this.pusher.send_event('pusher:ping', {});
+    await pong;
+  }
+
+  /** Records every event emitted on `channel` (bind_global: name + data, in order). */
+  record(channel) {
+    const log = new EventLog(`${this.name} on ${channel.name}`, () => this.describe());
+    channel.bind_global((event, data) => log.push({ event, data }));
+    return log;
+  }
+
+  /** Resolves with `[data, metadata]` the first time `event` fires on `dispatcher`. */
+  once(dispatcher, event, ms = EVENT_TIMEOUT_MS) {
+    let handler;
+    const promise = new Promise((resolve) => {
+      handler = (data, metadata) => resolve([data, metadata]);
+      dispatcher.bind(event, handler);
+    });
+    return withTimeout(promise, ms, `"${event}" at ${this.name}`, () => this.describe()).finally(() =>
+      dispatcher.unbind(event, handler),
+    );
+  }
+
+  describe() {
+    const frames = this.frames.entries.slice(-30).map((e) => JSON.stringify(e)).join('\n  ');
+    return (
+      `${this.name} (socket ${this.socketId}) connection states: ${this.states.names().join(' -> ') || '(none)'}\n` +
+      `${this.name} last frames received:\n  ${frames || '(none)'}`
+    );
+  }
+
+  disconnect() {
+    this.pusher.disconnect();
+  }
+}
+
+class TestServer {
+  constructor(child, workdir) {
+    this.child = child;
+    this.workdir = workdir;
+    this.port = null;
+    this.captured = '';
+    this.mark = 0;
+    this.clients = [];
+    this.exit = null;
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+    });
+  }
+
+  capture(stream, chunk) {
+    const text = chunk.toString('utf8');
+    const prefix = stream === 'stderr' ? '[stderr] ' : '';
+    this.captured += prefix ? text.replace(/^(?=.)/gm, prefix) : text;
+    if (this.captured.length > MAX_CAPTURE_CHARS) {
+      const cut = this.captured.length - MAX_CAPTURE_CHARS;
+      this.captured = this.captured.slice(cut);
+      this.mark = Math.max(0, this.mark - cut);
+    }
+  }
+
+  /** The server's output (stdout and [stderr]) since the current test began. */
+  output() {
+    const status = this.exit ? ` (server exited: ${JSON.stringify(this.exit)})` : '';
+    const text = stripAnsi(this.captured.slice(this.mark)).trimEnd();
+    return `--- pusher-local output${status} ---\n${text || '(empty)'}\n--- end of pusher-local output ---`;
+  }
+
+  /** A `pusher` (Node server SDK) instance pointed at this server. */
+  serverSdk(overrides = {}) {
+    return new PusherServer({
+      appId: APP.appId,
+      key: APP.key,
+      secret: APP.secret,
+      host: '127.0.0.1',
+      port: String(this.port),
+      useTLS: false,
+      encryptionMasterKeyBase64: this.masterKeyBase64,
+      ...overrides,
+    });
+  }
+
+  /** Creates a pusher-js client and waits until it is connected. */
+  async connect(name, options = {}) {
+    const client = new Client(this, name, options);
+    this.clients.push(client);
+    await client.connected();
+    return client;
+  }
+
+  disconnectAll() {
+    for (const client of this.clients.splice(0)) client.disconnect();
+  }
+
+  async stop() {
+    this.disconnectAll();
+    if (!this.exit) {
+      this.child.kill('SIGTERM');
+      let timer;
+      const killed = await Promise.race([
+        this.exited.then(() => false),
+        new Promise((resolve) => {
+          timer = setTimeout(() => resolve(true), STOP_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (killed) {
+        this.child.kill('SIGKILL');
+        await this.exited;
+      }
+    }
+    fs.rmSync(this.workdir, { recursive: true, force: true });
+  }
+}
+
+/** Starts pusher-local on 127.0.0.1 with an ephemeral port. */
+async function startServer() {
+  const bin = binaryPath();
+  if (!fs.existsSync(bin)) {
+    throw new Error(`pusher-local binary not found at ${bin}: run \`cargo build\` or set PUSHER_LOCAL_BIN`);
+  }
+  const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'pusher-local-sdk-'));
+  const args = [
+    '--no-config',
+    '--port', '0',
+    '--app-id', APP.appId,
+    '--key', APP.key,
+    '--secret', APP.secret,
+    '--color', 'never',
+  ];
+  const child = spawn(bin, args, { cwd: workdir, env: hermeticEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = new TestServer(child, workdir);
+  server.masterKeyBase64 = crypto.randomBytes(32).toString('base64');
+  server.api = null;
+
+  let pending = '';
+  const ready = new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk) => {
+      server.capture('stdout', chunk);
+      if (server.port !== null) return;
+      pending += chunk.toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      for (const line of lines) {
+        const m = READY_RE.exec(stripAnsi(line));
+        if (m) {
+          server.port = Number(m[1]);
+          resolve();
+          return;
+        }
+      }
+    });
+    child.stderr.on('data', (chunk) => server.capture('stderr', chunk));
+    child.once('error', (err) => reject(new Error(`failed to spawn ${bin}: ${err.message}`)));
+    server.exited.then((exit) =>
+      reject(new Error(`pusher-local exited before it was ready: ${JSON.stringify(exit)}\n${server.output()}`)),
+    );
+  });
+  try {
+    await withTimeout(ready, START_TIMEOUT_MS, `pusher-local to print "listening on 127.0.0.1:<port>"`, () =>
+      server.output(),
+    );
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  server.api = server.serverSdk();
+  return server;
+}
+
+/**
+ * Declares a `node:test` test that runs against `getServer()`. Clients created
+ * during the test are disconnected afterwards, and a failure prints the
+ * server's output since the test began.
+ */
+function sdkTest(getServer, name, fn) {
+  test(name, async (t) => {
+    const server = getServer();
+    if (!server) throw new Error('the pusher-local server did not start (see the before hook)');
+    server.mark = server.captured.length;
+    clientLog.length = 0;
+    try {
+      await fn(server, t);
+    } catch (err) {
+      const clients = server.clients.map((c) => c.describe()).join('\n');
+      process.stderr.write(
+        `\n=== "${name}" failed ===\n${clients}\n${server.output()}\n` +
+          `--- pusher-js log ---\n${clientLog.join('\n') || '(empty)'}\n=== end of "${name}" ===\n`,
+      );
+      throw err;
+    } finally {
+      server.disconnectAll();
+    }
+  });
+}
+
+/** Asserts that `promise` (from the `pusher` SDK) rejects with the given HTTP status. */
+async function expectStatus(promise, status) {
+  try {
+    const res = await promise;
+    const body = await res.text();
+    throw new Error(`expected HTTP ${status}, got ${res.status} with body ${body}`);
+  } catch (err) {
+    if (err && err.status === status) return err;
+    throw err;
+  }
+}
+
+module.exports = {
+  APP,
+  EVENT_TIMEOUT_MS,
+  SOCKET_ID_RE,
+  EventLog,
+  startServer,
+  sdkTest,
+  withTimeout,
+  expectStatus,
+};
