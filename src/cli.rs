@@ -54,13 +54,7 @@ pub struct Cli {
     pub no_config: bool,
 
     /// Serve the HTTP API on its own listener (Slanger's -a)
-    #[arg(
-        long = "api-host",
-        alias = "api_host",
-        short = 'a',
-        env = "PUSHER_LOCAL_API_HOST",
-        value_name = "HOST:PORT"
-    )]
+    #[arg(long = "api-host", alias = "api_host", short = 'a', env = "PUSHER_LOCAL_API_HOST", value_name = "HOST:PORT")]
     pub api_host: Option<String>,
 
     /// Serve WebSockets on their own listener (Slanger's -w)
@@ -74,13 +68,7 @@ pub struct Cli {
     pub websocket_host: Option<String>,
 
     /// Redis URL for running several nodes as one (not available yet)
-    #[arg(
-        long = "redis-url",
-        alias = "redis_url",
-        short = 'r',
-        env = "PUSHER_LOCAL_REDIS_URL",
-        value_name = "URL"
-    )]
+    #[arg(long = "redis-url", alias = "redis_url", short = 'r', env = "PUSHER_LOCAL_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
 
     /// Print every frame and API call (-vv adds debug diagnostics on stderr)
@@ -94,6 +82,22 @@ pub struct Cli {
     /// Colour the output
     #[arg(long, value_enum, env = "PUSHER_LOCAL_COLOR", value_name = "WHEN")]
     pub color: Option<ColorChoice>,
+
+    /// Show only matching lines: channel=GLOB, event=GLOB, socket=GLOB or app=GLOB (repeatable; same key = any, different keys = all)
+    #[arg(long, value_name = "KEY=GLOB")]
+    pub filter: Vec<String>,
+
+    /// Print payloads whole and pretty-printed instead of cut to the terminal width
+    #[arg(long)]
+    pub full: bool,
+
+    /// Log line format
+    #[arg(long, value_enum, env = "PUSHER_LOCAL_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<crate::printer::Format>,
+
+    /// Also write the log to this file (appended, no colour; -q keeps it off the terminal)
+    #[arg(long, env = "PUSHER_LOCAL_LOG_FILE", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 
     /// Seconds of client silence before the server pings it (sent to clients as activity_timeout) [default: 120]
     #[arg(long, env = "PUSHER_LOCAL_ACTIVITY_TIMEOUT", value_name = "SECS")]

@@ -14,6 +14,8 @@ use serde::Deserialize;
 
 use crate::apps::{App, AppId, Apps, Limits, Secret};
 use crate::cli::{Cli, ColorChoice};
+use crate::printer::filter::FilterError;
+use crate::printer::{Filter, Format};
 
 /// Where a credential came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +98,14 @@ pub struct Config {
     pub quiet: bool,
     /// Colour choice.
     pub color: ColorChoice,
+    /// Which log lines to show.
+    pub filter: Filter,
+    /// Payloads whole and pretty-printed.
+    pub full: bool,
+    /// Text or JSON lines.
+    pub log_format: Format,
+    /// A file that gets the log too.
+    pub log_file: Option<PathBuf>,
 }
 
 /// The default app id: numeric, because the Python SDK requires that.
@@ -112,11 +122,7 @@ impl Default for Config {
         Self {
             listen: Listen::Combined(SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
             apps: vec![App::new(DEFAULT_APP_ID, DEFAULT_APP_KEY, DEFAULT_APP_SECRET)],
-            sources: CredentialSources {
-                id: Source::Default,
-                key: Source::Default,
-                secret: Source::Default,
-            },
+            sources: CredentialSources { id: Source::Default, key: Source::Default, secret: Source::Default },
             activity_timeout: Duration::from_secs(120),
             pong_timeout: Duration::from_secs(30),
             outbox_capacity: 1024,
@@ -127,6 +133,10 @@ impl Default for Config {
             verbose: 0,
             quiet: false,
             color: ColorChoice::Auto,
+            filter: Filter::default(),
+            full: false,
+            log_format: Format::Text,
+            log_file: None,
         }
     }
 }
@@ -210,6 +220,9 @@ pub enum ConfigError {
     /// Two apps clash.
     #[error(transparent)]
     Apps(#[from] crate::apps::AppsError),
+    /// A `--filter` is not `KEY=GLOB`.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
     /// `--redis-url` was given; multi-node mode is not built yet.
     #[error("--redis-url / -r is not supported yet: this version runs the embedded single-node broker only (multi-node over Redis is planned). Remove the flag (or PUSHER_LOCAL_REDIS_URL) to start.")]
     RedisNotYet,
@@ -261,10 +274,7 @@ impl Credentials {
 
 /// `http://KEY:SECRET@HOST/apps/ID` → credentials.
 fn parse_pusher_url(value: &str, source: impl Fn() -> Source) -> Result<Credentials, ConfigError> {
-    let bad = |reason| ConfigError::PusherUrl {
-        url: value.to_owned(),
-        reason,
-    };
+    let bad = |reason| ConfigError::PusherUrl { url: value.to_owned(), reason };
     let url = url::Url::parse(value).map_err(|_| bad("not a URL"))?;
     let key = url.username();
     let secret = url.password().ok_or_else(|| bad("no KEY:SECRET before the host"))?;
@@ -299,11 +309,7 @@ fn credentials_from(
         None => Credentials::default(),
     };
     let pick = |vars: &[&'static str]| vars.iter().find_map(|v| get(v).map(|value| (value, source(v))));
-    creds.overlay(Credentials {
-        id: pick(&ID_VARS),
-        key: pick(&KEY_VARS),
-        secret: pick(&SECRET_VARS),
-    });
+    creds.overlay(Credentials { id: pick(&ID_VARS), key: pick(&KEY_VARS), secret: pick(&SECRET_VARS) });
     Ok(creds)
 }
 
@@ -314,10 +320,7 @@ fn dotenv_credentials(path: &Path) -> Result<Credentials, ConfigError> {
     };
     let mut vars = std::collections::HashMap::new();
     for item in iter {
-        let (k, v) = item.map_err(|e| ConfigError::DotEnv {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let (k, v) = item.map_err(|e| ConfigError::DotEnv { path: path.to_owned(), message: e.to_string() })?;
         vars.insert(k, v);
     }
     credentials_from(
@@ -327,15 +330,11 @@ fn dotenv_credentials(path: &Path) -> Result<Credentials, ConfigError> {
 }
 
 fn socket_addr(setting: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| ConfigError::Address {
-            setting,
-            value: value.to_owned(),
-            expected: "HOST:PORT address",
-        })
+    value.to_socket_addrs().ok().and_then(|mut addrs| addrs.next()).ok_or_else(|| ConfigError::Address {
+        setting,
+        value: value.to_owned(),
+        expected: "HOST:PORT address",
+    })
 }
 
 impl Config {
@@ -360,19 +359,11 @@ impl Config {
         let mut host: Option<String> = None;
         let mut port: Option<u16> = None;
         if let (Some(path), false) = (&cli.config, cli.no_config) {
-            let path = if path.is_absolute() {
-                path.clone()
-            } else {
-                cwd.join(path)
-            };
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile {
-                path: path.clone(),
-                source,
-            })?;
-            let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            let path = if path.is_absolute() { path.clone() } else { cwd.join(path) };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
+            let file: FileConfig = toml::from_str(&text)
+                .map_err(|e| ConfigError::ParseFile { path: path.clone(), message: e.to_string() })?;
             host = file.host;
             port = file.port;
             let secs = Duration::from_secs;
@@ -440,16 +431,9 @@ impl Config {
         config.listen = match (&cli.api_host, &cli.websocket_host) {
             (None, None) => Listen::Combined(combined),
             (api, ws) => {
-                let api = api
-                    .as_deref()
-                    .map(|v| socket_addr("--api-host", v))
-                    .transpose()?
-                    .unwrap_or(combined);
-                let websocket = ws
-                    .as_deref()
-                    .map(|v| socket_addr("--websocket-host", v))
-                    .transpose()?
-                    .unwrap_or(combined);
+                let api = api.as_deref().map(|v| socket_addr("--api-host", v)).transpose()?.unwrap_or(combined);
+                let websocket =
+                    ws.as_deref().map(|v| socket_addr("--websocket-host", v)).transpose()?.unwrap_or(combined);
                 if api == websocket {
                     Listen::Combined(api)
                 } else {
@@ -467,6 +451,10 @@ impl Config {
         config.verbose = cli.verbose;
         config.quiet = cli.quiet;
         config.color = cli.color.unwrap_or_default();
+        config.filter = Filter::parse(&cli.filter)?;
+        config.full = cli.full;
+        config.log_format = cli.log_format.unwrap_or_default();
+        config.log_file = cli.log_file.as_ref().map(|p| if p.is_absolute() { p.clone() } else { cwd.join(p) });
         config.validate()?;
         Ok(config)
     }
@@ -483,23 +471,15 @@ impl Config {
             });
         }
         if self.pong_timeout.is_zero() {
-            return Err(ConfigError::Invalid {
-                setting: "pong_timeout",
-                problem: "must be at least 1 second".into(),
-            });
+            return Err(ConfigError::Invalid { setting: "pong_timeout", problem: "must be at least 1 second".into() });
         }
         if self.outbox_capacity == 0 {
-            return Err(ConfigError::Invalid {
-                setting: "outbox_capacity",
-                problem: "must be at least 1".into(),
-            });
+            return Err(ConfigError::Invalid { setting: "outbox_capacity", problem: "must be at least 1".into() });
         }
         for app in &self.apps {
-            for (setting, value) in [
-                ("app id", app.id.as_str()),
-                ("app key", &app.key),
-                ("app secret", app.secret.expose()),
-            ] {
+            for (setting, value) in
+                [("app id", app.id.as_str()), ("app key", &app.key), ("app secret", app.secret.expose())]
+            {
                 if value.is_empty() {
                     return Err(ConfigError::Invalid {
                         setting,
@@ -599,20 +579,9 @@ mod tests {
     #[test]
     fn pusher_url_supplies_all_three_and_app_vars_override_it() {
         let dir = tempfile::tempdir().unwrap();
-        let c = resolve(
-            &[],
-            &[("PUSHER_URL", "http://k1:s%2F1@api.example.test/apps/42")],
-            dir.path(),
-        );
-        assert_eq!(
-            (c.apps[0].id.as_str(), c.apps[0].key.as_str(), c.apps[0].secret.expose()),
-            ("42", "k1", "s/1")
-        );
-        let c = resolve(
-            &[],
-            &[("PUSHER_URL", "http://k1:s1@h/apps/42"), ("PUSHER_APP_ID", "43")],
-            dir.path(),
-        );
+        let c = resolve(&[], &[("PUSHER_URL", "http://k1:s%2F1@api.example.test/apps/42")], dir.path());
+        assert_eq!((c.apps[0].id.as_str(), c.apps[0].key.as_str(), c.apps[0].secret.expose()), ("42", "k1", "s/1"));
+        let c = resolve(&[], &[("PUSHER_URL", "http://k1:s1@h/apps/42"), ("PUSHER_APP_ID", "43")], dir.path());
         assert_eq!(c.apps[0].id.as_str(), "43");
         let err = Config::resolve(&cli(&[]), &env(&[("PUSHER_URL", "http://h/apps/1")]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("PUSHER_URL"), "{err}");
@@ -626,10 +595,7 @@ mod tests {
         std::fs::write(dir.path().join("bad.toml"), "port = 1\nbogus = true\n").unwrap();
         let err = Config::resolve(&cli(&["--config", "bad.toml"]), &env(&[]), dir.path()).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("bad.toml") && text.contains("bogus") && text.contains("line 2"),
-            "{text}"
-        );
+        assert!(text.contains("bad.toml") && text.contains("bogus") && text.contains("line 2"), "{text}");
     }
 
     #[test]
@@ -638,10 +604,7 @@ mod tests {
         let c = resolve(&["-a", "127.0.0.1:4567", "-w", "127.0.0.1:8080"], &[], dir.path());
         assert_eq!(
             c.listen,
-            Listen::Split {
-                api: "127.0.0.1:4567".parse().unwrap(),
-                websocket: "127.0.0.1:8080".parse().unwrap()
-            }
+            Listen::Split { api: "127.0.0.1:4567".parse().unwrap(), websocket: "127.0.0.1:8080".parse().unwrap() }
         );
     }
 

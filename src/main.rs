@@ -7,20 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use pusher_local::cli::{Cli, ColorChoice};
+use pusher_local::cli::Cli;
 use pusher_local::config::ProcessEnv;
-use pusher_local::printer::{banner, Line, Printer, Verbosity};
+use pusher_local::printer::{banner, style, Line, Printer, Sink, TextOptions, Verbosity};
 use pusher_local::{shutdown, Config, Listeners, Shutdown};
-
-fn use_color(choice: ColorChoice) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    }
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,23 +38,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pusher_local={level}"))),
         )
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let signal = shutdown::signal().context("installing signal handlers")?;
         let listeners = Listeners::bind(&config.listen).await?;
-        let color = use_color(config.color);
+        let color =
+            style::should_color(config.color, std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
         let verbosity = match (config.quiet, config.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
             (false, _) => Verbosity::Verbose,
         };
-        let printer = Printer::spawn(Box::new(std::io::stdout()), verbosity, color);
+        let mut sinks = vec![Sink {
+            out: Box::new(std::io::stdout()),
+            format: config.log_format,
+            text: TextOptions {
+                color,
+                full: config.full,
+                width: terminal_size::terminal_size()
+                    .map(|(w, _)| usize::from(w.0))
+                    .filter(|_| std::io::stdout().is_terminal()),
+                show_app: config.apps.len() > 1,
+            },
+            verbosity,
+        }];
+        if let Some(path) = &config.log_file {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the log file {}", path.display()))?;
+            sinks.push(Sink {
+                out: Box::new(std::io::LineWriter::new(file)),
+                format: config.log_format,
+                text: TextOptions { color: false, full: config.full, width: None, show_app: config.apps.len() > 1 },
+                verbosity: if config.verbose > 0 { Verbosity::Verbose } else { Verbosity::Normal },
+            });
+        }
+        let printer = Printer::spawn(sinks, config.filter.clone(), color);
         let (api, websocket) = listeners.local_addrs();
-        if !config.quiet {
+        if !config.quiet && config.log_format == pusher_local::printer::Format::Text {
             printer.line(Line::Text(banner::render(&config, api, websocket, color)));
+        } else if !config.quiet {
+            printer.line(Line::Text(format!("pusher-local {} listening on {websocket}", env!("CARGO_PKG_VERSION"))));
         }
         let stop = Shutdown::new();
         let trigger = stop.clone();

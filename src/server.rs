@@ -42,16 +42,13 @@ impl Listeners {
     /// [`Error::Bind`] naming the address.
     pub async fn bind(listen: &Listen) -> Result<Listeners> {
         async fn one(addr: SocketAddr) -> Result<TcpListener> {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Bind { addr, source })
+            TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })
         }
         Ok(match listen {
             Listen::Combined(addr) => Listeners::Combined(one(*addr).await?),
-            Listen::Split { api, websocket } => Listeners::Split {
-                api: one(*api).await?,
-                websocket: one(*websocket).await?,
-            },
+            Listen::Split { api, websocket } => {
+                Listeners::Split { api: one(*api).await?, websocket: one(*websocket).await? }
+            }
         })
     }
 
@@ -70,13 +67,7 @@ impl Listeners {
 pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) {
     let registry = ChannelRegistry::new();
     let broker = broker::connect(registry.clone());
-    let state = AppState::new(
-        Arc::new(config),
-        registry,
-        broker.clone(),
-        printer.clone(),
-        shutdown.clone(),
-    );
+    let state = AppState::new(Arc::new(config), registry, broker.clone(), printer.clone(), shutdown.clone());
 
     let log_printer = printer.clone();
     let log = warp::log::custom(move |info: warp::log::Info<'_>| {
@@ -101,10 +92,7 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
             let routes = websocket.or(api).unify();
             warp::serve(routes).incoming(listener).graceful(stop()).run().await;
         }
-        Listeners::Split {
-            api: api_listener,
-            websocket: ws_listener,
-        } => {
+        Listeners::Split { api: api_listener, websocket: ws_listener } => {
             let ws_routes = websocket.recover(rest::reply::recover).unify();
             tokio::join!(
                 warp::serve(api).incoming(api_listener).graceful(stop()).run(),
@@ -116,14 +104,8 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
     // Connection tasks saw the token and are sending 4200; give them the grace period.
     let tracker = shutdown.tracker();
     tracker.close();
-    if tokio::time::timeout(state.config().shutdown_grace, tracker.wait())
-        .await
-        .is_err()
-    {
-        printer.line(Line::Error(format!(
-            "{} connections did not close in time",
-            tracker.len()
-        )));
+    if tokio::time::timeout(state.config().shutdown_grace, tracker.wait()).await.is_err() {
+        printer.line(Line::Error(format!("{} connections did not close in time", tracker.len())));
     }
     broker.close().await;
 }

@@ -70,9 +70,7 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("apps", &self.inner.apps.len())
-            .finish_non_exhaustive()
+        f.debug_struct("AppState").field("apps", &self.inner.apps.len()).finish_non_exhaustive()
     }
 }
 
@@ -136,31 +134,12 @@ impl AppState {
 
     /// Publishes one event: the single choke point. Returns deliveries made on this node.
     pub async fn publish(&self, event: Event) -> usize {
-        let frame = server::event(
-            event.channel.as_str(),
-            &event.name,
-            &event.data,
-            event.user_id.as_deref(),
-        );
+        let frame = server::event(event.channel.as_str(), &event.name, &event.data, event.user_id.as_deref());
         // Client events are relayed but never cached (Pusher cache channels FAQ).
-        let cache = (event.channel.is_cache() && event.source != Source::Client).then(|| CachedEvent {
-            event: event.name.clone(),
-            data: event.data.clone(),
-        });
-        let delivery = Delivery::Event {
-            channel: event.channel.clone(),
-            frame,
-            except: event.except,
-            cache,
-        };
-        let delivered = self
-            .inner
-            .broker
-            .publish(Envelope {
-                app_id: event.app_id.clone(),
-                delivery,
-            })
-            .await;
+        let cache = (event.channel.is_cache() && event.source != Source::Client)
+            .then(|| CachedEvent { event: event.name.clone(), data: event.data.clone() });
+        let delivery = Delivery::Event { channel: event.channel.clone(), frame, except: event.except, cache };
+        let delivered = self.inner.broker.publish(Envelope { app_id: event.app_id.clone(), delivery }).await;
         self.inner.printer.line(Line::Published {
             app: event.app_id,
             channel: event.channel,
@@ -175,32 +154,13 @@ impl AppState {
     /// Delivers a protocol frame (member_added, subscription_count...) to a channel's
     /// subscribers through the broker. Not an event: not printed as one, never cached.
     pub async fn announce(&self, app_id: &AppId, channel: &ChannelName, frame: Frame, except: Option<SocketId>) {
-        let delivery = Delivery::Event {
-            channel: channel.clone(),
-            frame,
-            except,
-            cache: None,
-        };
-        self.inner
-            .broker
-            .publish(Envelope {
-                app_id: app_id.clone(),
-                delivery,
-            })
-            .await;
+        let delivery = Delivery::Event { channel: channel.clone(), frame, except, cache: None };
+        self.inner.broker.publish(Envelope { app_id: app_id.clone(), delivery }).await;
     }
 
     /// Closes every connection signed in as `user_id`, cluster-wide.
     pub async fn terminate_user(&self, app_id: &AppId, user_id: &str) -> usize {
-        let delivery = Delivery::TerminateUser {
-            user_id: user_id.into(),
-        };
-        self.inner
-            .broker
-            .publish(Envelope {
-                app_id: app_id.clone(),
-                delivery,
-            })
-            .await
+        let delivery = Delivery::TerminateUser { user_id: user_id.into() };
+        self.inner.broker.publish(Envelope { app_id: app_id.clone(), delivery }).await
     }
 }

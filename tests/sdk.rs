@@ -59,13 +59,7 @@ fn official_sdks_pass_against_the_binary() {
         );
     }
 
-    let suite = run(
-        Command::new(&npm)
-            .arg("test")
-            .current_dir(&sdk_dir)
-            .env("PUSHER_LOCAL_BIN", bin),
-        SUITE_TIMEOUT,
-    );
+    let suite = run(Command::new(&npm).arg("test").current_dir(&sdk_dir).env("PUSHER_LOCAL_BIN", bin), SUITE_TIMEOUT);
     // Forward the runner's report so that it shows up in `cargo test` output.
     println!("{}", suite.output);
     assert!(
@@ -106,9 +100,7 @@ fn which(name: &str) -> Option<PathBuf> {
 #[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 #[cfg(not(unix))]
@@ -154,18 +146,13 @@ impl Finished {
 /// until then its pid, and so the process-group id, cannot be reused, which
 /// makes the group kill safe.
 fn run(command: &mut Command, limit: Duration) -> Finished {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
         command.process_group(0);
     }
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|err| panic!("failed to start {command:?}: {err}"));
+    let mut child = command.spawn().unwrap_or_else(|err| panic!("failed to start {command:?}: {err}"));
     let (done_tx, done_rx) = mpsc::channel();
     let stdout = drain(child.stdout.take().expect("stdout is piped"), done_tx.clone());
     let stderr = drain(child.stderr.take().expect("stderr is piped"), done_tx);
@@ -193,11 +180,7 @@ fn run(command: &mut Command, limit: Duration) -> Finished {
         output.push_str("\n----- stderr -----\n");
         output.push_str(&stderr);
     }
-    Finished {
-        status,
-        timed_out,
-        output,
-    }
+    Finished { status, timed_out, output }
 }
 
 fn drain(mut pipe: impl Read + Send + 'static, done: mpsc::Sender<()>) -> thread::JoinHandle<String> {
@@ -213,10 +196,7 @@ fn drain(mut pipe: impl Read + Send + 'static, done: mpsc::Sender<()>) -> thread
 fn kill_group(child: &mut Child) {
     // The child leads its own process group (process_group(0) above) and has
     // not been reaped yet, so this id still names that group.
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", child.id())])
-        .stderr(Stdio::null())
-        .status();
+    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).stderr(Stdio::null()).status();
     let _ = child.kill();
 }
 

@@ -59,17 +59,12 @@ pub fn auth_value(key: &str, secret: &str, signed: &str) -> String {
 pub fn check(auth: &str, key: &str, secret: &str, signed: String) -> Result<(), AuthError> {
     let (got_key, got_sig) = auth.split_once(':').unwrap_or((auth, ""));
     if got_key != key {
-        return Err(AuthError::InvalidKey {
-            key: got_key.to_owned(),
-        });
+        return Err(AuthError::InvalidKey { key: got_key.to_owned() });
     }
     if verify(secret, &signed, got_sig) {
         Ok(())
     } else {
-        Err(AuthError::InvalidSignature {
-            signed,
-            got: got_sig.to_owned(),
-        })
+        Err(AuthError::InvalidSignature { signed, got: got_sig.to_owned() })
     }
 }
 
@@ -99,10 +94,7 @@ mod tests {
 
     #[test]
     fn empty_channel_data_is_still_signed() {
-        assert_eq!(
-            subscription_string("1.2", "private-example", Some("")),
-            "1.2:private-example:"
-        );
+        assert_eq!(subscription_string("1.2", "private-example", Some("")), "1.2:private-example:");
     }
 
     #[test]
@@ -110,10 +102,7 @@ mod tests {
         let signed = subscription_string("1.2", "private-a", None);
         let good = auth_value(KEY, SECRET, &signed);
         assert_eq!(check(&good, KEY, SECRET, signed.clone()), Ok(()));
-        assert_eq!(
-            check("other:abc", KEY, SECRET, signed.clone()),
-            Err(AuthError::InvalidKey { key: "other".into() })
-        );
+        assert_eq!(check("other:abc", KEY, SECRET, signed.clone()), Err(AuthError::InvalidKey { key: "other".into() }));
         let wrong = auth_value(KEY, "wrong", &signed);
         let err = check(&wrong, KEY, SECRET, signed).unwrap_err();
         assert!(err

@@ -2,10 +2,12 @@
 //!
 //! - [`channel`]: private/presence subscription `auth` and user signin.
 //! - [`request`]: the HTTP API's signed query (`auth_signature`, `body_md5`, timestamp window).
+//! - [`diagnose`]: why a signature did not match, for the log.
 //!
 //! Comparisons go through `hmac`'s `verify_slice`, which is constant time.
 
 pub mod channel;
+pub mod diagnose;
 pub mod request;
 
 use hmac::{Hmac, Mac};

@@ -72,6 +72,7 @@ pub struct SignedRequest {
     params: Vec<(String, String)>,
     auth_key: String,
     signature: String,
+    raw_query: String,
 }
 
 fn decode(text: &str) -> Cow<'_, str> {
@@ -101,9 +102,7 @@ impl SignedRequest {
             }
         }
         params.sort();
-        let auth_key = Self::find(&params, "auth_key")
-            .ok_or(RequestAuthError::Missing("auth_key"))?
-            .to_owned();
+        let auth_key = Self::find(&params, "auth_key").ok_or(RequestAuthError::Missing("auth_key"))?.to_owned();
         let signature = signature.ok_or(RequestAuthError::Missing("auth_signature"))?;
         Ok(Self {
             method: method.to_ascii_uppercase(),
@@ -111,11 +110,49 @@ impl SignedRequest {
             params,
             auth_key,
             signature,
+            raw_query: raw_query.to_owned(),
         })
     }
 
     fn find<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
         params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The `auth_signature` received.
+    pub fn signature(&self) -> &str {
+        &self.signature
+    }
+
+    /// The method, uppercase.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The path as sent.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The string to sign built from the query exactly as sent (values not percent-decoded):
+    /// what a client that signed its URL-encoded query would have signed.
+    pub fn string_to_sign_undecoded(&self) -> String {
+        let mut params: Vec<(String, &str)> = self
+            .raw_query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("auth_signature"))
+            .map(|(k, v)| (k.to_lowercase(), v))
+            .collect();
+        params.sort();
+        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{}\n{}\n{}", self.method, self.path, query.join("&"))
+    }
+
+    /// The string to sign with another method and path (for diagnosing what changed).
+    pub fn string_to_sign_as(&self, method: &str, path: &str) -> String {
+        let query: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{method}\n{path}\n{}", query.join("&"))
     }
 
     /// The `auth_key` parameter: which app signed this.
@@ -138,8 +175,7 @@ impl SignedRequest {
 
     /// The exact string the client should have signed for `path`.
     pub fn string_to_sign(&self, path: &str) -> String {
-        let query: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{}\n{}\n{}", self.method, path, query.join("&"))
+        self.string_to_sign_as(&self.method, path)
     }
 
     /// Verifies version, timestamp (within `window` of `now`), `body_md5` and the signature.
@@ -152,9 +188,7 @@ impl SignedRequest {
             Some(other) => return Err(RequestAuthError::VersionNotSupported(other.to_owned())),
             None => return Err(RequestAuthError::Missing("auth_version")),
         }
-        let ts = self
-            .param("auth_timestamp")
-            .ok_or(RequestAuthError::Missing("auth_timestamp"))?;
+        let ts = self.param("auth_timestamp").ok_or(RequestAuthError::Missing("auth_timestamp"))?;
         let given: i64 = ts.parse().map_err(|_| RequestAuthError::BadTimestamp(ts.to_owned()))?;
         let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
         let skew = given - now_secs;
@@ -174,10 +208,7 @@ impl SignedRequest {
             Some(given) => {
                 let actual = body_md5(body);
                 if !given.eq_ignore_ascii_case(&actual) {
-                    return Err(RequestAuthError::BodyMd5Mismatch {
-                        actual,
-                        given: given.to_owned(),
-                    });
+                    return Err(RequestAuthError::BodyMd5Mismatch { actual, given: given.to_owned() });
                 }
             }
             None if !body.is_empty() => return Err(RequestAuthError::BodyMd5Missing),
@@ -191,10 +222,7 @@ impl SignedRequest {
                 return Ok(());
             }
         }
-        Err(RequestAuthError::InvalidSignature {
-            signed: self.string_to_sign(&self.path),
-            got: self.signature.clone(),
-        })
+        Err(RequestAuthError::InvalidSignature { signed: self.string_to_sign(&self.path), got: self.signature.clone() })
     }
 }
 
@@ -251,15 +279,8 @@ mod tests {
     #[test]
     fn percent_encoded_values_verify_like_raw_ones() {
         // Ruby/PHP send info=user_count%2Csubscription_count; Node sends the comma raw.
-        let q = sign_query(
-            KEY,
-            SECRET,
-            "GET",
-            "/apps/3/channels/c",
-            b"",
-            TS,
-            &[("info", "user_count,subscription_count")],
-        );
+        let q =
+            sign_query(KEY, SECRET, "GET", "/apps/3/channels/c", b"", TS, &[("info", "user_count,subscription_count")]);
         let encoded = q.replace(',', "%2C");
         for query in [q, encoded] {
             let req = SignedRequest::parse("GET", "/apps/3/channels/c", &query).unwrap();
@@ -272,12 +293,8 @@ mod tests {
         let q = format!("auth_key={KEY}&auth_timestamp={TS}&auth_version=1.0&body_md5=d41d8cd98f00b204e9800998ecf8427e&info=user_count,subscription_count");
         let sig = crate::auth::sign(SECRET, &format!("GET\n/apps/3/channels/presence-foobar\n{q}"));
         assert_eq!(sig, "1e5ce8ad11c48842231003911c29c872174a125059c4cdd215f10f2134d0c1b1");
-        let req = SignedRequest::parse(
-            "GET",
-            "/apps/3/channels/presence-foobar",
-            &format!("{q}&auth_signature={sig}"),
-        )
-        .unwrap();
+        let req = SignedRequest::parse("GET", "/apps/3/channels/presence-foobar", &format!("{q}&auth_signature={sig}"))
+            .unwrap();
         assert_eq!(req.verify(SECRET, b"", at(TS), WINDOW), Ok(()));
     }
 
@@ -314,16 +331,10 @@ mod tests {
     fn body_md5_must_match_and_is_required_with_a_body() {
         let q = sign_query(KEY, SECRET, "POST", "/p", b"{}", TS, &[]);
         let req = SignedRequest::parse("POST", "/p", &q).unwrap();
-        assert!(matches!(
-            req.verify(SECRET, b"{ }", at(TS), WINDOW),
-            Err(RequestAuthError::BodyMd5Mismatch { .. })
-        ));
+        assert!(matches!(req.verify(SECRET, b"{ }", at(TS), WINDOW), Err(RequestAuthError::BodyMd5Mismatch { .. })));
         let q = sign_query(KEY, SECRET, "POST", "/p", b"", TS, &[]);
         let req = SignedRequest::parse("POST", "/p", &q).unwrap();
-        assert_eq!(
-            req.verify(SECRET, b"{}", at(TS), WINDOW),
-            Err(RequestAuthError::BodyMd5Missing)
-        );
+        assert_eq!(req.verify(SECRET, b"{}", at(TS), WINDOW), Err(RequestAuthError::BodyMd5Missing));
     }
 
     #[test]
@@ -337,10 +348,7 @@ mod tests {
             RequestAuthError::Missing("auth_signature")
         );
         let req = SignedRequest::parse("GET", "/p", "auth_key=k&auth_signature=x&auth_version=2.0").unwrap();
-        assert!(matches!(
-            req.verify(SECRET, b"", at(TS), WINDOW),
-            Err(RequestAuthError::VersionNotSupported(_))
-        ));
+        assert!(matches!(req.verify(SECRET, b"", at(TS), WINDOW), Err(RequestAuthError::VersionNotSupported(_))));
     }
 
     #[test]

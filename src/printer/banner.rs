@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 use crate::config::Config;
 
-use super::style::{paint, Kind};
+use super::line::Kind;
+use super::style;
 
 /// The host clients should dial: a wildcard bind is reached on loopback.
 fn client_host(addr: SocketAddr) -> String {
@@ -24,7 +25,7 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, color: bo
     let ws_host = client_host(websocket);
     let api_host = client_host(api);
     let (ws_port, api_port) = (websocket.port(), api.port());
-    let head = |s: &str| paint(Kind::Connect, s, color);
+    let head = |s: &str| style::kind(Kind::Connect, s, color);
     let mut out = String::new();
     let version = env!("CARGO_PKG_VERSION");
     if api == websocket {
@@ -44,10 +45,7 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, color: bo
     out += &format!("  key     {key:<width$}  ({})\n", sources.key);
     out += &format!("  secret  {secret:<width$}  ({})\n", sources.secret);
     if config.apps.len() > 1 {
-        let others: Vec<String> = config.apps[1..]
-            .iter()
-            .map(|a| format!("{} (key {})", a.id, a.key))
-            .collect();
+        let others: Vec<String> = config.apps[1..].iter().map(|a| format!("{} (key {})", a.id, a.key)).collect();
         out += &format!("  also serving apps {}\n", others.join(", "));
     }
     let client = format!(

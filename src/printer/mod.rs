@@ -1,136 +1,76 @@
-//! `Printer`: the user-facing traffic log on stdout (diagnostics go to stderr via `tracing`).
+//! `Printer`: the user-facing traffic log (diagnostics go to stderr via `tracing`).
 //!
-//! Lines are typed ([`Line`]), rendered by one function ([`render`]) and written by a dedicated
-//! thread, so a slow terminal never slows delivery: the queue is bounded, and when it is full the
-//! line is dropped and counted, and a "N lines not shown" notice takes its place.
+//! Lines are typed ([`Line`]), filtered ([`Filter`]) and rendered ([`text`] or [`json`]) by a
+//! dedicated thread, so a slow terminal never slows delivery: the queue is bounded, a line that
+//! does not fit is dropped and counted, and a "N lines not shown" notice takes its place.
+//! The same lines can go to several sinks (the terminal, `--log-file`).
 //!
+//! - [`line`]: `Line`, `Kind`, `View` (the fields a line shows).
+//! - [`filter`]: `--filter KEY=GLOB`.
+//! - [`text`], [`json`]: the two renderers.
+//! - [`style`]: colours per kind of line, event family and channel kind.
 //! - [`banner`]: the start-up banner.
-//! - [`style`]: colours per kind of line and per channel kind.
 
 pub mod banner;
+pub mod filter;
+pub mod json;
+pub mod line;
 pub mod style;
+pub mod text;
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::apps::AppId;
-use crate::protocol::{ChannelName, SocketId};
-use crate::state::Source;
+use chrono::Local;
+
+pub use filter::Filter;
+pub use line::{Kind, Line, Verbosity, View};
+pub use text::TextOptions;
 
 /// Lines the printer thread may have waiting before new ones are dropped.
-pub const QUEUE_LINES: usize = 8192;
+pub const QUEUE_LINES: usize = 16 * 1024;
 
-/// How much to print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verbosity {
-    /// Errors only (`-q`).
-    Quiet,
-    /// Banner, errors, one line per connect/disconnect and per API call.
-    Normal,
-    /// Every frame in and out (`-v`).
-    Verbose,
+/// Output format of a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned, optionally coloured columns.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
-/// One thing to tell the user.
-#[derive(Debug, Clone)]
-pub enum Line {
-    /// Free text printed as is (the banner).
-    Text(String),
-    /// A socket connected.
-    Connected {
-        /// Its id.
-        socket: SocketId,
-        /// Its app.
-        app: AppId,
-        /// Peer address.
-        remote: Option<SocketAddr>,
-    },
-    /// A connection was refused at handshake.
-    Refused {
-        /// The key it asked for.
-        key: String,
-        /// Close code.
-        code: u16,
-        /// Why.
-        reason: String,
-        /// Peer address.
-        remote: Option<SocketAddr>,
-    },
-    /// A socket went away.
-    Disconnected {
-        /// Its id.
-        socket: SocketId,
-        /// Close code, when known.
-        code: Option<u16>,
-        /// Close reason.
-        reason: String,
-    },
-    /// A frame from a client (verbose).
-    FrameIn {
-        /// The socket.
-        socket: SocketId,
-        /// The text.
-        text: String,
-    },
-    /// A frame to a client (verbose).
-    FrameOut {
-        /// The socket.
-        socket: SocketId,
-        /// The text.
-        text: String,
-    },
-    /// An event went through the publish path (verbose).
-    Published {
-        /// The app.
-        app: AppId,
-        /// The channel.
-        channel: ChannelName,
-        /// The event name.
-        event: Arc<str>,
-        /// The data.
-        data: Arc<str>,
-        /// Its origin.
-        source: Source,
-        /// Deliveries on this node.
-        delivered: usize,
-    },
-    /// An HTTP API call.
-    Api {
-        /// Method.
-        method: String,
-        /// Path.
-        path: String,
-        /// Status code.
-        status: u16,
-        /// Time taken.
-        elapsed: Duration,
-    },
-    /// A client did something wrong (answered with `pusher:error`).
-    ClientError {
-        /// The socket.
-        socket: SocketId,
-        /// The message sent back.
-        message: String,
-    },
-    /// A server-side problem.
-    Error(String),
+/// One destination for lines.
+pub struct Sink {
+    /// Where to write.
+    pub out: Box<dyn Write + Send>,
+    /// Text or JSON.
+    pub format: Format,
+    /// Text rendering options.
+    pub text: TextOptions,
+    /// Which lines it wants.
+    pub verbosity: Verbosity,
 }
 
-impl Line {
-    fn verbosity(&self) -> Verbosity {
-        match self {
-            Line::Error(_) | Line::Refused { .. } => Verbosity::Quiet,
-            Line::Text(_)
-            | Line::Connected { .. }
-            | Line::Disconnected { .. }
-            | Line::Api { .. }
-            | Line::ClientError { .. } => Verbosity::Normal,
-            Line::FrameIn { .. } | Line::FrameOut { .. } | Line::Published { .. } => Verbosity::Verbose,
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").field("format", &self.format).field("verbosity", &self.verbosity).finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    fn write(&mut self, line: &Line, view: &View) -> std::io::Result<()> {
+        if line.verbosity() > self.verbosity {
+            return Ok(());
         }
+        let now = Local::now();
+        let text = match self.format {
+            Format::Text => text::render(line, view, &self.text, now),
+            Format::Json => json::render(line, view, now),
+        };
+        writeln!(self.out, "{text}")
     }
 }
 
@@ -143,40 +83,33 @@ pub struct Printer {
 }
 
 impl Printer {
-    /// A printer writing to `out` on its own thread.
-    pub fn spawn(out: Box<dyn Write + Send>, verbosity: Verbosity, color: bool) -> Self {
+    /// A printer writing to `sinks` on its own thread; lines that `filter` rejects are skipped.
+    pub fn spawn(sinks: Vec<Sink>, filter: Filter, color: bool) -> Self {
         style::enable(color);
+        let verbosity = sinks.iter().map(|s| s.verbosity).max().unwrap_or(Verbosity::Quiet);
         let (tx, rx) = sync_channel(QUEUE_LINES);
         let dropped = Arc::new(AtomicU64::new(0));
         let counter = dropped.clone();
         // The thread ends when every Printer handle is dropped.
-        std::thread::Builder::new()
-            .name("printer".into())
-            .spawn(move || write_lines(rx, out, color, &counter))
-            .map(|_| ())
-            .unwrap_or_else(|e| eprintln!("pusher-local: cannot start the printer thread: {e}"));
-        Self {
-            tx: Some(tx),
-            verbosity,
-            dropped,
+        if let Err(e) =
+            std::thread::Builder::new().name("printer".into()).spawn(move || write_lines(rx, sinks, &filter, &counter))
+        {
+            eprintln!("pusher-local: cannot start the printer thread: {e}");
         }
+        Self { tx: Some(tx), verbosity, dropped }
     }
 
     /// A printer that prints nothing (tests, benchmarks).
     pub fn silent() -> Self {
-        Self {
-            tx: None,
-            verbosity: Verbosity::Quiet,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        Self { tx: None, verbosity: Verbosity::Quiet, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
-    /// Whether `-v` frames are wanted (skip building them otherwise).
+    /// Whether `-v` frame lines are wanted (callers skip building them otherwise).
     pub fn verbose(&self) -> bool {
         self.tx.is_some() && self.verbosity >= Verbosity::Verbose
     }
 
-    /// Queues a line if the verbosity wants it; never blocks.
+    /// Queues a line if some sink wants it; never blocks.
     pub fn line(&self, line: Line) {
         let Some(tx) = &self.tx else { return };
         if line.verbosity() > self.verbosity {
@@ -192,152 +125,110 @@ impl Printer {
     }
 }
 
-fn write_lines(rx: Receiver<Line>, mut out: Box<dyn Write + Send>, color: bool, dropped: &AtomicU64) {
+fn write_lines(rx: Receiver<Line>, mut sinks: Vec<Sink>, filter: &Filter, dropped: &AtomicU64) {
+    let write = |line: &Line, sinks: &mut Vec<Sink>| {
+        let view = line.view();
+        if !filter.matches(line.kind(), &view) {
+            return;
+        }
+        // A sink that fails (stdout closed, disk full) is dropped; the server keeps serving.
+        sinks.retain_mut(|sink| sink.write(line, &view).is_ok());
+    };
     while let Ok(line) = rx.recv() {
-        let mut text = render(&line, color, SystemTime::now());
         let missed = dropped.swap(0, Ordering::Relaxed);
         if missed > 0 {
-            text = format!(
-                "{}\n{text}",
-                style::dim(&format!("… {missed} lines not shown (output too slow)"), color)
-            );
+            let notice = Line::Error(format!("… {missed} lines not shown (output too slow)"));
+            write(&notice, &mut sinks);
         }
-        if writeln!(out, "{text}").is_err() {
-            return; // stdout closed (e.g. piped into `head`): stop printing, keep serving.
-        }
+        write(&line, &mut sinks);
         // Flush only when nothing else is waiting, so bursts are written in one go.
         while let Ok(line) = rx.try_recv() {
-            if writeln!(out, "{}", render(&line, color, SystemTime::now())).is_err() {
-                return;
-            }
+            write(&line, &mut sinks);
         }
-        let _ = out.flush();
-    }
-}
-
-fn clock(now: SystemTime) -> String {
-    let ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    let (h, m, s, milli) = ((ms / 3_600_000) % 24, (ms / 60_000) % 60, (ms / 1000) % 60, ms % 1000);
-    format!("{h:02}:{m:02}:{s:02}.{milli:03}")
-}
-
-/// Renders one line (time in UTC) with or without colour.
-pub fn render(line: &Line, color: bool, now: SystemTime) -> String {
-    use style::{dim, paint, Kind};
-    let time = dim(&clock(now), color);
-    match line {
-        Line::Text(text) => text.clone(),
-        Line::Connected { socket, app, remote } => {
-            let from = remote.map(|r| format!(" from {r}")).unwrap_or_default();
-            format!(
-                "{time} {} {socket} connected to app {app}{from}",
-                paint(Kind::Connect, "+ ws ", color)
-            )
+        for sink in &mut sinks {
+            let _ = sink.out.flush();
         }
-        Line::Refused {
-            key,
-            code,
-            reason,
-            remote,
-        } => {
-            let from = remote.map(|r| format!(" from {r}")).unwrap_or_default();
-            format!(
-                "{time} {} refused key {key:?}{from}: {code} {reason}",
-                paint(Kind::Error, "x ws ", color)
-            )
+        if sinks.is_empty() {
+            return;
         }
-        Line::Disconnected { socket, code, reason } => {
-            let code = code.map(|c| format!(" {c}")).unwrap_or_default();
-            format!(
-                "{time} {} {socket} disconnected{code} {reason}",
-                paint(Kind::Disconnect, "- ws ", color)
-            )
-        }
-        Line::FrameIn { socket, text } => format!("{time} {} {socket} {text}", paint(Kind::In, "<- ws", color)),
-        Line::FrameOut { socket, text } => format!("{time} {} {socket} {text}", paint(Kind::Out, "-> ws", color)),
-        Line::Published {
-            app,
-            channel,
-            event,
-            data,
-            source,
-            delivered,
-        } => format!(
-            "{time} {} {:<6} app {app} {} {} {data} ({delivered} delivered)",
-            paint(Kind::Publish, "=> pub", color),
-            source.label(),
-            style::channel(channel, color),
-            paint(Kind::Event, event, color),
-        ),
-        Line::Api {
-            method,
-            path,
-            status,
-            elapsed,
-        } => {
-            let kind = if *status >= 400 { Kind::Error } else { Kind::Api };
-            format!(
-                "{time} {} {method} {path} {} {:.1}ms",
-                paint(Kind::Api, "<> api", color),
-                paint(kind, &status.to_string(), color),
-                elapsed.as_secs_f64() * 1000.0
-            )
-        }
-        Line::ClientError { socket, message } => {
-            format!(
-                "{time} {} {socket} {}",
-                paint(Kind::Error, "!! ws ", color),
-                paint(Kind::Error, message, color)
-            )
-        }
-        Line::Error(message) => format!(
-            "{time} {} {}",
-            paint(Kind::Error, "!! err", color),
-            paint(Kind::Error, message, color)
-        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
-    fn at() -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(45_296_789) // 12:34:56.789
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
-    #[test]
-    fn api_line_without_colour() {
-        let line = Line::Api {
-            method: "POST".into(),
-            path: "/apps/1/events".into(),
-            status: 200,
-            elapsed: Duration::from_micros(1500),
-        };
-        assert_eq!(
-            render(&line, false, at()),
-            "12:34:56.789 <> api POST /apps/1/events 200 1.5ms"
-        );
+    fn sink(out: Shared, verbosity: Verbosity, format: Format) -> Sink {
+        Sink {
+            out: Box::new(out),
+            format,
+            text: TextOptions { color: false, full: false, width: None, show_app: false },
+            verbosity,
+        }
     }
 
-    #[test]
-    fn colour_adds_escape_codes_only_when_asked() {
-        let line = Line::Error("boom".into());
-        style::enable(true);
-        assert!(!render(&line, false, at()).contains('\u{1b}'));
-        assert!(render(&line, true, at()).contains('\u{1b}'));
-    }
-
-    #[test]
-    fn lines_filtered_by_verbosity() {
-        assert!(
-            Line::FrameIn {
-                socket: SocketId::new(1, 2),
-                text: String::new()
+    fn wait_for(out: &Shared, lines: usize) -> String {
+        for _ in 0..500 {
+            let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            if text.lines().count() >= lines {
+                return text;
             }
-            .verbosity()
-                > Verbosity::Normal
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        panic!("printer wrote too little");
+    }
+
+    #[test]
+    fn sinks_get_lines_at_their_verbosity_and_format() {
+        let (terminal, file) = (Shared::default(), Shared::default());
+        let printer = Printer::spawn(
+            vec![
+                sink(terminal.clone(), Verbosity::Quiet, Format::Text),
+                sink(file.clone(), Verbosity::Normal, Format::Json),
+            ],
+            Filter::default(),
+            false,
         );
-        assert_eq!(Line::Error(String::new()).verbosity(), Verbosity::Quiet);
+        printer.line(Line::Api {
+            method: "GET".into(),
+            path: "/apps/1/channels".into(),
+            status: 200,
+            elapsed: Default::default(),
+        });
+        printer.line(Line::Error("boom".into()));
+        let json = wait_for(&file, 2);
+        let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+        assert_eq!(first["kind"], "api");
+        let text = wait_for(&terminal, 1);
+        assert!(text.contains("boom") && !text.contains("/apps/1/channels"), "quiet terminal: {text}");
+    }
+
+    #[test]
+    fn filters_apply_before_rendering() {
+        let out = Shared::default();
+        let printer = Printer::spawn(
+            vec![sink(out.clone(), Verbosity::Verbose, Format::Text)],
+            Filter::parse(&["socket=1.1"]).unwrap(),
+            false,
+        );
+        use crate::protocol::SocketId;
+        let app = crate::apps::AppId::new("1");
+        printer.line(Line::Connected { socket: SocketId::new(2, 2), app: app.clone(), remote: None });
+        printer.line(Line::Connected { socket: SocketId::new(1, 1), app, remote: None });
+        let text = wait_for(&out, 1);
+        assert!(text.contains(" 1.1 ") && !text.contains(" 2.2 "), "{text}");
     }
 }

@@ -1,30 +1,26 @@
-//! Colours: one per kind of line, one per channel kind. Colour is decided once by the caller
-//! (`--color`, `NO_COLOR`, whether stdout is a terminal) and passed in as a flag; `colored`'s
-//! global switch is set to match by [`enable`].
+//! Colours: one per kind of line, one per channel kind, and event names by family (client
+//! events, subscriptions, internal traffic dimmed, errors red). Colour is decided once (`--color`,
+//! `NO_COLOR`, whether stdout is a terminal) and passed in as a flag; `colored`'s global switch
+//! is set to match by [`enable`].
 
 use colored::{Color, Colorize};
 
+use super::line::Kind;
 use crate::protocol::{ChannelKind, ChannelName};
 
-/// Kinds of things that get a colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Connects.
-    Connect,
-    /// Disconnects.
-    Disconnect,
-    /// Frames from clients.
-    In,
-    /// Frames to clients.
-    Out,
-    /// Published events.
-    Publish,
-    /// Event names.
-    Event,
-    /// HTTP API calls.
-    Api,
-    /// Errors.
-    Error,
+/// Whether to colour: `always`, `never`, or (`auto`) when stdout is a terminal and `NO_COLOR`
+/// is unset or empty.
+pub fn should_color(
+    choice: crate::cli::ColorChoice,
+    stdout_is_terminal: bool,
+    no_color: Option<&std::ffi::OsStr>,
+) -> bool {
+    use crate::cli::ColorChoice;
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stdout_is_terminal && no_color.is_none_or(|v| v.is_empty()),
+    }
 }
 
 /// Sets `colored`'s global switch; called once when the printer starts.
@@ -32,29 +28,38 @@ pub fn enable(color: bool) {
     colored::control::set_override(color);
 }
 
-fn color_of(kind: Kind) -> Color {
+fn kind_color(kind: Kind) -> Color {
     match kind {
+        Kind::Text => Color::White,
         Kind::Connect => Color::Green,
         Kind::Disconnect => Color::Yellow,
         Kind::In => Color::Cyan,
         Kind::Out => Color::Blue,
         Kind::Publish => Color::Magenta,
-        Kind::Event => Color::BrightWhite,
         Kind::Api => Color::BrightBlue,
-        Kind::Error => Color::Red,
+        Kind::Refused | Kind::ClientError | Kind::Signature | Kind::Error => Color::Red,
     }
 }
 
-/// `text` in the colour for `kind`, or plain.
-pub fn paint(kind: Kind, text: &str, color: bool) -> String {
+/// `text` in the colour of `kind`, or plain.
+pub fn kind(kind: Kind, text: &str, color: bool) -> String {
     if color {
-        text.color(color_of(kind)).to_string()
+        text.color(kind_color(kind)).to_string()
     } else {
         text.to_owned()
     }
 }
 
-/// Dimmed text (timestamps, notices).
+/// `text` in red (errors), or plain.
+pub fn error(text: &str, color: bool) -> String {
+    if color {
+        text.red().to_string()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Dimmed text (timestamps, internal traffic, notices).
 pub fn dim(text: &str, color: bool) -> String {
     if color {
         text.dimmed().to_string()
@@ -63,17 +68,64 @@ pub fn dim(text: &str, color: bool) -> String {
     }
 }
 
-/// A channel name coloured by its kind.
-pub fn channel(name: &ChannelName, color: bool) -> String {
-    if !color {
-        return name.to_string();
+/// Bold text (headings).
+pub fn bold(text: &str, color: bool) -> String {
+    if color {
+        text.bold().to_string()
+    } else {
+        text.to_owned()
     }
-    let c = match name.kind() {
+}
+
+/// An event name coloured by family.
+pub fn event(name: &str, color: bool) -> String {
+    if !color {
+        return name.to_owned();
+    }
+    if name.starts_with("client-") {
+        name.magenta().to_string()
+    } else if name.starts_with("pusher_internal:") {
+        name.dimmed().to_string()
+    } else if name == "pusher:error" {
+        name.red().to_string()
+    } else if name == "pusher:subscribe" || name == "pusher:unsubscribe" || name == "pusher:signin" {
+        name.cyan().to_string()
+    } else if name.starts_with("pusher:") {
+        name.dimmed().to_string()
+    } else {
+        name.bold().to_string()
+    }
+}
+
+/// A channel name coloured by its kind.
+pub fn channel(name: &str, color: bool) -> String {
+    if !color {
+        return name.to_owned();
+    }
+    let kind = ChannelName::parse(name, usize::MAX).map(|c| c.kind()).unwrap_or(ChannelKind::Public);
+    let c = match kind {
         ChannelKind::Public => Color::White,
         ChannelKind::Private => Color::Yellow,
         ChannelKind::PrivateEncrypted => Color::BrightYellow,
         ChannelKind::Presence => Color::Green,
         ChannelKind::ServerToUser => Color::Cyan,
     };
-    name.as_str().color(c).to_string()
+    name.color(c).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ColorChoice;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn no_color_and_pipes_turn_auto_off_but_not_always() {
+        assert!(should_color(ColorChoice::Auto, true, None));
+        assert!(should_color(ColorChoice::Auto, true, Some(OsStr::new(""))), "empty NO_COLOR is unset");
+        assert!(!should_color(ColorChoice::Auto, true, Some(OsStr::new("1"))));
+        assert!(!should_color(ColorChoice::Auto, false, None), "piped output has no escape codes");
+        assert!(should_color(ColorChoice::Always, false, Some(OsStr::new("1"))));
+        assert!(!should_color(ColorChoice::Never, true, None));
+    }
 }

@@ -100,24 +100,12 @@ impl ChannelName {
             _ => (name, Self::kind_of(name)),
         };
         if let Some(found) = checked.chars().find(|&c| !allowed(c)) {
-            return Err(ChannelNameError::InvalidCharacter {
-                name: name.to_owned(),
-                found,
-            });
+            return Err(ChannelNameError::InvalidCharacter { name: name.to_owned(), found });
         }
-        let cache = [
-            "cache-",
-            "private-cache-",
-            "private-encrypted-cache-",
-            "presence-cache-",
-        ]
-        .iter()
-        .any(|p| name.starts_with(p));
-        Ok(Self {
-            name: name.into(),
-            kind,
-            cache,
-        })
+        let cache = ["cache-", "private-cache-", "private-encrypted-cache-", "presence-cache-"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        Ok(Self { name: name.into(), kind, cache })
     }
 
     fn kind_of(name: &str) -> ChannelKind {
@@ -204,18 +192,12 @@ mod tests {
     #[test]
     fn bad_names_say_why() {
         assert_eq!(ChannelName::parse("", 164), Err(ChannelNameError::Empty));
-        assert!(matches!(
-            ChannelName::parse("a b", 164),
-            Err(ChannelNameError::InvalidCharacter { found: ' ', .. })
-        ));
+        assert!(matches!(ChannelName::parse("a b", 164), Err(ChannelNameError::InvalidCharacter { found: ' ', .. })));
         assert!(matches!(
             ChannelName::parse("#other", 164),
             Err(ChannelNameError::InvalidCharacter { found: '#', .. })
         ));
-        assert_eq!(
-            ChannelName::parse(&"a".repeat(165), 164),
-            Err(ChannelNameError::TooLong { len: 165, max: 164 })
-        );
+        assert_eq!(ChannelName::parse(&"a".repeat(165), 164), Err(ChannelNameError::TooLong { len: 165, max: 164 }));
     }
 
     #[test]

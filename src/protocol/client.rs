@@ -110,25 +110,17 @@ impl ClientMessage {
         })?;
         let event = frame.event.ok_or(ProtocolError::MissingEvent)?;
         match &*event {
-            "pusher:subscribe" => {
-                data_as::<Subscribe>(frame.data)
-                    .map(ClientMessage::Subscribe)
-                    .ok_or(ProtocolError::MissingField {
-                        event: "pusher:subscribe",
-                        field: "data.channel (a string)",
-                    })
-            }
+            "pusher:subscribe" => data_as::<Subscribe>(frame.data)
+                .map(ClientMessage::Subscribe)
+                .ok_or(ProtocolError::MissingField { event: "pusher:subscribe", field: "data.channel (a string)" }),
             "pusher:unsubscribe" => {
                 #[derive(Deserialize)]
                 struct Unsubscribe {
                     channel: String,
                 }
-                data_as::<Unsubscribe>(frame.data)
-                    .map(|u| ClientMessage::Unsubscribe { channel: u.channel })
-                    .ok_or(ProtocolError::MissingField {
-                        event: "pusher:unsubscribe",
-                        field: "data.channel (a string)",
-                    })
+                data_as::<Unsubscribe>(frame.data).map(|u| ClientMessage::Unsubscribe { channel: u.channel }).ok_or(
+                    ProtocolError::MissingField { event: "pusher:unsubscribe", field: "data.channel (a string)" },
+                )
             }
             "pusher:ping" => Ok(ClientMessage::Ping),
             "pusher:pong" => Ok(ClientMessage::Pong),
@@ -139,20 +131,16 @@ impl ClientMessage {
                     user_data: String,
                 }
                 data_as::<Signin>(frame.data)
-                    .map(|s| ClientMessage::Signin {
-                        auth: s.auth,
-                        user_data: s.user_data,
-                    })
+                    .map(|s| ClientMessage::Signin { auth: s.auth, user_data: s.user_data })
                     .ok_or(ProtocolError::MissingField {
                         event: "pusher:signin",
                         field: "data.auth and data.user_data (strings)",
                     })
             }
             name if name.starts_with("client-") => {
-                let channel = frame.channel.ok_or(ProtocolError::MissingField {
-                    event: "a client event",
-                    field: "channel (a string)",
-                })?;
+                let channel = frame
+                    .channel
+                    .ok_or(ProtocolError::MissingField { event: "a client event", field: "channel (a string)" })?;
                 let data = match frame.data {
                     None => "{}".to_owned(),
                     Some(raw) if raw.get().starts_with('"') => {
@@ -160,11 +148,7 @@ impl ClientMessage {
                     }
                     Some(raw) => raw.get().to_owned(),
                 };
-                Ok(ClientMessage::ClientEvent {
-                    event: name.to_owned(),
-                    channel,
-                    data,
-                })
+                Ok(ClientMessage::ClientEvent { event: name.to_owned(), channel, data })
             }
             other => Err(ProtocolError::UnsupportedEvent(other.to_owned())),
         }
@@ -192,9 +176,7 @@ mod tests {
     #[test]
     fn presence_subscribe_keeps_channel_data_verbatim() {
         let m = ClientMessage::parse(r#"{"event":"pusher:subscribe","data":{"auth":"k:s","channel_data":"{\"user_id\": \"10\"}","channel":"presence-x"}}"#).unwrap();
-        let ClientMessage::Subscribe(s) = m else {
-            panic!("{m:?}")
-        };
+        let ClientMessage::Subscribe(s) = m else { panic!("{m:?}") };
         assert_eq!(s.channel_data.as_deref(), Some(r#"{"user_id": "10"}"#));
     }
 
@@ -206,10 +188,7 @@ mod tests {
 
     #[test]
     fn java_ping_without_data() {
-        assert_eq!(
-            ClientMessage::parse(r#"{"event": "pusher:ping"}"#),
-            Ok(ClientMessage::Ping)
-        );
+        assert_eq!(ClientMessage::parse(r#"{"event": "pusher:ping"}"#), Ok(ClientMessage::Ping));
     }
 
     #[test]
@@ -234,14 +213,8 @@ mod tests {
 
     #[test]
     fn bad_frames_are_described() {
-        assert!(matches!(
-            ClientMessage::parse("nope"),
-            Err(ProtocolError::InvalidJson(_))
-        ));
-        assert!(matches!(
-            ClientMessage::parse("[1]"),
-            Err(ProtocolError::InvalidJson(_))
-        ));
+        assert!(matches!(ClientMessage::parse("nope"), Err(ProtocolError::InvalidJson(_))));
+        assert!(matches!(ClientMessage::parse("[1]"), Err(ProtocolError::InvalidJson(_))));
         assert_eq!(ClientMessage::parse("{}"), Err(ProtocolError::MissingEvent));
         assert_eq!(
             ClientMessage::parse(r#"{"event":"pusher:foo"}"#),

@@ -25,13 +25,7 @@ struct Out<'a, D: Serialize> {
 
 fn encode<D: Serialize>(event: &str, channel: Option<&str>, data: D, user_id: Option<&str>) -> Frame {
     // Serialising plain structs of strings and numbers into a String cannot fail.
-    let text = serde_json::to_string(&Out {
-        event,
-        channel,
-        data,
-        user_id,
-    })
-    .expect("frames are plain JSON");
+    let text = serde_json::to_string(&Out { event, channel, data, user_id }).expect("frames are plain JSON");
     Frame::from(text)
 }
 
@@ -47,10 +41,7 @@ pub fn connection_established(socket_id: SocketId, activity_timeout_secs: u64) -
         socket_id: String,
         activity_timeout: u64,
     }
-    let data = json(&Data {
-        socket_id: socket_id.to_string(),
-        activity_timeout: activity_timeout_secs,
-    });
+    let data = json(&Data { socket_id: socket_id.to_string(), activity_timeout: activity_timeout_secs });
     encode("pusher:connection_established", None, data, None)
 }
 
@@ -102,14 +93,7 @@ pub fn presence_subscription_succeeded<'a>(
     let null = RawValue::NULL;
     let hash: std::collections::BTreeMap<&str, &RawValue> =
         members.map(|m| (m.key, m.user_info.unwrap_or(null))).collect();
-    let data = json(&Presence {
-        presence: Inner {
-            ids,
-            hash,
-            count,
-            _p: std::marker::PhantomData,
-        },
-    });
+    let data = json(&Presence { presence: Inner { ids, hash, count, _p: std::marker::PhantomData } });
     encode("pusher_internal:subscription_succeeded", Some(channel), data, None)
 }
 
@@ -121,10 +105,7 @@ pub fn member_added(channel: &str, member: &MemberRef<'_>) -> Frame {
         #[serde(skip_serializing_if = "Option::is_none")]
         user_info: Option<&'a RawValue>,
     }
-    let data = json(&Data {
-        user_id: member.user_id,
-        user_info: member.user_info,
-    });
+    let data = json(&Data { user_id: member.user_id, user_info: member.user_info });
     encode("pusher_internal:member_added", Some(channel), data, None)
 }
 
@@ -134,12 +115,7 @@ pub fn member_removed(channel: &str, user_id: &RawValue) -> Frame {
     struct Data<'a> {
         user_id: &'a RawValue,
     }
-    encode(
-        "pusher_internal:member_removed",
-        Some(channel),
-        json(&Data { user_id }),
-        None,
-    )
+    encode("pusher_internal:member_removed", Some(channel), json(&Data { user_id }), None)
 }
 
 /// A channel event; `data` is relayed exactly as published. `user_id` only for presence
@@ -169,14 +145,7 @@ pub fn subscription_count(channel: &str, count: usize) -> Frame {
     struct Data {
         subscription_count: usize,
     }
-    encode(
-        "pusher_internal:subscription_count",
-        Some(channel),
-        json(&Data {
-            subscription_count: count,
-        }),
-        None,
-    )
+    encode("pusher_internal:subscription_count", Some(channel), json(&Data { subscription_count: count }), None)
 }
 
 /// `pusher:signin_success`, echoing `user_data` as the same string.
@@ -201,16 +170,10 @@ pub fn watchlist_events(online: &[&str], offline: &[&str]) -> Frame {
     }
     let mut events = Vec::new();
     if !online.is_empty() {
-        events.push(Group {
-            name: "online",
-            user_ids: online,
-        });
+        events.push(Group { name: "online", user_ids: online });
     }
     if !offline.is_empty() {
-        events.push(Group {
-            name: "offline",
-            user_ids: offline,
-        });
+        events.push(Group { name: "offline", user_ids: offline });
     }
     encode("pusher_internal:watchlist_events", None, json(&Data { events }), None)
 }
@@ -238,10 +201,7 @@ mod tests {
             error(Some(4001), "Application does not exist").as_str(),
             r#"{"event":"pusher:error","data":{"code":4001,"message":"Application does not exist"}}"#
         );
-        assert_eq!(
-            error(None, "x").as_str(),
-            r#"{"event":"pusher:error","data":{"code":null,"message":"x"}}"#
-        );
+        assert_eq!(error(None, "x").as_str(), r#"{"event":"pusher:error","data":{"code":null,"message":"x"}}"#);
     }
 
     #[test]
@@ -256,16 +216,8 @@ mod tests {
     fn presence_roster_has_ids_hash_and_count() {
         let (a, b, info) = (raw("\"1\""), raw("2"), raw(r#"{"name":"A"}"#));
         let members = [
-            MemberRef {
-                user_id: &a,
-                key: "1",
-                user_info: Some(&info),
-            },
-            MemberRef {
-                user_id: &b,
-                key: "2",
-                user_info: None,
-            },
+            MemberRef { user_id: &a, key: "1", user_info: Some(&info) },
+            MemberRef { user_id: &b, key: "2", user_info: None },
         ];
         let f = presence_subscription_succeeded("presence-x", members.iter().cloned());
         assert_eq!(
@@ -277,11 +229,7 @@ mod tests {
     #[test]
     fn member_frames_match_the_protocol() {
         let (id, info) = (raw("\"3\""), raw(r#"{"name":"C"}"#));
-        let m = MemberRef {
-            user_id: &id,
-            key: "3",
-            user_info: Some(&info),
-        };
+        let m = MemberRef { user_id: &id, key: "3", user_info: Some(&info) };
         assert_eq!(
             member_added("presence-example", &m).as_str(),
             r#"{"event":"pusher_internal:member_added","channel":"presence-example","data":"{\"user_id\":\"3\",\"user_info\":{\"name\":\"C\"}}"}"#
@@ -323,10 +271,7 @@ mod tests {
     #[test]
     fn small_frames() {
         assert_eq!(pong().as_str(), r#"{"event":"pusher:pong","data":"{}"}"#);
-        assert_eq!(
-            cache_miss("cache-x").as_str(),
-            r#"{"event":"pusher:cache_miss","channel":"cache-x","data":"{}"}"#
-        );
+        assert_eq!(cache_miss("cache-x").as_str(), r#"{"event":"pusher:cache_miss","channel":"cache-x","data":"{}"}"#);
         assert_eq!(
             subscription_count("c", 3).as_str(),
             r#"{"event":"pusher_internal:subscription_count","channel":"c","data":"{\"subscription_count\":3}"}"#

@@ -63,10 +63,7 @@ impl SocketIds {
 
     /// A deterministic generator (tests, recorded fixtures).
     pub fn starting_at(high: u32, low: u32) -> Self {
-        Self {
-            high,
-            next: AtomicU32::new(low),
-        }
+        Self { high, next: AtomicU32::new(low) }
     }
 
     /// The next id.

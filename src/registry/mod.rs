@@ -221,19 +221,13 @@ impl ChannelRegistry {
     ) -> Result<Joined, ClientError> {
         let mut state = self.lock();
         let rooms = state.entry(app.id.clone()).or_default();
-        let ch = rooms
-            .channels
-            .entry(channel.shared().clone())
-            .or_insert_with(|| Channel {
-                name: channel.clone(),
-                subscribers: HashMap::new(),
-                members: Members::default(),
-                last_count_sent: None,
-            });
-        let mut joined = Joined {
-            occupied: ch.subscribers.is_empty(),
-            ..Joined::default()
-        };
+        let ch = rooms.channels.entry(channel.shared().clone()).or_insert_with(|| Channel {
+            name: channel.clone(),
+            subscribers: HashMap::new(),
+            members: Members::default(),
+            last_count_sent: None,
+        });
+        let mut joined = Joined { occupied: ch.subscribers.is_empty(), ..Joined::default() };
         let member_key = member.as_ref().map(|m| m.key.clone());
         if let Some(member) = member {
             if !ch.members.contains(&member.key) && ch.members.len() >= app.limits.max_presence_members {
@@ -249,20 +243,12 @@ impl ChannelRegistry {
             if first {
                 joined.member_added = Some(server::member_added(channel.as_str(), &member.as_ref()));
             }
-            outbox.send(server::presence_subscription_succeeded(
-                channel.as_str(),
-                ch.members.iter().map(Member::as_ref),
-            ));
+            outbox
+                .send(server::presence_subscription_succeeded(channel.as_str(), ch.members.iter().map(Member::as_ref)));
         } else {
             outbox.send(server::subscription_succeeded(channel.as_str()));
         }
-        ch.subscribers.insert(
-            socket,
-            Subscriber {
-                outbox: outbox.clone(),
-                member_key,
-            },
-        );
+        ch.subscribers.insert(socket, Subscriber { outbox: outbox.clone(), member_key });
         if app.subscription_count && channel.kind() != ChannelKind::Presence {
             joined.subscription_count = count_notice(ch);
         }
@@ -299,52 +285,28 @@ impl ChannelRegistry {
         if vacated {
             rooms.channels.remove(channel.as_str());
         }
-        Some(Left {
-            channel: channel.clone(),
-            vacated,
-            member_removed,
-            subscription_count,
-        })
+        Some(Left { channel: channel.clone(), vacated, member_removed, subscription_count })
     }
 
     /// Delivers to this node's sockets; returns how many frames were queued.
     pub fn fan_out(&self, app_id: &AppId, delivery: &Delivery) -> usize {
         let mut state = self.lock();
         let Some(rooms) = state.get_mut(app_id) else {
-            if let Delivery::Event {
-                channel,
-                frame,
-                cache: Some(cached),
-                ..
-            } = delivery
-            {
+            if let Delivery::Event { channel, frame, cache: Some(cached), .. } = delivery {
                 // Remember the cached event even before anyone connected to this app.
                 state.entry(app_id.clone()).or_default().cache.insert(
                     channel.shared().clone(),
-                    Cached {
-                        event: cached.clone(),
-                        frame: frame.clone(),
-                        at: Instant::now(),
-                    },
+                    Cached { event: cached.clone(), frame: frame.clone(), at: Instant::now() },
                 );
             }
             return 0;
         };
         match delivery {
-            Delivery::Event {
-                channel,
-                frame,
-                except,
-                cache,
-            } => {
+            Delivery::Event { channel, frame, except, cache } => {
                 if let Some(cached) = cache {
                     rooms.cache.insert(
                         channel.shared().clone(),
-                        Cached {
-                            event: cached.clone(),
-                            frame: frame.clone(),
-                            at: Instant::now(),
-                        },
+                        Cached { event: cached.clone(), frame: frame.clone(), at: Instant::now() },
                     );
                 }
                 let Some(ch) = rooms.channels.get(channel.as_str()) else {
@@ -363,10 +325,7 @@ impl ChannelRegistry {
                     return 0;
                 };
                 for outbox in sockets.values() {
-                    outbox.close(
-                        codes::UNAUTHORIZED,
-                        "Connection terminated by the app (terminate_connections)",
-                    );
+                    outbox.close(codes::UNAUTHORIZED, "Connection terminated by the app (terminate_connections)");
                 }
                 sockets.len()
             }
@@ -390,24 +349,14 @@ impl ChannelRegistry {
         sockets.insert(socket, outbox.clone());
         let mut result = SignedInState::default();
         for watched in &watchlist {
-            rooms
-                .watchers
-                .entry(watched.clone())
-                .or_default()
-                .insert(socket, outbox.clone());
+            rooms.watchers.entry(watched.clone()).or_default().insert(socket, outbox.clone());
             if rooms.users.contains_key(watched) {
                 result.online.push(watched.clone());
             } else {
                 result.offline.push(watched.clone());
             }
         }
-        rooms.signed_in.insert(
-            socket,
-            SignedIn {
-                user: user.clone(),
-                watching: watchlist,
-            },
-        );
+        rooms.signed_in.insert(socket, SignedIn { user: user.clone(), watching: watchlist });
         if first && app.watchlist_events {
             notify_watchers(rooms, &user, true);
         }
@@ -420,12 +369,8 @@ impl ChannelRegistry {
         let Some(rooms) = state.get(app_id) else {
             return Vec::new();
         };
-        let mut list: Vec<ChannelInfo> = rooms
-            .channels
-            .values()
-            .filter(|ch| ch.name.as_str().starts_with(prefix))
-            .map(info)
-            .collect();
+        let mut list: Vec<ChannelInfo> =
+            rooms.channels.values().filter(|ch| ch.name.as_str().starts_with(prefix)).map(info).collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         list
     }
@@ -437,11 +382,7 @@ impl ChannelRegistry {
             .get(app_id)
             .and_then(|rooms| rooms.channels.get(channel.as_str()))
             .map(info)
-            .unwrap_or_else(|| ChannelInfo {
-                name: channel.shared().clone(),
-                subscription_count: 0,
-                user_count: 0,
-            })
+            .unwrap_or_else(|| ChannelInfo { name: channel.shared().clone(), subscription_count: 0, user_count: 0 })
     }
 
     /// The cached event of a cache channel and its remaining time to live.
@@ -494,11 +435,7 @@ fn notify_watchers(rooms: &Rooms, user: &Arc<str>, online: bool) {
         return;
     };
     let ids = [&**user];
-    let frame = if online {
-        server::watchlist_events(&ids, &[])
-    } else {
-        server::watchlist_events(&[], &ids)
-    };
+    let frame = if online { server::watchlist_events(&ids, &[]) } else { server::watchlist_events(&[], &ids) };
     for outbox in watchers.values() {
         outbox.send(frame.clone());
     }
@@ -518,17 +455,11 @@ mod tests {
     }
 
     fn member(id: &str) -> Member {
-        Member {
-            key: id.into(),
-            user_id: RawValue::from_string(format!("\"{id}\"")).unwrap(),
-            user_info: None,
-        }
+        Member { key: id.into(), user_id: RawValue::from_string(format!("\"{id}\"")).unwrap(), user_info: None }
     }
 
     fn drain(rx: &mut OutboxReceiver) -> Vec<String> {
-        std::iter::from_fn(|| rx.try_recv())
-            .map(|f| f.as_str().to_owned())
-            .collect()
+        std::iter::from_fn(|| rx.try_recv()).map(|f| f.as_str().to_owned()).collect()
     }
 
     #[test]
@@ -543,15 +474,8 @@ mod tests {
         drain(&mut ra);
         drain(&mut rb);
         let frame = server::event("news", "e", "{}", None);
-        let n = reg.fan_out(
-            &app.id,
-            &Delivery::Event {
-                channel: ch,
-                frame,
-                except: Some(SocketId::new(1, 1)),
-                cache: None,
-            },
-        );
+        let n = reg
+            .fan_out(&app.id, &Delivery::Event { channel: ch, frame, except: Some(SocketId::new(1, 1)), cache: None });
         assert_eq!(n, 1);
         assert!(drain(&mut ra).is_empty());
         assert_eq!(drain(&mut rb).len(), 1);
@@ -564,12 +488,8 @@ mod tests {
         let ch = channel("presence-room");
         let (a, _ra) = Outbox::new(8);
         let (b, _rb) = Outbox::new(8);
-        let j1 = reg
-            .subscribe(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1")))
-            .unwrap();
-        let j2 = reg
-            .subscribe(&app, SocketId::new(1, 2), &b, &ch, Some(member("u1")))
-            .unwrap();
+        let j1 = reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1"))).unwrap();
+        let j2 = reg.subscribe(&app, SocketId::new(1, 2), &b, &ch, Some(member("u1"))).unwrap();
         assert!(j1.member_added.is_some() && j1.occupied);
         assert!(j2.member_added.is_none() && !j2.occupied);
         assert_eq!(reg.channel(&app.id, &ch).user_count, 1);
@@ -588,13 +508,9 @@ mod tests {
         app.limits.max_presence_members = 1;
         let ch = channel("presence-small");
         let (a, _ra) = Outbox::new(8);
-        reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1")))
-            .unwrap();
-        reg.subscribe(&app, SocketId::new(1, 2), &a, &ch, Some(member("u1")))
-            .unwrap();
-        let err = reg
-            .subscribe(&app, SocketId::new(1, 3), &a, &ch, Some(member("u2")))
-            .unwrap_err();
+        reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1"))).unwrap();
+        reg.subscribe(&app, SocketId::new(1, 2), &a, &ch, Some(member("u1"))).unwrap();
+        let err = reg.subscribe(&app, SocketId::new(1, 3), &a, &ch, Some(member("u2"))).unwrap_err();
         assert!(matches!(err, ClientError::PresenceFull { max: 1, .. }));
     }
 
@@ -609,19 +525,8 @@ mod tests {
         let got = drain(&mut ra);
         assert!(got[1].contains("pusher:cache_miss"), "{got:?}");
         let frame = server::event("cache-ticker", "tick", "1", None);
-        let cache = Some(CachedEvent {
-            event: "tick".into(),
-            data: "1".into(),
-        });
-        reg.fan_out(
-            &app.id,
-            &Delivery::Event {
-                channel: ch.clone(),
-                frame: frame.clone(),
-                except: None,
-                cache,
-            },
-        );
+        let cache = Some(CachedEvent { event: "tick".into(), data: "1".into() });
+        reg.fan_out(&app.id, &Delivery::Event { channel: ch.clone(), frame: frame.clone(), except: None, cache });
         let (b, mut rb) = Outbox::new(8);
         reg.subscribe(&app, SocketId::new(1, 2), &b, &ch, None).unwrap();
         let got = drain(&mut rb);

@@ -55,17 +55,8 @@ impl Outbox {
     /// A queue holding at most `capacity` frames.
     pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
         let (tx, rx) = mpsc::channel(capacity);
-        let control = Arc::new(Control {
-            close: OnceLock::new(),
-            notify: Notify::new(),
-        });
-        (
-            Outbox {
-                tx,
-                control: control.clone(),
-            },
-            OutboxReceiver { rx, control },
-        )
+        let control = Arc::new(Control { close: OnceLock::new(), notify: Notify::new() });
+        (Outbox { tx, control: control.clone() }, OutboxReceiver { rx, control })
     }
 
     /// Queues `frame` without waiting. A full queue closes the socket with 4100.
@@ -76,10 +67,7 @@ impl Outbox {
         match self.tx.try_send(frame) {
             Ok(()) => SendOutcome::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(
-                    codes::OVER_CAPACITY,
-                    "Over capacity: the client is not reading its messages fast enough",
-                );
+                self.close(codes::OVER_CAPACITY, "Over capacity: the client is not reading its messages fast enough");
                 SendOutcome::Full
             }
             Err(mpsc::error::TrySendError::Closed(_)) => SendOutcome::Closed,

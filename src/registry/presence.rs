@@ -26,11 +26,7 @@ pub struct Member {
 impl Member {
     /// Borrowed view for frame encoders.
     pub fn as_ref(&self) -> MemberRef<'_> {
-        MemberRef {
-            user_id: &self.user_id,
-            key: &self.key,
-            user_info: self.user_info.as_deref(),
-        }
+        MemberRef { user_id: &self.user_id, key: &self.key, user_info: self.user_info.as_deref() }
     }
 }
 
@@ -103,11 +99,7 @@ mod tests {
     use super::*;
 
     fn member(id: &str) -> Member {
-        Member {
-            key: id.into(),
-            user_id: RawValue::from_string(format!("\"{id}\"")).unwrap(),
-            user_info: None,
-        }
+        Member { key: id.into(), user_id: RawValue::from_string(format!("\"{id}\"")).unwrap(), user_info: None }
     }
 
     #[test]

@@ -11,7 +11,9 @@ use warp::Filter;
 
 use super::reply::ApiError;
 use crate::apps::App;
-use crate::auth::request::SignedRequest;
+use crate::auth::diagnose;
+use crate::auth::request::{RequestAuthError, SignedRequest};
+use crate::printer::Line;
 use crate::state::AppState;
 
 /// The parts of a request that its signature covers.
@@ -38,15 +40,12 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infalli
 
 /// A GET request's parts (no body is read).
 pub fn get_request() -> impl Filter<Extract = (RawRequest,), Error = warp::Rejection> + Clone {
-    warp::get()
-        .and(warp::path::full())
-        .and(raw_query())
-        .map(|path: FullPath, query: String| RawRequest {
-            method: Method::GET,
-            path: path.as_str().to_owned(),
-            query,
-            body: Bytes::new(),
-        })
+    warp::get().and(warp::path::full()).and(raw_query()).map(|path: FullPath, query: String| RawRequest {
+        method: Method::GET,
+        path: path.as_str().to_owned(),
+        query,
+        body: Bytes::new(),
+    })
 }
 
 /// A POST request's parts, with the body limited to `max_body` bytes.
@@ -75,27 +74,39 @@ pub fn authenticate(
     path_app_id: Option<&str>,
 ) -> Result<(Arc<App>, SignedRequest), ApiError> {
     let signed = SignedRequest::parse(request.method.as_str(), &request.path, &request.query)?;
-    let app = state
-        .apps()
-        .find_by_key(signed.auth_key())
-        .ok_or(ApiError::UnknownKey)?
-        .clone();
+    let apps = state.apps();
+    let Some(app) = apps.find_by_key(signed.auth_key()).cloned() else {
+        report(state, None, &signed, &RequestAuthError::Missing("auth_key"), request, path_app_id);
+        return Err(ApiError::UnknownKey);
+    };
     if let Some(id) = path_app_id {
         if id != app.id.as_str() {
-            return Err(match state.apps().find_by_id(id) {
-                None => ApiError::UnknownApp(id.to_owned()),
-                Some(_) => ApiError::AppMismatch {
-                    key: app.key.clone(),
-                    app: id.to_owned(),
-                },
-            });
+            if apps.find_by_id(id).is_none() {
+                return Err(ApiError::UnknownApp(id.to_owned()));
+            }
+            report(state, Some(&app), &signed, &RequestAuthError::Missing("auth_key"), request, path_app_id);
+            return Err(ApiError::AppMismatch { key: app.key.clone(), app: id.to_owned() });
         }
     }
-    signed.verify(
-        app.secret.expose(),
-        &request.body,
-        SystemTime::now(),
-        state.config().signature_window,
-    )?;
+    let now = SystemTime::now();
+    if let Err(error) = signed.verify(app.secret.expose(), &request.body, now, state.config().signature_window) {
+        report(state, Some(&app), &signed, &error, request, path_app_id);
+        return Err(error.into());
+    }
     Ok((app, signed))
+}
+
+/// Logs why a signed request was refused (what should have been signed, the likely cause).
+fn report(
+    state: &AppState,
+    app: Option<&App>,
+    signed: &SignedRequest,
+    error: &RequestAuthError,
+    request: &RawRequest,
+    path_app_id: Option<&str>,
+) {
+    let others: Vec<&App> =
+        state.apps().iter().map(|a| &**a).filter(|a| app.is_none_or(|app| app.id != a.id)).collect();
+    let diagnosis = diagnose::request(app, &others, signed, error, &request.body, path_app_id);
+    state.printer().line(Line::Signature(Box::new(diagnosis)));
 }

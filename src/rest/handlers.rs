@@ -75,16 +75,10 @@ fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
 
 fn check_event(app: &App, body: TriggerBody, single_channel: bool) -> Result<Checked, ApiError> {
     let limits = &app.limits;
-    let name = body
-        .name
-        .filter(|n| !n.is_empty())
-        .ok_or(ApiError::MissingField("name"))?;
+    let name = body.name.filter(|n| !n.is_empty()).ok_or(ApiError::MissingField("name"))?;
     let len = name.chars().count();
     if len > limits.max_event_name_length {
-        return Err(ApiError::EventNameTooLong {
-            len,
-            max: limits.max_event_name_length,
-        });
+        return Err(ApiError::EventNameTooLong { len, max: limits.max_event_name_length });
     }
     // The SDKs always send a string; anything else is relayed as its JSON text.
     let data = match body.data.ok_or(ApiError::MissingField("data"))? {
@@ -92,37 +86,19 @@ fn check_event(app: &App, body: TriggerBody, single_channel: bool) -> Result<Che
         other => other.to_string(),
     };
     if data.len() > limits.max_payload_bytes {
-        return Err(ApiError::PayloadTooLarge {
-            len: data.len(),
-            max: limits.max_payload_bytes,
-        });
+        return Err(ApiError::PayloadTooLarge { len: data.len(), max: limits.max_payload_bytes });
     }
     let names: Vec<String> = match (body.channels, body.channel) {
         (Some(list), _) if !list.is_empty() => list,
         (_, Some(one)) => vec![one],
-        _ => {
-            return Err(ApiError::MissingField(if single_channel {
-                "channel"
-            } else {
-                "channels (or channel)"
-            }))
-        }
+        _ => return Err(ApiError::MissingField(if single_channel { "channel" } else { "channels (or channel)" })),
     };
-    let max = if single_channel {
-        1
-    } else {
-        limits.max_channels_per_event
-    };
+    let max = if single_channel { 1 } else { limits.max_channels_per_event };
     if names.len() > max {
-        return Err(ApiError::TooManyChannels {
-            count: names.len(),
-            max,
-        });
+        return Err(ApiError::TooManyChannels { count: names.len(), max });
     }
-    let channels = names
-        .iter()
-        .map(|n| ChannelName::parse(n, limits.max_channel_name_length))
-        .collect::<Result<Vec<_>, _>>()?;
+    let channels =
+        names.iter().map(|n| ChannelName::parse(n, limits.max_channel_name_length)).collect::<Result<Vec<_>, _>>()?;
     if channels.len() > 1 {
         if let Some(enc) = channels.iter().find(|c| c.kind() == ChannelKind::PrivateEncrypted) {
             return Err(ApiError::EncryptedMultiChannel(enc.to_string()));
@@ -133,13 +109,7 @@ fn check_event(app: &App, body: TriggerBody, single_channel: bool) -> Result<Che
         Some(text) => SocketId::parse(&text).map_err(|_| ApiError::InvalidSocketId(text.clone()))?,
     };
     let info = Info::parse(body.info.as_deref())?;
-    Ok(Checked {
-        name: name.into(),
-        data: data.into(),
-        channels,
-        except,
-        info,
-    })
+    Ok(Checked { name: name.into(), data: data.into(), channels, except, info })
 }
 
 async fn publish(state: &AppState, app: &App, event: &Checked) {
@@ -200,20 +170,12 @@ pub async fn batch_events(app_id: String, state: AppState, request: RawRequest) 
 
 async fn batch_inner(app_id: &str, state: &AppState, request: &RawRequest) -> Result<Response, ApiError> {
     let (app, _) = authenticate(state, request, Some(app_id))?;
-    let batch = parse_json::<BatchBody>(&request.body)?
-        .batch
-        .ok_or(ApiError::MissingField("batch"))?;
+    let batch = parse_json::<BatchBody>(&request.body)?.batch.ok_or(ApiError::MissingField("batch"))?;
     if batch.len() > app.limits.max_batch_size {
-        return Err(ApiError::BatchTooLarge {
-            count: batch.len(),
-            max: app.limits.max_batch_size,
-        });
+        return Err(ApiError::BatchTooLarge { count: batch.len(), max: app.limits.max_batch_size });
     }
     // Validate every event before publishing any, so a bad batch publishes nothing.
-    let events = batch
-        .into_iter()
-        .map(|e| check_event(&app, e, true))
-        .collect::<Result<Vec<_>, _>>()?;
+    let events = batch.into_iter().map(|e| check_event(&app, e, true)).collect::<Result<Vec<_>, _>>()?;
     for event in &events {
         publish(state, &app, event).await;
     }
@@ -259,16 +221,11 @@ async fn legacy_inner(
 }
 
 fn decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
 fn channel_param(app: &App, segment: &str) -> Result<ChannelName, ApiError> {
-    Ok(ChannelName::parse(
-        &decode(segment),
-        app.limits.max_channel_name_length,
-    )?)
+    Ok(ChannelName::parse(&decode(segment), app.limits.max_channel_name_length)?)
 }
 
 /// `GET /apps/{app_id}/channels`.
@@ -338,12 +295,7 @@ async fn channel_inner(
         occupied: numbers.subscription_count > 0,
         user_count: info.user_count.then_some(numbers.user_count),
         subscription_count: info.subscription_count.then_some(numbers.subscription_count),
-        cache: info.cache.then(|| {
-            cached.map(|(event, ttl)| CacheInfo {
-                data: event.data,
-                ttl: ttl.as_secs(),
-            })
-        }),
+        cache: info.cache.then(|| cached.map(|(event, ttl)| CacheInfo { data: event.data, ttl: ttl.as_secs() })),
     };
     Ok(json(StatusCode::OK, &reply))
 }
@@ -374,13 +326,7 @@ async fn users_inner(
     struct User {
         id: Arc<str>,
     }
-    let users: Vec<User> = state
-        .broker()
-        .users(&app.id, &channel)
-        .await
-        .into_iter()
-        .map(|id| User { id })
-        .collect();
+    let users: Vec<User> = state.broker().users(&app.id, &channel).await.into_iter().map(|id| User { id }).collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ "users": users })))
 }
 

@@ -20,22 +20,15 @@ use filters::{get_request, post_request, with_state};
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let max_body = state.config().max_body_bytes;
     let s = || with_state(state.clone());
-    let events = warp::path!("apps" / String / "events")
-        .and(s())
-        .and(post_request(max_body))
-        .and_then(handlers::events);
+    let events =
+        warp::path!("apps" / String / "events").and(s()).and(post_request(max_body)).and_then(handlers::events);
     let batch = warp::path!("apps" / String / "batch_events")
         .and(s())
         .and(post_request(max_body))
         .and_then(handlers::batch_events);
-    let channels = warp::path!("apps" / String / "channels")
-        .and(s())
-        .and(get_request())
-        .and_then(handlers::channels);
-    let channel = warp::path!("apps" / String / "channels" / String)
-        .and(s())
-        .and(get_request())
-        .and_then(handlers::channel);
+    let channels = warp::path!("apps" / String / "channels").and(s()).and(get_request()).and_then(handlers::channels);
+    let channel =
+        warp::path!("apps" / String / "channels" / String).and(s()).and(get_request()).and_then(handlers::channel);
     let users = warp::path!("apps" / String / "channels" / String / "users")
         .and(s())
         .and(get_request())

@@ -132,10 +132,7 @@ impl ApiError {
 pub fn text(status: StatusCode, body: String) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -145,9 +142,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     let body = serde_json::to_vec(value).expect("replies are plain JSON");
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -163,15 +158,9 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large".to_owned())
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        (
-            StatusCode::LENGTH_REQUIRED,
-            "A Content-Length header is required".to_owned(),
-        )
+        (StatusCode::LENGTH_REQUIRED, "A Content-Length header is required".to_owned())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed for this path".to_owned(),
-        )
+        (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed for this path".to_owned())
     } else {
         (StatusCode::BAD_REQUEST, format!("Bad request: {rejection:?}"))
     };

@@ -15,10 +15,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::apps::App;
+use crate::apps::{App, AppId};
 use crate::error::{ClientError, HandshakeError};
 use crate::printer::Line;
-use crate::protocol::{codes, server, ClientMessage};
+use crate::protocol::{codes, server, ClientMessage, SocketId};
 use crate::registry::{Outbox, Outgoing};
 use crate::state::AppState;
 use crate::ws::session::Session;
@@ -32,10 +32,7 @@ async fn close<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.to_owned().into(),
-    };
+    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
 }
 
@@ -51,18 +48,9 @@ pub async fn refuse<S>(
 {
     let code = error.close_code();
     let reason = error.to_string();
-    let _ = tokio::time::timeout(
-        CLOSE_TIMEOUT,
-        ws.send(Message::Text(server::error(Some(code), &reason))),
-    )
-    .await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Text(server::error(Some(code), &reason)))).await;
     close(&mut ws, code, &reason).await;
-    state.printer().line(Line::Refused {
-        key: key.to_owned(),
-        code,
-        reason,
-        remote,
-    });
+    state.printer().line(Line::Refused { key: key.to_owned(), code, reason, remote });
 }
 
 /// Serves one admitted connection until it closes.
@@ -81,11 +69,8 @@ where
     outbox.send(server::connection_established(socket_id, activity_timeout.as_secs()));
     let printer = state.printer().clone();
     let verbose = printer.verbose();
-    printer.line(Line::Connected {
-        socket: socket_id,
-        app: app.id.clone(),
-        remote,
-    });
+    printer.line(Line::Connected { socket: socket_id, app: app.id.clone(), remote });
+    let app_id = app.id.clone();
     let mut session = Session::new(state.clone(), app, socket_id, outbox.clone());
     let shutdown = state.shutdown().token().clone();
 
@@ -112,7 +97,7 @@ where
                     }
                     if verbose {
                         for frame in &batch {
-                            printer.line(Line::FrameOut { socket: socket_id, text: frame.as_str().to_owned() });
+                            printer.line(Line::FrameOut { socket: socket_id, app: app_id.clone(), frame: frame.clone() });
                         }
                     }
                     let write = async {
@@ -141,7 +126,7 @@ where
                 match message {
                     Some(Ok(Message::Text(text))) => {
                         if verbose {
-                            printer.line(Line::FrameIn { socket: socket_id, text: text.as_str().to_owned() });
+                            printer.line(Line::FrameIn { socket: socket_id, app: app_id.clone(), frame: text.clone() });
                         }
                         let result = if text.len() > max_message {
                             Err(ClientError::FrameTooLarge { len: text.len(), max: max_message })
@@ -152,10 +137,10 @@ where
                             }
                         };
                         if let Err(error) = result {
-                            reply_error(&state, &outbox, socket_id, &error);
+                            reply_error(&state, &outbox, socket_id, &app_id, &error);
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => reply_error(&state, &outbox, socket_id, &ClientError::BinaryFrame),
+                    Some(Ok(Message::Binary(_))) => reply_error(&state, &outbox, socket_id, &app_id, &ClientError::BinaryFrame),
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(frame))) => {
                         let (code, reason) = frame.map_or((None, String::new()), |f| (Some(u16::from(f.code)), f.reason.to_string()));
@@ -183,15 +168,11 @@ where
         }
     }
     session.end().await;
-    printer.line(Line::Disconnected {
-        socket: socket_id,
-        code,
-        reason: reason.into_owned(),
-    });
+    printer.line(Line::Disconnected { socket: socket_id, app: app_id, code, reason: reason.into_owned() });
 }
 
-fn reply_error(state: &AppState, outbox: &Outbox, socket: crate::protocol::SocketId, error: &ClientError) {
+fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &AppId, error: &ClientError) {
     let message = error.to_string();
     outbox.send(server::error(error.code(), &message));
-    state.printer().line(Line::ClientError { socket, message });
+    state.printer().line(Line::ClientError { socket, app: app.clone(), message });
 }

@@ -55,9 +55,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 
 /// `protocol=` check: 4–7 accepted, absent treated as 7, anything else refused (4007).
 fn check_protocol(query: &str) -> Result<(), HandshakeError> {
-    let value = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "protocol")
-        .map(|(_, v)| v);
+    let value = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "protocol").map(|(_, v)| v);
     match value {
         None => Ok(()),
         Some(v) => match v.parse::<u32>() {
@@ -109,13 +107,8 @@ fn upgrade(
             "This is the Pusher WebSocket endpoint: connect with pusher-js or another WebSocket client.\n",
         );
     };
-    let admission = check_protocol(query).and_then(|()| {
-        state
-            .apps()
-            .find_by_key(&key)
-            .cloned()
-            .ok_or(HandshakeError::UnknownApp)
-    });
+    let admission =
+        check_protocol(query).and_then(|()| state.apps().find_by_key(&key).cloned().ok_or(HandshakeError::UnknownApp));
     let mut response = Response::new("".into());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();

@@ -11,7 +11,9 @@ use serde_json::value::RawValue;
 
 use crate::apps::App;
 use crate::auth::channel::{check, signin_string, subscription_string, AuthError};
+use crate::auth::diagnose;
 use crate::error::ClientError;
+use crate::printer::Line;
 use crate::protocol::{server, ChannelKind, ChannelName, ClientMessage, SocketId, Subscribe};
 use crate::registry::{Left, Member, Outbox};
 use crate::state::{AppState, Event, Source};
@@ -104,16 +106,20 @@ impl Session {
             .auth
             .as_deref()
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| AuthError::Missing {
-                channel: channel.to_string(),
-            })?;
-        let signed = subscription_string(
-            &self.socket_id.to_string(),
-            channel.as_str(),
-            subscribe.channel_data.as_deref(),
-        );
-        check(auth, &self.app.key, self.app.secret.expose(), signed)?;
+            .ok_or_else(|| AuthError::Missing { channel: channel.to_string() })?;
+        let socket_id = self.socket_id.to_string();
+        let signed = subscription_string(&socket_id, channel.as_str(), subscribe.channel_data.as_deref());
+        check(auth, &self.app.key, self.app.secret.expose(), signed).inspect_err(|_| {
+            let others = self.other_apps();
+            let channel_data = subscribe.channel_data.as_deref();
+            let diagnosis = diagnose::channel(&self.app, &others, &socket_id, channel.as_str(), channel_data, auth);
+            self.state.printer().line(Line::Signature(Box::new(diagnosis)));
+        })?;
         Ok(())
+    }
+
+    fn other_apps(&self) -> Vec<&App> {
+        self.state.apps().iter().map(|a| &**a).filter(|a| a.id != self.app.id).collect()
     }
 
     fn presence_member(&self, subscribe: &Subscribe) -> Result<Member, ClientError> {
@@ -123,9 +129,8 @@ impl Session {
                 let data: ChannelData<'_> = serde_json::from_str(text).map_err(|e| {
                     ClientError::PresenceData(format!("channel_data must be a JSON object with a user_id ({e})"))
                 })?;
-                let user_id = data
-                    .user_id
-                    .ok_or_else(|| ClientError::PresenceData("channel_data has no user_id".into()))?;
+                let user_id =
+                    data.user_id.ok_or_else(|| ClientError::PresenceData("channel_data has no user_id".into()))?;
                 (user_id.to_owned(), data.user_info.map(ToOwned::to_owned))
             }
             // A signed-in user may subscribe without channel_data; its signin identity is used.
@@ -134,20 +139,12 @@ impl Session {
                 let id = RawValue::from_string(id).expect("valid JSON");
                 (id, user.user_info.clone())
             }
-            (None, None) => {
-                return Err(ClientError::PresenceData(
-                    "presence subscriptions need channel_data".into(),
-                ))
-            }
+            (None, None) => return Err(ClientError::PresenceData("presence subscriptions need channel_data".into())),
         };
         let key: Arc<str> = match serde_json::from_str::<serde_json::Value>(user_id.get()) {
             Ok(serde_json::Value::String(s)) if !s.is_empty() => s.into(),
             Ok(serde_json::Value::Number(n)) => n.to_string().into(),
-            _ => {
-                return Err(ClientError::PresenceData(
-                    "user_id must be a non-empty string or a number".into(),
-                ))
-            }
+            _ => return Err(ClientError::PresenceData("user_id must be a non-empty string or a number".into())),
         };
         if key.chars().count() > limits.max_presence_user_id_length {
             return Err(ClientError::PresenceData(format!(
@@ -164,11 +161,7 @@ impl Session {
                 )));
             }
         }
-        Ok(Member {
-            key,
-            user_id,
-            user_info,
-        })
+        Ok(Member { key, user_id, user_info })
     }
 
     async fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), ClientError> {
@@ -195,21 +188,10 @@ impl Session {
             }
         };
         let user_id = member.as_ref().map(|m| m.key.clone());
-        let joined = self
-            .state
-            .registry()
-            .subscribe(&self.app, self.socket_id, &self.outbox, &channel, member)?;
-        self.subscriptions.insert(
-            channel.shared().clone(),
-            Subscription {
-                channel: channel.clone(),
-                user_id,
-            },
-        );
+        let joined = self.state.registry().subscribe(&self.app, self.socket_id, &self.outbox, &channel, member)?;
+        self.subscriptions.insert(channel.shared().clone(), Subscription { channel: channel.clone(), user_id });
         if let Some(frame) = joined.member_added {
-            self.state
-                .announce(&self.app.id, &channel, frame, Some(self.socket_id))
-                .await;
+            self.state.announce(&self.app.id, &channel, frame, Some(self.socket_id)).await;
         }
         if let Some(frame) = joined.subscription_count {
             self.state.announce(&self.app.id, &channel, frame, None).await;
@@ -222,11 +204,7 @@ impl Session {
         let Some(sub) = self.subscriptions.remove(channel) else {
             return;
         };
-        if let Some(left) = self
-            .state
-            .registry()
-            .unsubscribe(&self.app, self.socket_id, &sub.channel)
-        {
+        if let Some(left) = self.state.registry().unsubscribe(&self.app, self.socket_id, &sub.channel) {
             self.announce_left(left).await;
         }
     }
@@ -244,8 +222,12 @@ impl Session {
         if !self.app.user_authentication {
             return Err(ClientError::SigninDisabled);
         }
-        let signed = signin_string(&self.socket_id.to_string(), &user_data);
-        check(auth, &self.app.key, self.app.secret.expose(), signed)?;
+        let socket_id = self.socket_id.to_string();
+        let signed = signin_string(&socket_id, &user_data);
+        check(auth, &self.app.key, self.app.secret.expose(), signed).inspect_err(|_| {
+            let diagnosis = diagnose::signin(&self.app, &self.other_apps(), &socket_id, &user_data, auth);
+            self.state.printer().line(Line::Signature(Box::new(diagnosis)));
+        })?;
         let data: UserData<'_> = serde_json::from_str(&user_data)
             .map_err(|e| ClientError::UserData(format!("user_data must be a JSON object with an id ({e})")))?;
         let id: String = data
@@ -265,19 +247,13 @@ impl Session {
         watchlist.truncate(max);
         let user_info = data.user_info.map(ToOwned::to_owned);
         let already = self.user.is_some();
-        self.user = Some(SignedInUser {
-            id: id.clone(),
-            user_info,
-        });
+        self.user = Some(SignedInUser { id: id.clone(), user_info });
         self.outbox.send(server::signin_success(&user_data));
         if already {
             return Ok(());
         }
         let has_watchlist = !watchlist.is_empty();
-        let status = self
-            .state
-            .registry()
-            .signin(&self.app, self.socket_id, &self.outbox, id, watchlist);
+        let status = self.state.registry().signin(&self.app, self.socket_id, &self.outbox, id, watchlist);
         if has_watchlist && self.app.watchlist_events {
             let online: Vec<&str> = status.online.iter().map(|s| &**s).collect();
             let offline: Vec<&str> = status.offline.iter().map(|s| &**s).collect();
@@ -308,16 +284,10 @@ impl Session {
         }
         let len = event.chars().count();
         if len > limits.max_event_name_length {
-            return Err(ClientError::EventNameTooLong {
-                len,
-                max: limits.max_event_name_length,
-            });
+            return Err(ClientError::EventNameTooLong { len, max: limits.max_event_name_length });
         }
         if data.len() > limits.max_payload_bytes {
-            return Err(ClientError::PayloadTooLarge {
-                len: data.len(),
-                max: limits.max_payload_bytes,
-            });
+            return Err(ClientError::PayloadTooLarge { len: data.len(), max: limits.max_payload_bytes });
         }
         let (start, count) = &mut self.client_event_window;
         if start.elapsed().as_secs() >= 1 {
@@ -345,11 +315,7 @@ impl Session {
     pub async fn end(mut self) {
         let subscriptions: Vec<Subscription> = self.subscriptions.drain().map(|(_, s)| s).collect();
         for sub in subscriptions {
-            if let Some(left) = self
-                .state
-                .registry()
-                .unsubscribe(&self.app, self.socket_id, &sub.channel)
-            {
+            if let Some(left) = self.state.registry().unsubscribe(&self.app, self.socket_id, &sub.channel) {
                 self.announce_left(left).await;
             }
         }

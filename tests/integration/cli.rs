@@ -21,15 +21,8 @@ fn command(dir: &std::path::Path) -> Command {
 /// Starts the server on port 0 and returns it with the banner lines read so far (up to the
 /// "Ctrl-C" line).
 fn start(cmd: &mut Command) -> (Child, Vec<String>) {
-    let mut child = cmd
-        .args(["--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let Some(stdout) = child.stdout.take() else {
-        unreachable!("stdout is piped")
-    };
+    let mut child = cmd.args(["--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -56,11 +49,7 @@ fn start(cmd: &mut Command) -> (Child, Vec<String>) {
 
 fn stop(mut child: Child) -> std::process::ExitStatus {
     // SIGTERM, as a process manager would send it.
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -76,14 +65,8 @@ fn zero_config_start_prints_banner_with_sources_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let (child, lines) = start(&mut command(dir.path()));
     let banner = lines.join("\n");
-    assert!(
-        lines[0].starts_with("pusher-local ") && lines[0].contains("listening on 127.0.0.1:"),
-        "{banner}"
-    );
-    assert!(
-        banner.contains("app_id  1 ") && banner.contains("(built-in default)"),
-        "{banner}"
-    );
+    assert!(lines[0].starts_with("pusher-local ") && lines[0].contains("listening on 127.0.0.1:"), "{banner}");
+    assert!(banner.contains("app_id  1 ") && banner.contains("(built-in default)"), "{banner}");
     assert!(banner.contains("forceTLS: false"));
     assert!(!banner.contains('\u{1b}'), "piped output has no escape codes");
     assert!(stop(child).success());
@@ -101,18 +84,9 @@ fn credentials_come_from_dotenv_then_environment_then_flags_and_the_banner_says_
     cmd.env("PUSHER_APP_KEY", "env-key").args(["--secret", "flag-secret"]);
     let (child, lines) = start(&mut cmd);
     let banner = lines.join("\n");
-    assert!(
-        banner.contains("app_id  77") && banner.contains("PUSHER_APP_ID in"),
-        "{banner}"
-    );
-    assert!(
-        banner.contains("env-key") && banner.contains("($PUSHER_APP_KEY)"),
-        "{banner}"
-    );
-    assert!(
-        banner.contains("flag-secret") && banner.contains("(--secret)"),
-        "{banner}"
-    );
+    assert!(banner.contains("app_id  77") && banner.contains("PUSHER_APP_ID in"), "{banner}");
+    assert!(banner.contains("env-key") && banner.contains("($PUSHER_APP_KEY)"), "{banner}");
+    assert!(banner.contains("flag-secret") && banner.contains("(--secret)"), "{banner}");
     stop(child);
 }
 
@@ -123,10 +97,7 @@ fn pusher_url_in_the_environment_is_understood() {
     cmd.env("PUSHER_URL", "http://urlkey:urlsecret@api.example.test/apps/55");
     let (child, lines) = start(&mut cmd);
     let banner = lines.join("\n");
-    assert!(
-        banner.contains("app_id  55") && banner.contains("urlkey") && banner.contains("($PUSHER_URL)"),
-        "{banner}"
-    );
+    assert!(banner.contains("app_id  55") && banner.contains("urlkey") && banner.contains("($PUSHER_URL)"), "{banner}");
     stop(child);
 }
 
@@ -148,19 +119,13 @@ fn broken_config_file_is_a_clear_error_with_path_and_line() {
     let out = command(dir.path()).args(["--config", "bad.toml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("bad.toml") && err.contains("line 2") && err.contains("not_a_setting"),
-        "{err}"
-    );
+    assert!(err.contains("bad.toml") && err.contains("line 2") && err.contains("not_a_setting"), "{err}");
 }
 
 #[test]
 fn redis_url_is_refused_with_not_yet() {
     let dir = tempfile::tempdir().unwrap();
-    let out = command(dir.path())
-        .args(["-r", "redis://127.0.0.1:6379"])
-        .output()
-        .unwrap();
+    let out = command(dir.path()).args(["-r", "redis://127.0.0.1:6379"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
 }
@@ -181,21 +146,127 @@ fn help_lists_the_slanger_spellings() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--api-host",
-        "--websocket-host",
-        "--key",
-        "--secret",
-        "--app-id",
-        "--config",
-        "--verbose",
-        "--redis-url",
-    ] {
+    for flag in
+        ["--api-host", "--websocket-host", "--key", "--secret", "--app-id", "--config", "--verbose", "--redis-url"]
+    {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
-    let out = Command::new(BIN)
-        .args(["-k", "k", "-s", "s", "--help"])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["-k", "k", "-s", "s", "--help"]).output().unwrap();
     assert!(out.status.success());
+}
+
+/// A running binary whose stdout lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    port: u16,
+}
+
+impl Running {
+    fn launch(cmd: &mut Command) -> Running {
+        let mut child = cmd.args(["--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Running { child, lines, port: 0 };
+        let first = running.until(|l| l.contains("listening on 127.0.0.1:"));
+        let at = first.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
+        running.port = first[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap();
+        running
+    }
+
+    /// The first line matching `pred` within 10 s.
+    fn until(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("no matching line in time: {e}");
+                }
+            }
+        }
+    }
+
+    fn http(&self, request: &str) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+    }
+
+    fn stop(self) -> std::process::ExitStatus {
+        stop(self.child)
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn json_log_lines_carry_api_calls_and_signature_diagnoses_and_the_log_file_gets_them_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Running::launch(command(dir.path()).args(["--log-format", "json", "--log-file", "pl.log"]));
+    let request = format!(
+        "GET /apps/1/channels?auth_key=app-key&auth_timestamp={}&auth_version=1.0&auth_signature=00 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        unix_now()
+    );
+    running.http(&request);
+    let line = running.until(|l| l.contains("\"kind\":\"signature\""));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(
+        v["expected_string"].as_str().unwrap().starts_with("GET\n/apps/1/channels\nauth_key=app-key&auth_timestamp="),
+        "{v}"
+    );
+    assert_eq!(v["received"], "00");
+    assert!(v["cause"].as_str().unwrap().contains("wrong secret"), "{v}");
+    let api: serde_json::Value = serde_json::from_str(&running.until(|l| l.contains("\"kind\":\"api\""))).unwrap();
+    assert_eq!((api["status"].as_u64(), api["path"].as_str()), (Some(401), Some("/apps/1/channels")));
+    running.stop();
+    let log = std::fs::read_to_string(dir.path().join("pl.log")).unwrap();
+    assert!(log.lines().any(|l| l.contains("\"kind\":\"signature\"")), "{log}");
+}
+
+#[test]
+fn verbose_filter_shows_only_the_matching_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Running::launch(command(dir.path()).args(["-v", "--filter", "channel=wanted-*"]));
+    for (channel, event) in [("other", "skip-me"), ("wanted-1", "show-me")] {
+        let body = format!(r#"{{"name":"{event}","channels":["{channel}"],"data":"1"}}"#);
+        let query = pusher_local::auth::request::sign_query(
+            "app-key",
+            "app-secret",
+            "POST",
+            "/apps/1/events",
+            body.as_bytes(),
+            unix_now(),
+            &[],
+        );
+        running.http(&format!(
+            "POST /apps/1/events?{query} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ));
+    }
+    let line = running.until(|l| l.contains(" pub "));
+    assert!(line.contains("show-me") && line.contains("wanted-1"), "the first publish shown is the wanted one: {line}");
+    running.stop();
+}
+
+#[test]
+fn a_bad_filter_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path()).args(["--filter", "colour=red"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KEY=PATTERN"));
 }

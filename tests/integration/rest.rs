@@ -17,34 +17,16 @@ async fn trigger_delivers_data_verbatim_to_every_listed_channel() {
     a.subscribe_public("one").await;
     b.subscribe_public("two").await;
     let api = server.api();
-    let (status, body) = api
-        .post(
-            "/apps/1/events",
-            &json!({"name": "e", "channels": ["one", "two"], "data": "{\"a\": 1}"}),
-        )
-        .await;
+    let (status, body) =
+        api.post("/apps/1/events", &json!({"name": "e", "channels": ["one", "two"], "data": "{\"a\": 1}"})).await;
     assert_eq!((status, body.as_str()), (200, "{}"));
-    assert_eq!(
-        a.recv().await,
-        json!({"event": "e", "channel": "one", "data": "{\"a\": 1}"})
-    );
-    assert_eq!(
-        b.recv().await,
-        json!({"event": "e", "channel": "two", "data": "{\"a\": 1}"})
-    );
+    assert_eq!(a.recv().await, json!({"event": "e", "channel": "one", "data": "{\"a\": 1}"}));
+    assert_eq!(b.recv().await, json!({"event": "e", "channel": "two", "data": "{\"a\": 1}"}));
 
     // PHP sends a single `channel`; non-string data is relayed as its JSON text.
-    let (status, _) = api
-        .post(
-            "/apps/1/events",
-            &json!({"name": "p", "channel": "one", "data": {"x": 1}}),
-        )
-        .await;
+    let (status, _) = api.post("/apps/1/events", &json!({"name": "p", "channel": "one", "data": {"x": 1}})).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        a.recv().await,
-        json!({"event": "p", "channel": "one", "data": "{\"x\":1}"})
-    );
+    assert_eq!(a.recv().await, json!({"event": "p", "channel": "one", "data": "{\"x\":1}"}));
 }
 
 #[tokio::test]
@@ -93,9 +75,7 @@ async fn batch_events_publishes_each_and_answers_info_index_aligned() {
     assert_eq!(c.expect("x").await["data"], "1");
     assert_eq!(c.expect("y").await["data"], "2");
 
-    let too_many: Vec<Value> = (0..11)
-        .map(|i| json!({"name": "z", "channel": "b1", "data": i.to_string()}))
-        .collect();
+    let too_many: Vec<Value> = (0..11).map(|i| json!({"name": "z", "channel": "b1", "data": i.to_string()})).collect();
     let (status, text) = api.post("/apps/1/batch_events", &json!({"batch": too_many})).await;
     assert_eq!(status, 400);
     assert!(text.contains("limit is 10"), "{text}");
@@ -131,41 +111,21 @@ async fn signature_problems_get_the_documented_statuses_and_texts() {
         now() - 700,
         &[],
     );
-    let response = api
-        .http
-        .post(format!("{}/apps/1/events?{query}", api.base))
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
+    let response =
+        api.http.post(format!("{}/apps/1/events?{query}", api.base)).body(bytes.clone()).send().await.unwrap();
     assert_eq!(response.status(), 401);
-    assert!(response
-        .text()
-        .await
-        .unwrap()
-        .starts_with("Timestamp expired: Given timestamp ("));
+    assert!(response.text().await.unwrap().starts_with("Timestamp expired: Given timestamp ("));
 
     // Body changed after signing.
     let query =
         pusher_local::auth::request::sign_query(KEY, SECRET, "POST", "/apps/1/events", bytes.as_bytes(), now(), &[]);
-    let response = api
-        .http
-        .post(format!("{}/apps/1/events?{query}", api.base))
-        .body(format!("{bytes} "))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        api.http.post(format!("{}/apps/1/events?{query}", api.base)).body(format!("{bytes} ")).send().await.unwrap();
     assert_eq!(response.status(), 401);
     assert!(response.text().await.unwrap().contains("body_md5"));
 
     // Unsigned.
-    let response = api
-        .http
-        .post(format!("{}/apps/1/events", api.base))
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
+    let response = api.http.post(format!("{}/apps/1/events", api.base)).body(bytes).send().await.unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(response.text().await.unwrap(), "Missing parameter: auth_key");
 }
@@ -174,28 +134,18 @@ async fn signature_problems_get_the_documented_statuses_and_texts() {
 async fn ruby_and_php_percent_encoded_queries_and_python_body_md5_on_get_verify() {
     let server = TestServer::start().await;
     let api = server.api();
-    let url = api.signed_url(
-        "GET",
-        "/apps/1/channels",
-        b"",
-        &[("filter_by_prefix", "presence-"), ("info", "user_count")],
-    );
+    let url =
+        api.signed_url("GET", "/apps/1/channels", b"", &[("filter_by_prefix", "presence-"), ("info", "user_count")]);
     let encoded = url.replace("user_count", "user%5Fcount").replace(',', "%2C");
     let response = api.http.get(encoded).send().await.unwrap();
     assert_eq!(response.status(), 200);
 
     // Python: body_md5 of the empty body on a GET.
-    let query = format!(
-        "auth_key={KEY}&auth_timestamp={}&auth_version=1.0&body_md5=d41d8cd98f00b204e9800998ecf8427e",
-        now()
-    );
+    let query =
+        format!("auth_key={KEY}&auth_timestamp={}&auth_version=1.0&body_md5=d41d8cd98f00b204e9800998ecf8427e", now());
     let sig = pusher_local::auth::sign(SECRET, &format!("GET\n/apps/1/channels\n{query}"));
-    let response = api
-        .http
-        .get(format!("{}/apps/1/channels?{query}&auth_signature={sig}", api.base))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        api.http.get(format!("{}/apps/1/channels?{query}&auth_signature={sig}", api.base)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), r#"{"channels":{}}"#);
 }
@@ -215,31 +165,16 @@ async fn channel_queries_answer_occupied_channels_counts_and_users() {
     assert_eq!(status, 200);
     assert_eq!(parse(&text), json!({"channels": {"presence-q": {}, "public-1": {}}}));
 
-    let (_, text) = api
-        .get(
-            "/apps/1/channels",
-            &[("filter_by_prefix", "presence-"), ("info", "user_count")],
-        )
-        .await;
+    let (_, text) = api.get("/apps/1/channels", &[("filter_by_prefix", "presence-"), ("info", "user_count")]).await;
     assert_eq!(parse(&text), json!({"channels": {"presence-q": {"user_count": 2}}}));
 
     let (status, text) = api.get("/apps/1/channels", &[("info", "user_count")]).await;
     assert_eq!(status, 400);
     assert!(text.contains("filter_by_prefix"), "{text}");
 
-    let (_, text) = api
-        .get(
-            "/apps/1/channels/presence-q",
-            &[("info", "user_count,subscription_count")],
-        )
-        .await;
-    assert_eq!(
-        parse(&text),
-        json!({"occupied": true, "user_count": 2, "subscription_count": 2})
-    );
-    let (_, text) = api
-        .get("/apps/1/channels/public-1", &[("info", "subscription_count")])
-        .await;
+    let (_, text) = api.get("/apps/1/channels/presence-q", &[("info", "user_count,subscription_count")]).await;
+    assert_eq!(parse(&text), json!({"occupied": true, "user_count": 2, "subscription_count": 2}));
+    let (_, text) = api.get("/apps/1/channels/public-1", &[("info", "subscription_count")]).await;
     assert_eq!(parse(&text), json!({"occupied": true, "subscription_count": 1}));
     let (_, text) = api.get("/apps/1/channels/nobody-here", &[]).await;
     assert_eq!(parse(&text), json!({"occupied": false}));
@@ -252,10 +187,7 @@ async fn channel_queries_answer_occupied_channels_counts_and_users() {
     let (status, _) = api.get("/apps/1/channels/public-1/users", &[]).await;
     assert_eq!(status, 400);
     let (status, text) = api.get("/apps/1/channels/presence-q/users", &[("info", "x")]).await;
-    assert_eq!(
-        (status, text.as_str()),
-        (400, "The following query string parameters are extraneous: info")
-    );
+    assert_eq!((status, text.as_str()), (400, "The following query string parameters are extraneous: info"));
 }
 
 /// One row per malformed trigger: body, expected status, fragment of the error text.
@@ -268,67 +200,37 @@ async fn malformed_triggers_are_refused_with_precise_statuses() {
     let many: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (b"not json".to_vec(), 400, "Invalid JSON"),
+        (json!({"channels": ["c"], "data": "1"}).to_string().into_bytes(), 400, "name"),
+        (json!({"name": "e", "channels": ["c"]}).to_string().into_bytes(), 400, "data"),
+        (json!({"name": "e", "data": "1"}).to_string().into_bytes(), 400, "channels"),
+        (json!({"name": "e", "channels": many, "data": "1"}).to_string().into_bytes(), 400, "limit is 100"),
         (
-            json!({"channels": ["c"], "data": "1"}).to_string().into_bytes(),
-            400,
-            "name",
-        ),
-        (
-            json!({"name": "e", "channels": ["c"]}).to_string().into_bytes(),
-            400,
-            "data",
-        ),
-        (
-            json!({"name": "e", "data": "1"}).to_string().into_bytes(),
-            400,
-            "channels",
-        ),
-        (
-            json!({"name": "e", "channels": many, "data": "1"})
-                .to_string()
-                .into_bytes(),
-            400,
-            "limit is 100",
-        ),
-        (
-            json!({"name": "e", "channels": ["bad name"], "data": "1"})
-                .to_string()
-                .into_bytes(),
+            json!({"name": "e", "channels": ["bad name"], "data": "1"}).to_string().into_bytes(),
             400,
             "Invalid channel name",
         ),
         (
-            json!({"name": "e", "channels": ["c"], "data": "1", "socket_id": "abc"})
-                .to_string()
-                .into_bytes(),
+            json!({"name": "e", "channels": ["c"], "data": "1", "socket_id": "abc"}).to_string().into_bytes(),
             400,
             "socket_id",
         ),
         (
-            json!({"name": "x".repeat(201), "channels": ["c"], "data": "1"})
-                .to_string()
-                .into_bytes(),
+            json!({"name": "x".repeat(201), "channels": ["c"], "data": "1"}).to_string().into_bytes(),
             400,
             "Event name too long",
         ),
         (
-            json!({"name": "e", "channels": ["c"], "data": "x".repeat(10 * 1024 + 1)})
-                .to_string()
-                .into_bytes(),
+            json!({"name": "e", "channels": ["c"], "data": "x".repeat(10 * 1024 + 1)}).to_string().into_bytes(),
             413,
             "Payload too large",
         ),
         (
-            json!({"name": "e", "channels": ["private-encrypted-a", "b"], "data": "1"})
-                .to_string()
-                .into_bytes(),
+            json!({"name": "e", "channels": ["private-encrypted-a", "b"], "data": "1"}).to_string().into_bytes(),
             400,
             "encrypted",
         ),
         (
-            json!({"name": "e", "channels": ["c"], "data": "1", "info": "nonsense"})
-                .to_string()
-                .into_bytes(),
+            json!({"name": "e", "channels": ["c"], "data": "1", "info": "nonsense"}).to_string().into_bytes(),
             400,
             "info",
         ),
@@ -364,10 +266,7 @@ async fn deprecated_channel_events_endpoint_answers_202() {
     let url = api.signed_url("POST", "/apps/1/channels/legacy/events", body, &[("name", "old-event")]);
     let response = api.http.post(url).body(body.to_vec()).send().await.unwrap();
     assert_eq!(response.status(), 202);
-    assert_eq!(
-        c.recv().await,
-        json!({"event": "old-event", "channel": "legacy", "data": "{\"old\":true}"})
-    );
+    assert_eq!(c.recv().await, json!({"event": "old-event", "channel": "legacy", "data": "{\"old\":true}"}));
 }
 
 #[tokio::test]

@@ -13,18 +13,13 @@ use crate::support::*;
 async fn handshake_sends_connection_established_with_double_encoded_data() {
     let server = TestServer::start().await;
     let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url(KEY)).await.unwrap();
-    let Some(Ok(Message::Text(text))) = futures_util::StreamExt::next(&mut ws).await else {
-        panic!("no frame")
-    };
+    let Some(Ok(Message::Text(text))) = futures_util::StreamExt::next(&mut ws).await else { panic!("no frame") };
     let frame: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(frame["event"], "pusher:connection_established");
     let data: Value = serde_json::from_str(frame["data"].as_str().expect("data is a JSON string")).unwrap();
     let socket_id = data["socket_id"].as_str().expect("socket_id is a string");
     let (a, b) = socket_id.split_once('.').unwrap();
-    assert!(
-        a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()),
-        "{socket_id}"
-    );
+    assert!(a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()), "{socket_id}");
     assert_eq!(data["activity_timeout"], 120);
     server.stop().await;
 }
@@ -47,10 +42,7 @@ async fn handshake_errors_send_a_numeric_pusher_error_then_close_with_the_code()
     ];
     for (url, code) in cases {
         let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-        let mut client = Client {
-            ws,
-            socket_id: String::new(),
-        };
+        let mut client = Client { ws, socket_id: String::new() };
         let error = client.expect_error().await;
         assert_eq!(error["code"], code, "{url}");
         assert_eq!(client.expect_close().await, Some(code), "{url}");
@@ -76,19 +68,14 @@ async fn pusher_ping_gets_pusher_pong_and_java_style_ping_without_data_too() {
 async fn public_subscribe_succeeds_with_empty_object_data_and_duplicate_is_an_error() {
     let server = TestServer::start().await;
     let mut c = server.client().await;
-    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": "my-channel"}}))
-        .await;
+    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": "my-channel"}})).await;
     assert_eq!(
         c.recv().await,
         json!({"event": "pusher_internal:subscription_succeeded", "channel": "my-channel", "data": "{}"})
     );
-    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": "my-channel"}}))
-        .await;
+    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": "my-channel"}})).await;
     let error = c.expect_error().await;
-    assert_eq!(
-        error,
-        json!({"code": null, "message": "Existing subscription to channel my-channel"})
-    );
+    assert_eq!(error, json!({"code": null, "message": "Existing subscription to channel my-channel"}));
     c.assert_alive().await;
 }
 
@@ -99,12 +86,8 @@ async fn private_subscription_auth_is_checked_exactly_as_the_sdks_sign_it() {
     assert_eq!(c.subscribe_signed("private-ok", None).await, json!({}));
 
     // Wrong secret.
-    let bad = format!(
-        "{KEY}:{}",
-        pusher_local::auth::sign("wrong", &format!("{}:private-a", c.socket_id))
-    );
-    c.send(json!({"event": "pusher:subscribe", "data": {"auth": bad, "channel": "private-a"}}))
-        .await;
+    let bad = format!("{KEY}:{}", pusher_local::auth::sign("wrong", &format!("{}:private-a", c.socket_id)));
+    c.send(json!({"event": "pusher:subscribe", "data": {"auth": bad, "channel": "private-a"}})).await;
     let msg = c.expect_error().await["message"].as_str().unwrap().to_owned();
     assert!(
         msg.starts_with(&format!(
@@ -115,20 +98,12 @@ async fn private_subscription_auth_is_checked_exactly_as_the_sdks_sign_it() {
     );
 
     // Key of another app.
-    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "other-key:abc", "channel": "private-a"}}))
-        .await;
-    assert_eq!(
-        c.expect_error().await["message"],
-        "Invalid key in subscription auth data: 'other-key'"
-    );
+    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "other-key:abc", "channel": "private-a"}})).await;
+    assert_eq!(c.expect_error().await["message"], "Invalid key in subscription auth data: 'other-key'");
 
     // No auth at all.
-    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": "private-a"}}))
-        .await;
-    assert!(c.expect_error().await["message"]
-        .as_str()
-        .unwrap()
-        .contains("requires an auth signature"));
+    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": "private-a"}})).await;
+    assert!(c.expect_error().await["message"].as_str().unwrap().contains("requires an auth signature"));
 
     // channel_data on a private channel is part of the signature.
     let auth = channel_auth(&c.socket_id, "private-b", Some(""));
@@ -138,8 +113,7 @@ async fn private_subscription_auth_is_checked_exactly_as_the_sdks_sign_it() {
 
     // A signature for another socket does not work.
     let stolen = channel_auth("1.1", "private-c", None);
-    c.send(json!({"event": "pusher:subscribe", "data": {"auth": stolen, "channel": "private-c"}}))
-        .await;
+    c.send(json!({"event": "pusher:subscribe", "data": {"auth": stolen, "channel": "private-c"}})).await;
     c.expect_error().await;
     c.assert_alive().await;
 }
@@ -150,10 +124,7 @@ async fn encrypted_channels_subscribe_with_private_auth_and_relay_payloads_untou
     let mut c = server.client().await;
     c.subscribe_signed("private-encrypted-x", None).await;
     let payload = r#"{"nonce":"bm9uY2Vub25jZW5vbmNlbm9uY2Vub25j","ciphertext":"Y2lwaGVy"}"#;
-    assert_eq!(
-        server.api().trigger("private-encrypted-x", "secret", payload).await.0,
-        200
-    );
+    assert_eq!(server.api().trigger("private-encrypted-x", "secret", payload).await.0, 200);
     let frame = c.expect("secret").await;
     assert_eq!(frame["data"], payload);
 }
@@ -165,10 +136,7 @@ async fn presence_roster_counts_distinct_users_and_member_events_fire_on_first_a
     let bob = r#"{"user_id": "bob"}"#;
     let mut a1 = server.client().await;
     let roster = a1.subscribe_signed("presence-room", Some(alice)).await;
-    assert_eq!(
-        roster,
-        json!({"presence": {"ids": ["alice"], "hash": {"alice": {"name": "Alice"}}, "count": 1}})
-    );
+    assert_eq!(roster, json!({"presence": {"ids": ["alice"], "hash": {"alice": {"name": "Alice"}}, "count": 1}}));
 
     let mut b = server.client().await;
     let roster = b.subscribe_signed("presence-room", Some(bob)).await;
@@ -186,8 +154,7 @@ async fn presence_roster_counts_distinct_users_and_member_events_fire_on_first_a
     b.assert_alive().await; // no member_added queued before the pong
 
     // Alice's first tab leaves: still present through the second, no member_removed.
-    a1.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "presence-room"}}))
-        .await;
+    a1.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "presence-room"}})).await;
     a1.assert_alive().await;
     b.assert_alive().await;
 
@@ -214,13 +181,9 @@ async fn presence_user_ids_dedupe_on_their_string_form_and_keep_their_json_type(
 async fn presence_subscription_errors_are_reported_and_harmless() {
     let server = TestServer::start().await;
     let mut c = server.client().await;
-    for channel_data in [
-        None,
-        Some("not json"),
-        Some(r#"{"user_info":{}}"#),
-        Some(r#"{"user_id":""}"#),
-        Some(r#"{"user_id":true}"#),
-    ] {
+    for channel_data in
+        [None, Some("not json"), Some(r#"{"user_info":{}}"#), Some(r#"{"user_id":""}"#), Some(r#"{"user_id":true}"#)]
+    {
         let auth = channel_auth(&c.socket_id, "presence-x", channel_data);
         let mut data = json!({"auth": auth, "channel": "presence-x"});
         if let Some(cd) = channel_data {
@@ -228,19 +191,13 @@ async fn presence_subscription_errors_are_reported_and_harmless() {
         }
         c.send(json!({"event": "pusher:subscribe", "data": data})).await;
         let error = c.expect_error().await;
-        assert!(
-            error["message"].as_str().unwrap().contains("presence"),
-            "{channel_data:?}: {error}"
-        );
+        assert!(error["message"].as_str().unwrap().contains("presence"), "{channel_data:?}: {error}");
     }
     let big = format!(r#"{{"user_id":"u","user_info":{{"bio":"{}"}}}}"#, "x".repeat(1100));
     let auth = channel_auth(&c.socket_id, "presence-x", Some(&big));
     c.send(json!({"event": "pusher:subscribe", "data": {"auth": auth, "channel": "presence-x", "channel_data": big}}))
         .await;
-    assert!(c.expect_error().await["message"]
-        .as_str()
-        .unwrap()
-        .contains("user_info"));
+    assert!(c.expect_error().await["message"].as_str().unwrap().contains("user_info"));
     c.assert_alive().await;
 }
 
@@ -252,8 +209,7 @@ async fn presence_channel_is_limited_to_its_member_count() {
     let mut clients = Vec::new();
     for user in ["a", "b"] {
         let mut c = server.client().await;
-        c.subscribe_signed("presence-full", Some(&format!(r#"{{"user_id":"{user}"}}"#)))
-            .await;
+        c.subscribe_signed("presence-full", Some(&format!(r#"{{"user_id":"{user}"}}"#))).await;
         clients.push(c);
     }
     let mut c = server.client().await;
@@ -274,10 +230,7 @@ async fn cache_channel_sends_cache_miss_then_replays_the_last_event_to_new_subsc
     let server = TestServer::start().await;
     let mut first = server.client().await;
     first.subscribe_public("cache-ticker").await;
-    assert_eq!(
-        first.recv().await,
-        json!({"event": "pusher:cache_miss", "channel": "cache-ticker", "data": "{}"})
-    );
+    assert_eq!(first.recv().await, json!({"event": "pusher:cache_miss", "channel": "cache-ticker", "data": "{}"}));
 
     let api = server.api();
     api.trigger("cache-ticker", "price", r#"{"v":1}"#).await;
@@ -287,10 +240,7 @@ async fn cache_channel_sends_cache_miss_then_replays_the_last_event_to_new_subsc
 
     let mut late = server.client().await;
     late.subscribe_public("cache-ticker").await;
-    assert_eq!(
-        late.recv().await,
-        json!({"event": "price", "channel": "cache-ticker", "data": r#"{"v":2}"#})
-    );
+    assert_eq!(late.recv().await, json!({"event": "price", "channel": "cache-ticker", "data": r#"{"v":2}"#}));
 
     let (status, body) = api.get("/apps/1/channels/cache-ticker", &[("info", "cache")]).await;
     assert_eq!(status, 200);
@@ -306,8 +256,7 @@ async fn client_events_reach_other_subscribers_never_the_sender_with_user_id_on_
     let mut b = server.client().await;
     a.subscribe_signed("private-chat", None).await;
     b.subscribe_signed("private-chat", None).await;
-    a.send(json!({"event": "client-typing", "channel": "private-chat", "data": {"typing": true}}))
-        .await;
+    a.send(json!({"event": "client-typing", "channel": "private-chat", "data": {"typing": true}})).await;
     assert_eq!(
         b.recv().await,
         json!({"event": "client-typing", "channel": "private-chat", "data": r#"{"typing":true}"#})
@@ -319,8 +268,7 @@ async fn client_events_reach_other_subscribers_never_the_sender_with_user_id_on_
     p.subscribe_signed("presence-chat", Some(r#"{"user_id":"p"}"#)).await;
     q.subscribe_signed("presence-chat", Some(r#"{"user_id":"q"}"#)).await;
     p.expect("pusher_internal:member_added").await;
-    p.send(json!({"event": "client-hi", "channel": "presence-chat", "data": "hello"}))
-        .await;
+    p.send(json!({"event": "client-hi", "channel": "presence-chat", "data": "hello"})).await;
     assert_eq!(
         q.recv().await,
         json!({"event": "client-hi", "channel": "presence-chat", "data": "hello", "user_id": "p"})
@@ -332,25 +280,16 @@ async fn client_event_rules_public_unsubscribed_disabled_and_oversized() {
     let server = TestServer::start().await;
     let mut c = server.client().await;
     c.subscribe_public("public-chat").await;
-    c.send(json!({"event": "client-x", "channel": "public-chat", "data": {}}))
-        .await;
-    assert!(c.expect_error().await["message"]
-        .as_str()
-        .unwrap()
-        .contains("only supported on private and presence"));
-    c.send(json!({"event": "client-x", "channel": "private-elsewhere", "data": {}}))
-        .await;
+    c.send(json!({"event": "client-x", "channel": "public-chat", "data": {}})).await;
+    assert!(c.expect_error().await["message"].as_str().unwrap().contains("only supported on private and presence"));
+    c.send(json!({"event": "client-x", "channel": "private-elsewhere", "data": {}})).await;
     assert_eq!(
         c.expect_error().await["message"],
         "Cannot broadcast client event (connection not subscribed to channel private-elsewhere)"
     );
     c.subscribe_signed("private-big", None).await;
-    c.send(json!({"event": "client-x", "channel": "private-big", "data": "x".repeat(10 * 1024 + 1)}))
-        .await;
-    assert!(c.expect_error().await["message"]
-        .as_str()
-        .unwrap()
-        .contains("over the limit"));
+    c.send(json!({"event": "client-x", "channel": "private-big", "data": "x".repeat(10 * 1024 + 1)})).await;
+    assert!(c.expect_error().await["message"].as_str().unwrap().contains("over the limit"));
     c.assert_alive().await;
 
     let mut config = config();
@@ -358,8 +297,7 @@ async fn client_event_rules_public_unsubscribed_disabled_and_oversized() {
     let server = TestServer::with(config).await;
     let mut c = server.client().await;
     c.subscribe_signed("private-x", None).await;
-    c.send(json!({"event": "client-x", "channel": "private-x", "data": {}}))
-        .await;
+    c.send(json!({"event": "client-x", "channel": "private-x", "data": {}})).await;
     assert_eq!(
         c.expect_error().await["message"],
         "To send client events, you must enable this feature in the Settings page of your dashboard."
@@ -374,8 +312,7 @@ async fn more_than_ten_client_events_a_second_get_4301_and_the_socket_stays_open
     a.subscribe_signed("private-rate", None).await;
     b.subscribe_signed("private-rate", None).await;
     for i in 0..11 {
-        a.send(json!({"event": "client-n", "channel": "private-rate", "data": {"i": i}}))
-            .await;
+        a.send(json!({"event": "client-n", "channel": "private-rate", "data": {"i": i}})).await;
     }
     let error = a.expect_error().await;
     assert_eq!(error["code"], 4301);
@@ -390,8 +327,7 @@ async fn more_than_ten_client_events_a_second_get_4301_and_the_socket_stays_open
 async fn signin_success_echoes_user_data_and_unlocks_the_server_to_user_channel() {
     let server = TestServer::start().await;
     let mut c = server.client().await;
-    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": "#server-to-user-u1"}}))
-        .await;
+    c.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": "#server-to-user-u1"}})).await;
     assert!(c.expect_error().await["message"].as_str().unwrap().contains("sign in"));
 
     let user_data = r#"{"id":"u1","user_info":{"name":"U"}}"#;
@@ -400,19 +336,12 @@ async fn signin_success_echoes_user_data_and_unlocks_the_server_to_user_channel(
     c.subscribe_public("#server-to-user-u1").await;
     let (status, _) = server.api().trigger("#server-to-user-u1", "note", "hi").await;
     assert_eq!(status, 200);
-    assert_eq!(
-        c.recv().await,
-        json!({"event": "note", "channel": "#server-to-user-u1", "data": "hi"})
-    );
+    assert_eq!(c.recv().await, json!({"event": "note", "channel": "#server-to-user-u1", "data": "hi"}));
 
     // Bad signin signature: error, socket stays.
     let mut d = server.client().await;
-    d.send(json!({"event": "pusher:signin", "data": {"auth": format!("{KEY}:00"), "user_data": user_data}}))
-        .await;
-    assert!(d.expect_error().await["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("Invalid signature"));
+    d.send(json!({"event": "pusher:signin", "data": {"auth": format!("{KEY}:00"), "user_data": user_data}})).await;
+    assert!(d.expect_error().await["message"].as_str().unwrap().starts_with("Invalid signature"));
     d.assert_alive().await;
 }
 
@@ -422,24 +351,15 @@ async fn watchlist_reports_current_state_then_online_and_offline_changes() {
     let mut watcher = server.client().await;
     watcher.signin(r#"{"id":"w","watchlist":["friend"]}"#).await;
     let initial = watcher.expect("pusher_internal:watchlist_events").await;
-    assert_eq!(
-        data_of(&initial),
-        json!({"events": [{"name": "offline", "user_ids": ["friend"]}]})
-    );
+    assert_eq!(data_of(&initial), json!({"events": [{"name": "offline", "user_ids": ["friend"]}]}));
 
     let mut friend = server.client().await;
     friend.signin(r#"{"id":"friend"}"#).await;
     let online = watcher.expect("pusher_internal:watchlist_events").await;
-    assert_eq!(
-        data_of(&online),
-        json!({"events": [{"name": "online", "user_ids": ["friend"]}]})
-    );
+    assert_eq!(data_of(&online), json!({"events": [{"name": "online", "user_ids": ["friend"]}]}));
     drop(friend);
     let offline = watcher.expect("pusher_internal:watchlist_events").await;
-    assert_eq!(
-        data_of(&offline),
-        json!({"events": [{"name": "offline", "user_ids": ["friend"]}]})
-    );
+    assert_eq!(data_of(&offline), json!({"events": [{"name": "offline", "user_ids": ["friend"]}]}));
 }
 
 #[tokio::test]
@@ -451,10 +371,7 @@ async fn terminate_connections_closes_every_socket_of_the_user_with_4009() {
     a.signin(r#"{"id":"target"}"#).await;
     b.signin(r#"{"id":"target"}"#).await;
     other.signin(r#"{"id":"bystander"}"#).await;
-    let (status, body) = server
-        .api()
-        .post("/apps/1/users/target/terminate_connections", &json!({}))
-        .await;
+    let (status, body) = server.api().post("/apps/1/users/target/terminate_connections", &json!({})).await;
     assert_eq!((status, body.as_str()), (200, "{}"));
     assert_eq!(a.expect_close().await, Some(4009));
     assert_eq!(b.expect_close().await, Some(4009));
@@ -472,19 +389,10 @@ async fn subscription_count_is_announced_on_subscribe_and_unsubscribe() {
     assert_eq!(data_of(&count), json!({"subscription_count": 1}));
     let mut b = server.client().await;
     b.subscribe_public("counted").await;
-    assert_eq!(
-        data_of(&b.expect("pusher_internal:subscription_count").await),
-        json!({"subscription_count": 2})
-    );
-    assert_eq!(
-        data_of(&a.expect("pusher_internal:subscription_count").await),
-        json!({"subscription_count": 2})
-    );
+    assert_eq!(data_of(&b.expect("pusher_internal:subscription_count").await), json!({"subscription_count": 2}));
+    assert_eq!(data_of(&a.expect("pusher_internal:subscription_count").await), json!({"subscription_count": 2}));
     drop(b);
-    assert_eq!(
-        data_of(&a.expect("pusher_internal:subscription_count").await),
-        json!({"subscription_count": 1})
-    );
+    assert_eq!(data_of(&a.expect("pusher_internal:subscription_count").await), json!({"subscription_count": 1}));
 }
 
 /// One row per kind of bad input: what is sent, and a fragment of the `pusher:error` message.
@@ -498,39 +406,19 @@ async fn bad_input_gets_a_precise_error_and_harms_nothing_else() {
         (Message::text("not json"), "invalid JSON"),
         (Message::text("[1,2]"), "invalid JSON"),
         (Message::text("{}"), "no \"event\""),
-        (
-            Message::text(r#"{"event":"pusher:bogus","data":{}}"#),
-            "unsupported event",
-        ),
+        (Message::text(r#"{"event":"pusher:bogus","data":{}}"#), "unsupported event"),
         (Message::text(r#"{"event":"my-event","data":{}}"#), "unsupported event"),
-        (
-            Message::text(r#"{"event":"pusher:subscribe","data":{}}"#),
-            "needs data.channel",
-        ),
+        (Message::text(r#"{"event":"pusher:subscribe","data":{}}"#), "needs data.channel"),
         (Message::text(r#"{"event":"pusher:subscribe"}"#), "needs data.channel"),
+        (Message::text(r#"{"event":"pusher:subscribe","data":{"channel":"bad name!"}}"#), "Invalid channel name"),
+        (Message::text(r##"{"event":"pusher:subscribe","data":{"channel":"#secret"}}"##), "Invalid channel name"),
         (
-            Message::text(r#"{"event":"pusher:subscribe","data":{"channel":"bad name!"}}"#),
-            "Invalid channel name",
-        ),
-        (
-            Message::text(r##"{"event":"pusher:subscribe","data":{"channel":"#secret"}}"##),
-            "Invalid channel name",
-        ),
-        (
-            Message::text(format!(
-                r#"{{"event":"pusher:subscribe","data":{{"channel":"{long_channel}"}}}}"#
-            )),
+            Message::text(format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{long_channel}"}}}}"#)),
             "limit is 164",
         ),
         (Message::text(r#"{"event":"client-x","data":{}}"#), "needs channel"),
         (Message::binary(vec![1u8, 2, 3]), "binary frames"),
-        (
-            Message::text(format!(
-                r#"{{"event":"pusher:ping","data":"{}"}}"#,
-                "x".repeat(300 * 1024)
-            )),
-            "over the limit",
-        ),
+        (Message::text(format!(r#"{{"event":"pusher:ping","data":"{}"}}"#, "x".repeat(300 * 1024))), "over the limit"),
     ];
     let mut c = server.client().await;
     for (message, fragment) in cases {
@@ -620,15 +508,11 @@ async fn a_socket_that_does_not_read_is_closed_with_4100_and_others_get_everythi
     let mut published = 0;
     // Bounded: the stalled socket's kernel buffers hold a few MB, then its outbox fills.
     while published < 6000 {
-        let batch: Vec<Value> = (0..10)
-            .map(|_| json!({"name": "bulk", "channel": "firehose", "data": data}))
-            .collect();
+        let batch: Vec<Value> = (0..10).map(|_| json!({"name": "bulk", "channel": "firehose", "data": data})).collect();
         assert_eq!(api.post("/apps/1/batch_events", &json!({"batch": batch})).await.0, 200);
         published += 10;
         while tokio::time::timeout(WAIT, progress.recv()).await.unwrap().unwrap() < published {}
-        let (_, body) = api
-            .get("/apps/1/channels/firehose", &[("info", "subscription_count")])
-            .await;
+        let (_, body) = api.get("/apps/1/channels/firehose", &[("info", "subscription_count")]).await;
         if serde_json::from_str::<Value>(&body).unwrap()["subscription_count"] == 1 {
             break;
         }
@@ -652,10 +536,7 @@ async fn connection_quota_refuses_with_4004() {
     let server = TestServer::with(config).await;
     let _first = server.client().await;
     let (ws, _) = tokio_tungstenite::connect_async(server.ws_url(KEY)).await.unwrap();
-    let mut second = Client {
-        ws,
-        socket_id: String::new(),
-    };
+    let mut second = Client { ws, socket_id: String::new() };
     assert_eq!(second.expect_error().await["code"], 4004);
     assert_eq!(second.expect_close().await, Some(4004));
 }
@@ -674,4 +555,13 @@ async fn apps_are_picked_by_key() {
     server.api().trigger("shared-name", "only-app-1", "{}").await;
     one.expect("only-app-1").await;
     two.assert_alive().await;
+}
+
+#[tokio::test]
+async fn websocket_protocol_pings_are_answered_with_pongs() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    c.ws.send(Message::Ping(b"hi".to_vec().into())).await.unwrap();
+    let reply = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut c.ws)).await.unwrap();
+    assert!(matches!(reply, Some(Ok(Message::Pong(ref p))) if p.as_ref() == b"hi"), "{reply:?}");
 }

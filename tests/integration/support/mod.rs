@@ -29,11 +29,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub fn config() -> Config {
     let mut app = App::new(APP_ID, KEY, SECRET);
     app.subscription_count = false;
-    Config {
-        listen: Listen::Combined("127.0.0.1:0".parse().unwrap()),
-        apps: vec![app],
-        ..Config::default()
-    }
+    Config { listen: Listen::Combined("127.0.0.1:0".parse().unwrap()), apps: vec![app], ..Config::default() }
 }
 
 /// A server running in this process.
@@ -53,34 +49,18 @@ impl TestServer {
         let listeners = Listeners::bind(&config.listen).await.expect("bind");
         let (api_addr, addr) = listeners.local_addrs();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(pusher_local::run(
-            listeners,
-            config,
-            Printer::silent(),
-            shutdown.clone(),
-        ));
-        TestServer {
-            addr,
-            api_addr,
-            shutdown,
-            task,
-        }
+        let task = tokio::spawn(pusher_local::run(listeners, config, Printer::silent(), shutdown.clone()));
+        TestServer { addr, api_addr, shutdown, task }
     }
 
     /// Fires the shutdown and waits for the server to finish draining.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("server stops in time")
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("server stops in time").unwrap();
     }
 
     pub fn ws_url(&self, key: &str) -> String {
-        format!(
-            "ws://{}/app/{key}?protocol=7&client=js&version=8.6.0&flash=false",
-            self.addr
-        )
+        format!("ws://{}/app/{key}?protocol=7&client=js&version=8.6.0&flash=false", self.addr)
     }
 
     pub async fn client(&self) -> Client {
@@ -118,10 +98,7 @@ impl Client {
             .await
             .expect("connect in time")
             .expect("connect");
-        let mut client = Client {
-            ws,
-            socket_id: String::new(),
-        };
+        let mut client = Client { ws, socket_id: String::new() };
         let hello = client.recv().await;
         assert_eq!(hello["event"], "pusher:connection_established", "{hello}");
         let data: Value = serde_json::from_str(hello["data"].as_str().expect("data is a string")).unwrap();
@@ -140,9 +117,7 @@ impl Client {
     /// The next text frame or the close, skipping WebSocket pings/pongs.
     pub async fn next(&mut self) -> Next {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a frame within the wait");
+            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame within the wait");
             match msg {
                 Some(Ok(Message::Text(t))) => {
                     return Next::Frame(serde_json::from_str(&t).expect("server frames are JSON"))
@@ -198,8 +173,7 @@ impl Client {
     }
 
     pub async fn subscribe_public(&mut self, channel: &str) {
-        self.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": channel}}))
-            .await;
+        self.send(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": channel}})).await;
         let ok = self.expect("pusher_internal:subscription_succeeded").await;
         assert_eq!(ok["channel"], channel);
     }
@@ -217,23 +191,15 @@ impl Client {
     }
 
     pub async fn signin(&mut self, user_data: &str) -> Value {
-        let auth = format!(
-            "{KEY}:{}",
-            auth::sign(SECRET, &auth::channel::signin_string(&self.socket_id, user_data))
-        );
-        self.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
-            .await;
+        let auth = format!("{KEY}:{}", auth::sign(SECRET, &auth::channel::signin_string(&self.socket_id, user_data)));
+        self.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
         self.expect("pusher:signin_success").await
     }
 }
 
 /// What an app's auth endpoint would return for this subscription.
 pub fn channel_auth(socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
-    auth::channel::auth_value(
-        KEY,
-        SECRET,
-        &auth::channel::subscription_string(socket_id, channel, channel_data),
-    )
+    auth::channel::auth_value(KEY, SECRET, &auth::channel::subscription_string(socket_id, channel, channel_data))
 }
 
 /// Decodes a frame's string `data`.
@@ -275,14 +241,8 @@ impl Api {
 
     pub async fn post_raw(&self, path: &str, body: &[u8]) -> (u16, String) {
         let url = self.signed_url("POST", path, body, &[]);
-        let response = self
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
+        let response =
+            self.http.post(url).header("content-type", "application/json").body(body.to_vec()).send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
@@ -293,10 +253,6 @@ impl Api {
     }
 
     pub async fn trigger(&self, channel: &str, event: &str, data: &str) -> (u16, String) {
-        self.post(
-            "/apps/1/events",
-            &json!({"name": event, "channels": [channel], "data": data}),
-        )
-        .await
+        self.post("/apps/1/events", &json!({"name": event, "channels": [channel], "data": data})).await
     }
 }

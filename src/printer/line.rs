@@ -1,0 +1,356 @@
+//! `Line`: one thing to tell the user, as typed data; and [`View`], the fields a line shows
+//! (socket, app, event, channel, payload), extracted once for filters and both renderers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::apps::AppId;
+use crate::auth::diagnose::Diagnosis;
+use crate::protocol::{ChannelName, Frame, SocketId};
+use crate::state::Source;
+
+/// One thing to tell the user.
+#[derive(Debug, Clone)]
+pub enum Line {
+    /// Free text printed as is (the banner).
+    Text(String),
+    /// A socket connected.
+    Connected {
+        /// Its id.
+        socket: SocketId,
+        /// Its app.
+        app: AppId,
+        /// Peer address.
+        remote: Option<SocketAddr>,
+    },
+    /// A connection was refused at handshake.
+    Refused {
+        /// The key it asked for.
+        key: String,
+        /// Close code.
+        code: u16,
+        /// Why.
+        reason: String,
+        /// Peer address.
+        remote: Option<SocketAddr>,
+    },
+    /// A socket went away.
+    Disconnected {
+        /// Its id.
+        socket: SocketId,
+        /// Its app.
+        app: AppId,
+        /// Close code, when known.
+        code: Option<u16>,
+        /// Close reason.
+        reason: String,
+    },
+    /// A frame from a client (verbose).
+    FrameIn {
+        /// The socket.
+        socket: SocketId,
+        /// Its app.
+        app: AppId,
+        /// The text.
+        frame: Frame,
+    },
+    /// A frame to a client (verbose).
+    FrameOut {
+        /// The socket.
+        socket: SocketId,
+        /// Its app.
+        app: AppId,
+        /// The text.
+        frame: Frame,
+    },
+    /// An event went through the publish path (verbose).
+    Published {
+        /// The app.
+        app: AppId,
+        /// The channel.
+        channel: ChannelName,
+        /// The event name.
+        event: Arc<str>,
+        /// The data.
+        data: Arc<str>,
+        /// Its origin.
+        source: Source,
+        /// Deliveries on this node.
+        delivered: usize,
+    },
+    /// An HTTP API call.
+    Api {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Status code.
+        status: u16,
+        /// Time taken.
+        elapsed: Duration,
+    },
+    /// A client did something wrong (answered with `pusher:error`).
+    ClientError {
+        /// The socket.
+        socket: SocketId,
+        /// Its app.
+        app: AppId,
+        /// The message sent back.
+        message: String,
+    },
+    /// A signature was refused; what was expected and the likely cause.
+    Signature(Box<Diagnosis>),
+    /// A server-side problem.
+    Error(String),
+}
+
+/// How much to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Errors only (`-q`).
+    Quiet,
+    /// Banner, errors, one line per connect/disconnect and per API call.
+    Normal,
+    /// Every frame in and out (`-v`).
+    Verbose,
+}
+
+impl Line {
+    /// The least verbosity at which this line is shown.
+    pub fn verbosity(&self) -> Verbosity {
+        match self {
+            Line::Error(_) | Line::Refused { .. } | Line::Signature(_) | Line::ClientError { .. } => Verbosity::Quiet,
+            Line::Text(_) | Line::Connected { .. } | Line::Disconnected { .. } | Line::Api { .. } => Verbosity::Normal,
+            Line::FrameIn { .. } | Line::FrameOut { .. } | Line::Published { .. } => Verbosity::Verbose,
+        }
+    }
+}
+
+/// The kind of a line, which picks its marker and colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Banner text.
+    Text,
+    /// Connect.
+    Connect,
+    /// Disconnect.
+    Disconnect,
+    /// Refused connection.
+    Refused,
+    /// Client → server frame.
+    In,
+    /// Server → client frame.
+    Out,
+    /// An event published through the HTTP API or a client.
+    Publish,
+    /// HTTP API call.
+    Api,
+    /// A client error (`pusher:error` sent).
+    ClientError,
+    /// A refused signature.
+    Signature,
+    /// A server error.
+    Error,
+}
+
+impl Kind {
+    /// The direction marker column.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Kind::Text => "   ",
+            Kind::Connect => "+ws",
+            Kind::Disconnect => "-ws",
+            Kind::Refused => "xws",
+            Kind::In => "c→s",
+            Kind::Out => "s→c",
+            Kind::Publish => "pub",
+            Kind::Api => "api",
+            Kind::ClientError | Kind::Signature | Kind::Error => "err",
+        }
+    }
+
+    /// The `kind` field of JSON lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Connect => "connect",
+            Kind::Disconnect => "disconnect",
+            Kind::Refused => "refused",
+            Kind::In => "frame_in",
+            Kind::Out => "frame_out",
+            Kind::Publish => "publish",
+            Kind::Api => "api",
+            Kind::ClientError => "client_error",
+            Kind::Signature => "signature",
+            Kind::Error => "error",
+        }
+    }
+}
+
+/// The fields of one line, ready to filter and render.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// Socket id.
+    pub socket: Option<String>,
+    /// App id.
+    pub app: Option<String>,
+    /// Event name.
+    pub event: Option<String>,
+    /// Channel name.
+    pub channel: Option<String>,
+    /// The payload as JSON text (Pusher's double-encoded `data` decoded), or plain text.
+    pub payload: Option<String>,
+    /// Size of the payload as sent, in bytes.
+    pub bytes: usize,
+    /// The payload is JSON (it can be pretty-printed).
+    pub payload_is_json: bool,
+}
+
+#[derive(Deserialize)]
+struct FrameFields<'a> {
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+/// Pusher's `data`: a JSON string holding JSON is shown as that JSON.
+fn decode_data(raw: &RawValue) -> (String, bool) {
+    let text = raw.get();
+    if text.starts_with('"') {
+        if let Ok(inner) = serde_json::from_str::<String>(text) {
+            return if serde_json::from_str::<&RawValue>(&inner).is_ok() { (inner, true) } else { (inner, false) };
+        }
+    }
+    (text.to_owned(), true)
+}
+
+/// The data of a published event, as shown.
+pub fn data_view(data: &str) -> (String, bool) {
+    let is_json = serde_json::from_str::<&RawValue>(data).is_ok();
+    (data.to_owned(), is_json)
+}
+
+fn frame_view(frame: &str, view: &mut View) {
+    view.bytes = frame.len();
+    match serde_json::from_str::<FrameFields<'_>>(frame) {
+        Ok(fields) => {
+            view.event = fields.event;
+            view.channel = fields.channel;
+            if let Some(raw) = fields.data {
+                let (payload, is_json) = decode_data(raw);
+                view.payload = Some(payload);
+                view.payload_is_json = is_json;
+            }
+        }
+        Err(_) => {
+            view.payload = Some(frame.to_owned());
+        }
+    }
+}
+
+impl Line {
+    /// Its kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Line::Text(_) => Kind::Text,
+            Line::Connected { .. } => Kind::Connect,
+            Line::Refused { .. } => Kind::Refused,
+            Line::Disconnected { .. } => Kind::Disconnect,
+            Line::FrameIn { .. } => Kind::In,
+            Line::FrameOut { .. } => Kind::Out,
+            Line::Published { .. } => Kind::Publish,
+            Line::Api { .. } => Kind::Api,
+            Line::ClientError { .. } => Kind::ClientError,
+            Line::Signature(_) => Kind::Signature,
+            Line::Error(_) => Kind::Error,
+        }
+    }
+
+    /// Its fields.
+    pub fn view(&self) -> View {
+        let mut view = View::default();
+        match self {
+            Line::Text(_) | Line::Refused { .. } | Line::Error(_) => {}
+            Line::Connected { socket, app, .. }
+            | Line::Disconnected { socket, app, .. }
+            | Line::ClientError { socket, app, .. } => {
+                view.socket = Some(socket.to_string());
+                view.app = Some(app.to_string());
+            }
+            Line::FrameIn { socket, app, frame } | Line::FrameOut { socket, app, frame } => {
+                view.socket = Some(socket.to_string());
+                view.app = Some(app.to_string());
+                frame_view(frame.as_str(), &mut view);
+            }
+            Line::Published { app, channel, event, data, .. } => {
+                view.app = Some(app.to_string());
+                view.channel = Some(channel.to_string());
+                view.event = Some(event.to_string());
+                let (payload, is_json) = data_view(data);
+                view.bytes = data.len();
+                view.payload = Some(payload);
+                view.payload_is_json = is_json;
+            }
+            Line::Api { path, .. } => {
+                view.app = path.strip_prefix("/apps/").and_then(|rest| rest.split('/').next()).map(str::to_owned);
+            }
+            Line::Signature(d) => {
+                view.app = d.app.clone();
+                match &d.subject {
+                    crate::auth::diagnose::Subject::Channel { channel, socket_id } => {
+                        view.channel = Some(channel.clone());
+                        view.socket = Some(socket_id.clone());
+                    }
+                    crate::auth::diagnose::Subject::Signin { socket_id } => view.socket = Some(socket_id.clone()),
+                    crate::auth::diagnose::Subject::Request { .. } => {}
+                }
+            }
+        }
+        view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_show_double_encoded_data_decoded() {
+        let line = Line::FrameOut {
+            socket: SocketId::new(1, 2),
+            app: AppId::new("1"),
+            frame: Frame::from(r#"{"event":"e","channel":"c","data":"{\"a\":1}"}"#.to_owned()),
+        };
+        let view = line.view();
+        assert_eq!(view.event.as_deref(), Some("e"));
+        assert_eq!(view.channel.as_deref(), Some("c"));
+        assert_eq!(view.payload.as_deref(), Some(r#"{"a":1}"#));
+        assert!(view.payload_is_json);
+    }
+
+    #[test]
+    fn plain_string_data_stays_plain() {
+        let line = Line::FrameIn {
+            socket: SocketId::new(1, 2),
+            app: AppId::new("1"),
+            frame: Frame::from(r#"{"event":"client-a","channel":"private-c","data":"hello"}"#.to_owned()),
+        };
+        let view = line.view();
+        assert_eq!(view.payload.as_deref(), Some("hello"));
+        assert!(!view.payload_is_json);
+    }
+
+    #[test]
+    fn api_lines_know_their_app() {
+        let line =
+            Line::Api { method: "GET".into(), path: "/apps/42/channels".into(), status: 200, elapsed: Duration::ZERO };
+        assert_eq!(line.view().app.as_deref(), Some("42"));
+    }
+}

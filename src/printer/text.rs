@@ -1,0 +1,290 @@
+//! The human-readable line: aligned columns `time marker socket [app] event channel payload`,
+//! payload cut to the terminal width with its full size shown, or pretty-printed with `--full`.
+
+use chrono::{DateTime, Local};
+
+use super::line::{Line, View};
+use super::style;
+use crate::auth::diagnose::Subject;
+
+/// How to render text lines.
+#[derive(Debug, Clone, Copy)]
+pub struct TextOptions {
+    /// Use colours.
+    pub color: bool,
+    /// Print payloads whole and pretty-printed.
+    pub full: bool,
+    /// Cut lines to this many columns (a terminal); `None` never cuts (files, pipes).
+    pub width: Option<usize>,
+    /// Show the app column (several apps configured).
+    pub show_app: bool,
+}
+
+const SOCKET: usize = 17;
+const APP: usize = 8;
+const EVENT: usize = 32;
+const CHANNEL: usize = 24;
+
+fn pad(text: &str, width: usize) -> String {
+    let len = text.chars().count();
+    if len >= width {
+        format!("{text} ")
+    } else {
+        format!("{text}{} ", " ".repeat(width - len))
+    }
+}
+
+/// Pads `plain` to `width` and then colours it (padding outside the escape codes).
+fn column(plain: &str, width: usize, paint: impl Fn(&str) -> String) -> (String, usize) {
+    let padded = pad(plain, width);
+    let visible = padded.chars().count();
+    let trailing = &padded[plain.len()..];
+    (format!("{}{trailing}", paint(plain)), visible)
+}
+
+fn cut(payload: &str, room: usize, bytes: usize) -> String {
+    let len = payload.chars().count();
+    if len <= room {
+        return payload.to_owned();
+    }
+    let note = format!("… ({bytes} bytes)");
+    let keep = room.saturating_sub(note.chars().count()).max(8);
+    let kept: String = payload.chars().take(keep).collect();
+    format!("{kept}{note}")
+}
+
+fn pretty(payload: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| payload.to_owned())
+}
+
+/// Renders one line.
+pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>) -> String {
+    let color = opts.color;
+    let kind = line.kind();
+    if let Line::Text(text) = line {
+        return text.clone();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    let mut push = |(text, width): (String, usize)| {
+        out.push_str(&text);
+        used += width;
+    };
+    push(column(&now.format("%H:%M:%S%.3f").to_string(), 12, |s| style::dim(s, color)));
+    push(column(kind.marker(), 3, |s| style::kind(kind, s, color)));
+    push(column(view.socket.as_deref().unwrap_or(""), SOCKET, |s| s.to_owned()));
+    if opts.show_app {
+        push(column(&view.app.as_deref().map(|a| format!("app {a}")).unwrap_or_default(), APP, |s| {
+            style::dim(s, color)
+        }));
+    }
+    let internal = view.event.as_deref().is_some_and(|e| e.starts_with("pusher_internal:"));
+    let tail = match line {
+        Line::Text(_) => unreachable!("handled above"),
+        Line::Connected { remote, .. } => {
+            let from = remote.map(|r| format!("from {r}")).unwrap_or_default();
+            format!("{} {from}", style::kind(kind, "connected", color))
+        }
+        Line::Disconnected { code, reason, .. } => {
+            let code = code.map(|c| format!("{c} ")).unwrap_or_default();
+            format!("{} {code}{reason}", style::kind(kind, "disconnected", color))
+        }
+        Line::Refused { key, code, reason, remote } => {
+            let from = remote.map(|r| format!(" from {r}")).unwrap_or_default();
+            style::error(&format!("refused key {key:?}{from}: {code} {reason}"), color)
+        }
+        Line::Api { method, path, status, elapsed } => {
+            let status_text = status.to_string();
+            let status =
+                if *status >= 400 { style::error(&status_text, color) } else { style::kind(kind, &status_text, color) };
+            format!("{method} {path} → {status} {:.1}ms", elapsed.as_secs_f64() * 1000.0)
+        }
+        Line::ClientError { message, .. } => style::error(message, color),
+        Line::Error(message) => style::error(message, color),
+        Line::Signature(d) => return signature(&out, d, color),
+        Line::FrameIn { .. } | Line::FrameOut { .. } | Line::Published { .. } => {
+            let event = view.event.as_deref().unwrap_or("?");
+            let (e, w) = column(event, EVENT, |s| style::event(s, color));
+            let (c, cw) = column(view.channel.as_deref().unwrap_or(""), CHANNEL, |s| style::channel(s, color));
+            used += w + cw;
+            let suffix = match line {
+                Line::Published { delivered, source, .. } => format!(" → {delivered} sockets ({})", source.label()),
+                _ => String::new(),
+            };
+            let payload = view.payload.as_deref().unwrap_or("");
+            let body = if opts.full && view.payload_is_json {
+                let text = pretty(payload);
+                if text.contains('\n') {
+                    format!("\n    {}", text.replace('\n', "\n    "))
+                } else {
+                    text
+                }
+            } else if let (Some(width), false) = (opts.width, opts.full) {
+                cut(payload, width.saturating_sub(used + suffix.chars().count()), view.bytes)
+            } else {
+                payload.to_owned()
+            };
+            let body = if internal { style::dim(&body, color) } else { body };
+            format!("{e}{c}{body}{}", style::dim(&suffix, color))
+        }
+    };
+    out.push_str(&tail);
+    out.trim_end().to_owned()
+}
+
+fn signature(prefix: &str, d: &crate::auth::diagnose::Diagnosis, color: bool) -> String {
+    let what = match &d.subject {
+        Subject::Request { method, path } => format!("HTTP API signature refused for {method} {path}"),
+        Subject::Channel { channel, .. } => format!("subscription auth refused for {channel}"),
+        Subject::Signin { .. } => "signin auth refused".to_owned(),
+    };
+    let mut out = format!("{prefix}{}", style::error(&what, color));
+    out += &format!("\n    {} {}", style::bold("likely cause:", color), d.cause);
+    out += &format!("\n    should sign:  {:?}", d.expected_string);
+    out += &format!("\n    received:     {}", if d.received.is_empty() { "(nothing)" } else { &d.received });
+    if let Some(expected) = &d.expected {
+        out += &format!("\n    expected:     {expected}");
+    }
+    if let Some(md5) = &d.body_md5 {
+        out += &format!("\n    body md5:     {md5}");
+    }
+    if let Some(skew) = d.skew_secs {
+        out += &format!("\n    clock skew:   {skew:+}s (signer minus server)");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::AppId;
+    use crate::auth::diagnose::{Cause, Diagnosis};
+    use crate::protocol::{Frame, SocketId};
+    use chrono::TimeZone;
+    use std::time::Duration;
+
+    fn at() -> DateTime<Local> {
+        Local.with_ymd_and_hms(2026, 11, 22, 12, 34, 56).unwrap() + chrono::Duration::milliseconds(789)
+    }
+
+    fn opts() -> TextOptions {
+        TextOptions { color: false, full: false, width: None, show_app: false }
+    }
+
+    fn show(line: &Line, opts: &TextOptions) -> String {
+        render(line, &line.view(), opts, at())
+    }
+
+    fn frame_out(text: &str) -> Line {
+        Line::FrameOut { socket: SocketId::new(123, 456), app: AppId::new("1"), frame: Frame::from(text.to_owned()) }
+    }
+
+    #[test]
+    fn golden_lines_without_colour() {
+        let cases = [
+            (
+                Line::Connected { socket: SocketId::new(123, 456), app: AppId::new("1"), remote: Some("127.0.0.1:5000".parse().unwrap()) },
+                "12:34:56.789 +ws 123.456           connected from 127.0.0.1:5000",
+            ),
+            (
+                Line::Disconnected { socket: SocketId::new(123, 456), app: AppId::new("1"), code: Some(4009), reason: "terminated".into() },
+                "12:34:56.789 -ws 123.456           disconnected 4009 terminated",
+            ),
+            (
+                Line::Refused { key: "nope".into(), code: 4001, reason: "Application does not exist".into(), remote: None },
+                "12:34:56.789 xws                   refused key \"nope\": 4001 Application does not exist",
+            ),
+            (
+                Line::Api { method: "POST".into(), path: "/apps/1/events".into(), status: 200, elapsed: Duration::from_micros(1500) },
+                "12:34:56.789 api                   POST /apps/1/events → 200 1.5ms",
+            ),
+            (
+                frame_out(r#"{"event":"my-event","channel":"my-channel","data":"{\"a\":1}"}"#),
+                "12:34:56.789 s→c 123.456           my-event                         my-channel               {\"a\":1}",
+            ),
+            (
+                Line::FrameIn {
+                    socket: SocketId::new(123, 456),
+                    app: AppId::new("1"),
+                    frame: Frame::from(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"c"}}"#.to_owned()),
+                },
+                "12:34:56.789 c→s 123.456           pusher:subscribe                                          {\"auth\":\"\",\"channel\":\"c\"}",
+            ),
+            (
+                Line::Published {
+                    app: AppId::new("1"),
+                    channel: crate::protocol::ChannelName::parse("news", 164).unwrap(),
+                    event: "e".into(),
+                    data: "hi".into(),
+                    source: crate::state::Source::Api,
+                    delivered: 3,
+                },
+                "12:34:56.789 pub                   e                                news                     hi → 3 sockets (api)",
+            ),
+            (
+                Line::ClientError { socket: SocketId::new(1, 2), app: AppId::new("1"), message: "Existing subscription to channel c".into() },
+                "12:34:56.789 err 1.2               Existing subscription to channel c",
+            ),
+            (Line::Error("boom".into()), "12:34:56.789 err                   boom"),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(show(&line, &opts()), expected);
+        }
+    }
+
+    #[test]
+    fn app_column_when_several_apps() {
+        let line = Line::Connected { socket: SocketId::new(1, 2), app: AppId::new("7"), remote: None };
+        let text = show(&line, &TextOptions { show_app: true, ..opts() });
+        assert_eq!(text, "12:34:56.789 +ws 1.2               app 7    connected");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        style::enable(true);
+        let line = frame_out(r#"{"event":"client-x","channel":"private-a","data":"{}"}"#);
+        let coloured = show(&line, &TextOptions { color: true, ..opts() });
+        assert!(coloured.contains('\u{1b}'));
+        assert!(!show(&line, &opts()).contains('\u{1b}'));
+    }
+
+    #[test]
+    fn long_payloads_are_cut_to_the_width_with_their_size() {
+        let data = format!(r#"{{"event":"e","channel":"c","data":"{}"}}"#, "x".repeat(500));
+        let line = frame_out(&data);
+        let text = show(&line, &TextOptions { width: Some(130), ..opts() });
+        assert_eq!(text.chars().count(), 130, "{text}");
+        assert!(text.ends_with(&format!("… ({} bytes)", data.len())), "{text}");
+        assert!(show(&line, &TextOptions { width: Some(130), full: true, ..opts() }).contains(&"x".repeat(500)));
+    }
+
+    #[test]
+    fn full_pretty_prints_json_payloads() {
+        let line = frame_out(r#"{"event":"e","channel":"c","data":"{\"a\":{\"b\":1}}"}"#);
+        let text = show(&line, &TextOptions { full: true, ..opts() });
+        assert!(text.ends_with("\n    {\n      \"a\": {\n        \"b\": 1\n      }\n    }"), "{text}");
+    }
+
+    #[test]
+    fn signature_diagnosis_shows_strings_signatures_and_cause() {
+        let d = Diagnosis {
+            subject: Subject::Channel { channel: "private-a".into(), socket_id: "1.2".into() },
+            app: Some("1".into()),
+            expected_string: "1.2:private-a".into(),
+            received: "abc".into(),
+            expected: Some("def".into()),
+            body_md5: None,
+            skew_secs: None,
+            cause: Cause::WrongSecret,
+        };
+        let text = show(&Line::Signature(Box::new(d)), &opts());
+        assert!(text.contains("subscription auth refused for private-a"), "{text}");
+        assert!(text.contains("should sign:  \"1.2:private-a\""));
+        assert!(text.contains("received:     abc"));
+        assert!(text.contains("expected:     def"));
+        assert!(text.contains("likely cause: wrong secret"));
+    }
+}
