@@ -2,7 +2,9 @@
 //! defaults live in `Config::default()` so that the file layer can sit between them and flags.
 //!
 //! Slanger's spellings (`-k/--app_key`, `-s/--secret`, `-a/--api_host`, `-w/--websocket_host`,
-//! `-v/--verbose`, `-r/--redis_url`) are accepted so a Slanger command line works unchanged.
+//! `-v/--verbose`, `-r/--redis_url`/`--redis_address`) are accepted so a Slanger command line
+//! works unchanged. Slanger's TLS flags (`-p`, `-c`) have no meaning here, so no short flag
+//! reuses those letters for something else.
 
 use std::path::PathBuf;
 
@@ -30,11 +32,11 @@ pub struct Cli {
     pub host: Option<String>,
 
     /// Port for both the WebSocket endpoint and the HTTP API (0 picks a free one) [default: 6001]
-    #[arg(long, short = 'p', env = "PUSHER_LOCAL_PORT")]
+    #[arg(long, env = "PUSHER_LOCAL_PORT")]
     pub port: Option<u16>,
 
     /// App id of the default app [default: 1; also PUSHER_APP_ID, PUSHER_URL, .env]
-    #[arg(long = "app-id", alias = "app_id", short = 'i', value_name = "ID")]
+    #[arg(long = "app-id", alias = "app_id", value_name = "ID")]
     pub app_id: Option<String>,
 
     /// App key of the default app [default: app-key; also PUSHER_APP_KEY, PUSHER_URL, .env]
@@ -46,11 +48,11 @@ pub struct Cli {
     pub secret: Option<String>,
 
     /// TOML file with settings and several apps (see README)
-    #[arg(long, short = 'c', env = "PUSHER_LOCAL_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "PUSHER_LOCAL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Ignore --config, PUSHER_LOCAL_CONFIG and .env: built-in defaults, environment and flags only
-    #[arg(long, env = "PUSHER_LOCAL_NO_CONFIG")]
+    #[arg(long, env = "PUSHER_LOCAL_NO_CONFIG", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_config: bool,
 
     /// Serve the HTTP API on its own listener (Slanger's -a)
@@ -68,7 +70,7 @@ pub struct Cli {
     pub websocket_host: Option<String>,
 
     /// Redis URL for running several nodes as one (not available yet)
-    #[arg(long = "redis-url", alias = "redis_url", short = 'r', env = "PUSHER_LOCAL_REDIS_URL", value_name = "URL")]
+    #[arg(long = "redis-url", aliases = ["redis_url", "redis_address"], short = 'r', env = "PUSHER_LOCAL_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
 
     /// Print every frame and API call (-vv adds debug diagnostics on stderr)

@@ -88,7 +88,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             signal.await;
             trigger.cancel();
         });
-        pusher_local::run(listeners, config, printer, stop).await;
+        pusher_local::run(listeners, config, printer.clone(), stop).await;
+        printer.flush();
         anyhow::Ok(())
     })
 }

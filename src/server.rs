@@ -108,4 +108,5 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
         printer.line(Line::Error(format!("{} connections did not close in time", tracker.len())));
     }
     broker.close().await;
+    printer.line(Line::Text("pusher-local stopped".into()));
 }

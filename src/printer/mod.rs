@@ -70,14 +70,24 @@ impl Sink {
             Format::Text => text::render(line, view, &self.text, now),
             Format::Json => json::render(line, view, now),
         };
+        // Banner text arrives pre-coloured; a sink without colour gets it plain.
+        let text = if self.text.color || !matches!(line, Line::Text(_)) { text } else { style::strip(&text) };
         writeln!(self.out, "{text}")
     }
+}
+
+/// What the printer thread receives.
+#[derive(Debug)]
+enum Message {
+    Line(Line),
+    /// Answer once everything before it is written.
+    Flush(std::sync::mpsc::SyncSender<()>),
 }
 
 /// Cheap-to-clone handle; lines are written in order by one thread.
 #[derive(Debug, Clone)]
 pub struct Printer {
-    tx: Option<SyncSender<Line>>,
+    tx: Option<SyncSender<Message>>,
     verbosity: Verbosity,
     dropped: Arc<AtomicU64>,
 }
@@ -109,13 +119,22 @@ impl Printer {
         self.tx.is_some() && self.verbosity >= Verbosity::Verbose
     }
 
+    /// Waits (up to a second) until every line queued so far is written; used at exit.
+    pub fn flush(&self) {
+        let Some(tx) = &self.tx else { return };
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        if tx.send(Message::Flush(done)).is_ok() {
+            let _ = wait.recv_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+
     /// Queues a line if some sink wants it; never blocks.
     pub fn line(&self, line: Line) {
         let Some(tx) = &self.tx else { return };
         if line.verbosity() > self.verbosity {
             return;
         }
-        match tx.try_send(line) {
+        match tx.try_send(Message::Line(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -125,25 +144,35 @@ impl Printer {
     }
 }
 
-fn write_lines(rx: Receiver<Line>, mut sinks: Vec<Sink>, filter: &Filter, dropped: &AtomicU64) {
-    let write = |line: &Line, sinks: &mut Vec<Sink>| {
+fn write_lines(rx: Receiver<Message>, mut sinks: Vec<Sink>, filter: &Filter, dropped: &AtomicU64) {
+    let write = |message: Message, sinks: &mut Vec<Sink>| {
+        let line = match message {
+            Message::Line(line) => line,
+            Message::Flush(done) => {
+                for sink in sinks.iter_mut() {
+                    let _ = sink.out.flush();
+                }
+                let _ = done.send(());
+                return;
+            }
+        };
         let view = line.view();
         if !filter.matches(line.kind(), &view) {
             return;
         }
         // A sink that fails (stdout closed, disk full) is dropped; the server keeps serving.
-        sinks.retain_mut(|sink| sink.write(line, &view).is_ok());
+        sinks.retain_mut(|sink| sink.write(&line, &view).is_ok());
     };
-    while let Ok(line) = rx.recv() {
+    while let Ok(message) = rx.recv() {
         let missed = dropped.swap(0, Ordering::Relaxed);
         if missed > 0 {
             let notice = Line::Error(format!("… {missed} lines not shown (output too slow)"));
-            write(&notice, &mut sinks);
+            write(Message::Line(notice), &mut sinks);
         }
-        write(&line, &mut sinks);
+        write(message, &mut sinks);
         // Flush only when nothing else is waiting, so bursts are written in one go.
-        while let Ok(line) = rx.try_recv() {
-            write(&line, &mut sinks);
+        while let Ok(message) = rx.try_recv() {
+            write(message, &mut sinks);
         }
         for sink in &mut sinks {
             let _ = sink.out.flush();

@@ -23,6 +23,24 @@ pub fn should_color(
     }
 }
 
+/// `text` without ANSI escape sequences (`ESC [ ... m`).
+pub fn strip(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Sets `colored`'s global switch; called once when the printer starts.
 pub fn enable(color: bool) {
     colored::control::set_override(color);
@@ -118,6 +136,11 @@ mod tests {
     use super::*;
     use crate::cli::ColorChoice;
     use std::ffi::OsStr;
+
+    #[test]
+    fn strip_removes_escape_codes_only() {
+        assert_eq!(strip("\u{1b}[32mgreen\u{1b}[0m plain"), "green plain");
+    }
 
     #[test]
     fn no_color_and_pipes_turn_auto_off_but_not_always() {
