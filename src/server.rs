@@ -66,6 +66,7 @@ impl Listeners {
 /// Serves until `shutdown` is cancelled, then drains.
 pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) {
     let registry = ChannelRegistry::new();
+    let registry_for_shutdown = registry.clone();
     let broker = broker::connect(registry.clone());
     let state = AppState::new(Arc::new(config), registry, broker.clone(), printer.clone(), shutdown.clone());
 
@@ -86,6 +87,13 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
         .boxed();
     let websocket = ws::route(state.clone());
     let stop = || shutdown.token().clone().cancelled_owned();
+    // Shutdown reaches sockets through their outboxes: no connection polls the shared token.
+    let closer = registry_for_shutdown.clone();
+    let token = shutdown.token().clone();
+    tokio::spawn(async move {
+        token.cancelled().await;
+        closer.close_all(crate::protocol::codes::RECONNECT_NOW, ws::connection::SHUTDOWN_REASON);
+    });
 
     match listeners {
         Listeners::Combined(listener) => {

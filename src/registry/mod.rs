@@ -90,7 +90,8 @@ struct SignedIn {
 struct Rooms {
     channels: HashMap<Arc<str>, Channel>,
     cache: HashMap<Arc<str>, Cached>,
-    connections: usize,
+    /// Every connection of the app on this node.
+    connections: HashMap<SocketId, Outbox>,
     /// Signed-in user → its sockets.
     users: HashMap<Arc<str>, HashMap<SocketId, Outbox>>,
     /// Socket → who it is signed in as and whom it watches.
@@ -163,18 +164,27 @@ impl ChannelRegistry {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts a new connection for `app`, refusing it above the app's limit.
+    /// Records a new connection of `app`, refusing it above the app's limit.
     ///
     /// # Errors
     /// [`HandshakeError::OverQuota`].
-    pub fn connect(&self, app: &App) -> Result<(), HandshakeError> {
+    pub fn connect(&self, app: &App, socket: SocketId, outbox: &Outbox) -> Result<(), HandshakeError> {
         let mut state = self.lock();
         let rooms = state.entry(app.id.clone()).or_default();
-        if app.limits.max_connections.is_some_and(|max| rooms.connections >= max) {
+        if app.limits.max_connections.is_some_and(|max| rooms.connections.len() >= max) {
             return Err(HandshakeError::OverQuota);
         }
-        rooms.connections += 1;
+        rooms.connections.insert(socket, outbox.clone());
         Ok(())
+    }
+
+    /// Asks every connection on this node to close (shutdown sends 4200).
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        for rooms in self.lock().values() {
+            for outbox in rooms.connections.values() {
+                outbox.close(code, reason);
+            }
+        }
     }
 
     /// Forgets a connection: its signin, its watchlist and its place in the quota. Its
@@ -182,7 +192,7 @@ impl ChannelRegistry {
     pub fn disconnect(&self, app_id: &AppId, socket: SocketId) {
         let mut state = self.lock();
         let Some(rooms) = state.get_mut(app_id) else { return };
-        rooms.connections = rooms.connections.saturating_sub(1);
+        rooms.connections.remove(&socket);
         if let Some(signed) = rooms.signed_in.remove(&socket) {
             for watched in &signed.watching {
                 if let Some(w) = rooms.watchers.get_mut(watched) {
@@ -407,7 +417,7 @@ impl ChannelRegistry {
 
     /// Open connections of `app` on this node.
     pub fn connections(&self, app_id: &AppId) -> usize {
-        self.lock().get(app_id).map_or(0, |r| r.connections)
+        self.lock().get(app_id).map_or(0, |r| r.connections.len())
     }
 }
 
@@ -543,7 +553,7 @@ mod tests {
         let state = reg.signin(&app, SocketId::new(1, 1), &w, "watcher".into(), vec!["u2".into()]);
         assert_eq!(state.offline, vec![Arc::<str>::from("u2")]);
         let (u, _ru) = Outbox::new(8);
-        reg.connect(&app).unwrap();
+        reg.connect(&app, SocketId::new(1, 2), &u).unwrap();
         reg.signin(&app, SocketId::new(1, 2), &u, "u2".into(), vec![]);
         reg.signin(&app, SocketId::new(1, 3), &u, "u2".into(), vec![]);
         let got = drain(&mut rw);
@@ -560,9 +570,10 @@ mod tests {
         let reg = ChannelRegistry::new();
         let mut app = app();
         app.limits.max_connections = Some(1);
-        reg.connect(&app).unwrap();
-        assert_eq!(reg.connect(&app), Err(HandshakeError::OverQuota));
+        let (o, _r) = Outbox::new(1);
+        reg.connect(&app, SocketId::new(1, 1), &o).unwrap();
+        assert_eq!(reg.connect(&app, SocketId::new(1, 2), &o), Err(HandshakeError::OverQuota));
         reg.disconnect(&app.id, SocketId::new(1, 1));
-        reg.connect(&app).unwrap();
+        reg.connect(&app, SocketId::new(1, 2), &o).unwrap();
     }
 }

@@ -3,18 +3,26 @@
 //! Policy: a socket that cannot keep up is closed with 4100 (over capacity) instead of slowing
 //! everyone else or growing without bound. A full queue never blocks the sender. Closing is
 //! signalled beside the queue, so a close gets through even when the queue is full.
+//!
+//! Waiting is lock-free: the receiver polls the queue and the close flag in one `poll_fn`, so a
+//! delivery costs the channel's own wake-up and nothing more.
 
 use std::borrow::Cow;
+use std::future::poll_fn;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 
-use tokio::sync::{mpsc, Notify};
+use futures_util::task::AtomicWaker;
+use tokio::sync::mpsc;
 
 use crate::protocol::{codes, Frame};
 
+/// The close request beside the queue. Only the connection task waits on it, so one
+/// `AtomicWaker` (no lock, no waiter list) is enough.
 #[derive(Debug)]
 struct Control {
     close: OnceLock<(u16, Cow<'static, str>)>,
-    notify: Notify,
+    waker: AtomicWaker,
 }
 
 /// The sending side, held by the registry and the session. Cloning is cheap.
@@ -55,7 +63,7 @@ impl Outbox {
     /// A queue holding at most `capacity` frames.
     pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
         let (tx, rx) = mpsc::channel(capacity);
-        let control = Arc::new(Control { close: OnceLock::new(), notify: Notify::new() });
+        let control = Arc::new(Control { close: OnceLock::new(), waker: AtomicWaker::new() });
         (Outbox { tx, control: control.clone() }, OutboxReceiver { rx, control })
     }
 
@@ -77,7 +85,7 @@ impl Outbox {
     /// Asks the connection to close with `code`. The first request wins.
     pub fn close(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
         if self.control.close.set((code, reason.into())).is_ok() {
-            self.control.notify.notify_one();
+            self.control.waker.wake();
         }
     }
 
@@ -91,28 +99,28 @@ impl OutboxReceiver {
     /// The next thing to do; a close request overtakes queued frames.
     /// Returns `None` when every sender is gone.
     pub async fn recv(&mut self) -> Option<Outgoing> {
-        loop {
+        poll_fn(|cx| {
+            self.control.waker.register(cx.waker());
             if let Some((code, reason)) = self.control.close.get() {
-                return Some(Outgoing::Close(*code, reason.clone()));
+                return Poll::Ready(Some(Outgoing::Close(*code, reason.clone())));
             }
-            tokio::select! {
-                biased;
-                () = self.control.notify.notified() => continue,
-                frame = self.rx.recv() => return frame.map(Outgoing::Frame),
-            }
-        }
+            self.rx.poll_recv(cx).map(|frame| frame.map(Outgoing::Frame))
+        })
+        .await
     }
 
     /// Resolves once a close has been requested (to abandon a write that is stuck on a
     /// client that stopped reading).
     pub async fn closing(&self) {
-        loop {
-            let notified = self.control.notify.notified();
+        poll_fn(|cx| {
+            self.control.waker.register(cx.waker());
             if self.control.close.get().is_some() {
-                return;
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
-            notified.await;
-        }
+        })
+        .await
     }
 
     /// A frame that is already queued, without waiting (for batching writes).

@@ -25,6 +25,8 @@ use crate::ws::session::Session;
 
 /// How long the closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Close reason sent to every socket on shutdown.
+pub const SHUTDOWN_REASON: &str = "Server is shutting down; reconnect";
 /// Most frames written before one flush.
 const WRITE_BATCH: usize = 64;
 
@@ -58,21 +60,24 @@ pub async fn run<S>(state: AppState, mut ws: WebSocketStream<S>, app: Arc<App>, 
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Err(error) = state.registry().connect(&app) {
-        return refuse(&state, ws, &app.key, error, remote).await;
-    }
     let config = state.config();
     let (activity_timeout, pong_timeout, max_message) =
         (config.activity_timeout, config.pong_timeout, config.max_message_bytes);
     let socket_id = state.next_socket_id();
     let (outbox, mut outgoing) = Outbox::new(config.outbox_capacity);
+    if let Err(error) = state.registry().connect(&app, socket_id, &outbox) {
+        return refuse(&state, ws, &app.key, error, remote).await;
+    }
+    // Shutdown closes every registered connection; one registered just after that is closed here.
+    if state.shutdown().is_cancelled() {
+        outbox.close(codes::RECONNECT_NOW, SHUTDOWN_REASON);
+    }
     outbox.send(server::connection_established(socket_id, activity_timeout.as_secs()));
     let printer = state.printer().clone();
     let verbose = printer.verbose();
     printer.line(Line::Connected { socket: socket_id, app: app.id.clone(), remote });
     let app_id = app.id.clone();
     let mut session = Session::new(state.clone(), app, socket_id, outbox.clone());
-    let shutdown = state.shutdown().token().clone();
 
     let idle = sleep(activity_timeout);
     tokio::pin!(idle);
@@ -81,10 +86,6 @@ where
     let (code, reason, we_close): (Option<u16>, Cow<'static, str>, bool) = loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
-                let _ = ws.send(Message::Text(server::error(Some(codes::RECONNECT_NOW), "Server is shutting down; reconnect"))).await;
-                break (Some(codes::RECONNECT_NOW), "Server is shutting down".into(), true);
-            }
             out = outgoing.recv() => match out {
                 Some(Outgoing::Frame(first)) => {
                     // Write everything already queued with one flush.
@@ -107,11 +108,10 @@ where
                         ws.flush().await
                     };
                     // A client that stops reading blocks the write; a close request (4100 when
-                    // its outbox overflowed) or shutdown must still get through.
+                    // its outbox overflowed, 4200 at shutdown) must still get through.
                     let written = tokio::select! {
                         result = write => Some(result),
                         () = outgoing.closing() => None,
-                        () = shutdown.cancelled() => None,
                     };
                     if let Some(Err(e)) = written {
                         break (None, format!("write failed: {e}").into(), false);
@@ -164,6 +164,11 @@ where
     };
     if we_close {
         if let Some(code) = code {
+            if code == codes::RECONNECT_NOW {
+                // As real Pusher does on shutdown: say so, then close so clients reconnect at once.
+                let frame = server::error(Some(code), &reason);
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Text(frame))).await;
+            }
             close(&mut ws, code, &reason).await;
         }
     }
