@@ -469,7 +469,7 @@ mod tests {
     }
 
     fn drain(rx: &mut OutboxReceiver) -> Vec<String> {
-        std::iter::from_fn(|| rx.try_recv()).map(|f| f.as_str().to_owned()).collect()
+        rx.take_queued().iter().map(|f| f.as_str().to_owned()).collect()
     }
 
     #[test]

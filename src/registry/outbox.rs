@@ -4,50 +4,58 @@
 //! everyone else or growing without bound. A full queue never blocks the sender. Closing is
 //! signalled beside the queue, so a close gets through even when the queue is full.
 //!
-//! Waiting is lock-free: the receiver polls the queue and the close flag in one `poll_fn`, so a
-//! delivery costs the channel's own wake-up and nothing more.
+//! Why not `tokio::sync::mpsc`: its channel allocates a 32-slot block per socket up front
+//! (about 1 KB for every idle connection). This queue is a `VecDeque` that stays empty until
+//! frames wait, behind a lock that is only ever held for a push or a drain, with one
+//! `AtomicWaker` for the connection task (a single consumer).
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
-use tokio::sync::mpsc;
 
 use crate::protocol::{codes, Frame};
 
-/// The close request beside the queue. Only the connection task waits on it, so one
-/// `AtomicWaker` (no lock, no waiter list) is enough.
 #[derive(Debug)]
-struct Control {
+struct Shared {
+    frames: Mutex<VecDeque<Frame>>,
+    capacity: usize,
     close: OnceLock<(u16, Cow<'static, str>)>,
     waker: AtomicWaker,
+}
+
+impl Shared {
+    fn frames(&self) -> MutexGuard<'_, VecDeque<Frame>> {
+        // Pushing and draining cannot panic halfway; a poisoned queue is still consistent.
+        self.frames.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// The sending side, held by the registry and the session. Cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Frame>,
-    control: Arc<Control>,
+    shared: Arc<Shared>,
 }
 
-/// Why a frame was not queued. Expected outcomes, not errors.
+/// What became of a frame. Expected outcomes, not errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendOutcome {
     /// Queued.
     Queued,
     /// The queue was full; the socket is being closed with 4100.
     Full,
-    /// The socket is gone or closing.
+    /// The socket is closing.
     Closed,
 }
 
 /// What the socket's writer should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
-    /// Write this frame.
-    Frame(Frame),
+    /// Write the frames that were moved into the batch.
+    Frames,
     /// Close with this code and reason.
     Close(u16, Cow<'static, str>),
 }
@@ -55,66 +63,85 @@ pub enum Outgoing {
 /// The receiving side, owned by the connection task.
 #[derive(Debug)]
 pub struct OutboxReceiver {
-    rx: mpsc::Receiver<Frame>,
-    control: Arc<Control>,
+    shared: Arc<Shared>,
 }
 
 impl Outbox {
     /// A queue holding at most `capacity` frames.
     pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let control = Arc::new(Control { close: OnceLock::new(), waker: AtomicWaker::new() });
-        (Outbox { tx, control: control.clone() }, OutboxReceiver { rx, control })
+        let shared = Arc::new(Shared {
+            frames: Mutex::new(VecDeque::new()),
+            capacity,
+            close: OnceLock::new(),
+            waker: AtomicWaker::new(),
+        });
+        (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
     }
 
     /// Queues `frame` without waiting. A full queue closes the socket with 4100.
     pub fn send(&self, frame: Frame) -> SendOutcome {
-        if self.control.close.get().is_some() {
+        if self.shared.close.get().is_some() {
             return SendOutcome::Closed;
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => SendOutcome::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(codes::OVER_CAPACITY, "Over capacity: the client is not reading its messages fast enough");
-                SendOutcome::Full
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => SendOutcome::Closed,
+        let mut frames = self.shared.frames();
+        if frames.len() >= self.shared.capacity {
+            drop(frames);
+            self.close(codes::OVER_CAPACITY, "Over capacity: the client is not reading its messages fast enough");
+            return SendOutcome::Full;
         }
+        let was_empty = frames.is_empty();
+        frames.push_back(frame);
+        drop(frames);
+        // Frames already waiting mean the writer was woken and has not drained yet.
+        if was_empty {
+            self.shared.waker.wake();
+        }
+        SendOutcome::Queued
     }
 
     /// Asks the connection to close with `code`. The first request wins.
     pub fn close(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
-        if self.control.close.set((code, reason.into())).is_ok() {
-            self.control.waker.wake();
+        if self.shared.close.set((code, reason.into())).is_ok() {
+            self.shared.waker.wake();
         }
-    }
-
-    /// Whether both ends belong to the same socket.
-    pub fn same_socket(&self, other: &Outbox) -> bool {
-        Arc::ptr_eq(&self.control, &other.control)
     }
 }
 
 impl OutboxReceiver {
-    /// The next thing to do; a close request overtakes queued frames.
-    /// Returns `None` when every sender is gone.
-    pub async fn recv(&mut self) -> Option<Outgoing> {
+    /// Waits for work: moves up to `max` waiting frames into `batch` (`Outgoing::Frames`), or
+    /// returns the close request, which overtakes queued frames.
+    pub async fn recv(&mut self, batch: &mut Vec<Frame>, max: usize) -> Outgoing {
         poll_fn(|cx| {
-            self.control.waker.register(cx.waker());
-            if let Some((code, reason)) = self.control.close.get() {
-                return Poll::Ready(Some(Outgoing::Close(*code, reason.clone())));
+            self.shared.waker.register(cx.waker());
+            if let Some((code, reason)) = self.shared.close.get() {
+                return Poll::Ready(Outgoing::Close(*code, reason.clone()));
             }
-            self.rx.poll_recv(cx).map(|frame| frame.map(Outgoing::Frame))
+            let mut frames = self.shared.frames();
+            if frames.is_empty() {
+                return Poll::Pending;
+            }
+            let n = frames.len().min(max);
+            batch.extend(frames.drain(..n));
+            if frames.is_empty() && frames.capacity() > 64 {
+                // A burst is over: give its memory back.
+                frames.shrink_to(4);
+            }
+            Poll::Ready(Outgoing::Frames)
         })
         .await
+    }
+
+    /// Takes every frame waiting now, without waiting for more.
+    pub fn take_queued(&mut self) -> Vec<Frame> {
+        self.shared.frames().drain(..).collect()
     }
 
     /// Resolves once a close has been requested (to abandon a write that is stuck on a
     /// client that stopped reading).
     pub async fn closing(&self) {
         poll_fn(|cx| {
-            self.control.waker.register(cx.waker());
-            if self.control.close.get().is_some() {
+            self.shared.waker.register(cx.waker());
+            if self.shared.close.get().is_some() {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -122,13 +149,13 @@ impl OutboxReceiver {
         })
         .await
     }
+}
 
-    /// A frame that is already queued, without waiting (for batching writes).
-    pub fn try_recv(&mut self) -> Option<Frame> {
-        if self.control.close.get().is_some() {
-            return None;
-        }
-        self.rx.try_recv().ok()
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        // The socket is gone: later sends report `Closed` instead of queueing for nobody.
+        let _ = self.shared.close.set((codes::RECONNECT_NOW, Cow::Borrowed("connection ended")));
+        self.shared.frames().clear();
     }
 }
 
@@ -141,12 +168,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn frames_arrive_in_order() {
+    async fn frames_arrive_in_order_in_batches() {
         let (tx, mut rx) = Outbox::new(4);
         assert_eq!(tx.send(frame("a")), SendOutcome::Queued);
         assert_eq!(tx.send(frame("b")), SendOutcome::Queued);
-        assert_eq!(rx.recv().await, Some(Outgoing::Frame(frame("a"))));
-        assert_eq!(rx.try_recv(), Some(frame("b")));
+        assert_eq!(tx.send(frame("c")), SendOutcome::Queued);
+        let mut batch = Vec::new();
+        assert_eq!(rx.recv(&mut batch, 2).await, Outgoing::Frames);
+        assert_eq!(batch, [frame("a"), frame("b")]);
+        batch.clear();
+        assert_eq!(rx.recv(&mut batch, 2).await, Outgoing::Frames);
+        assert_eq!(batch, [frame("c")]);
     }
 
     #[tokio::test]
@@ -155,7 +187,7 @@ mod tests {
         assert_eq!(tx.send(frame("a")), SendOutcome::Queued);
         assert_eq!(tx.send(frame("b")), SendOutcome::Full);
         assert_eq!(tx.send(frame("c")), SendOutcome::Closed);
-        assert!(matches!(rx.recv().await, Some(Outgoing::Close(4100, _))));
+        assert!(matches!(rx.recv(&mut Vec::new(), 8).await, Outgoing::Close(4100, _)));
     }
 
     #[tokio::test]
@@ -164,13 +196,21 @@ mod tests {
         tx.send(frame("a"));
         tx.close(4009, "terminated");
         tx.close(4200, "later");
-        assert!(matches!(rx.recv().await, Some(Outgoing::Close(4009, _))));
+        assert!(matches!(rx.recv(&mut Vec::new(), 8).await, Outgoing::Close(4009, _)));
+        rx.closing().await;
     }
 
     #[tokio::test]
-    async fn recv_ends_when_all_senders_are_gone() {
-        let (tx, mut rx) = Outbox::new(1);
-        drop(tx);
-        assert_eq!(rx.recv().await, None);
+    async fn a_waiting_receiver_is_woken_by_a_send_from_another_task() {
+        let (tx, mut rx) = Outbox::new(8);
+        let sender = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tx.send(frame("late"));
+            tx
+        });
+        let mut batch = Vec::new();
+        assert_eq!(rx.recv(&mut batch, 8).await, Outgoing::Frames);
+        assert_eq!(batch, [frame("late")]);
+        drop(sender.await);
     }
 }

@@ -66,7 +66,7 @@ where
     let socket_id = state.next_socket_id();
     let (outbox, mut outgoing) = Outbox::new(config.outbox_capacity);
     if let Err(error) = state.registry().connect(&app, socket_id, &outbox) {
-        return refuse(&state, ws, &app.key, error, remote).await;
+        return Box::pin(refuse(&state, ws, &app.key, error, remote)).await;
     }
     // Shutdown closes every registered connection; one registered just after that is closed here.
     if state.shutdown().is_cancelled() {
@@ -79,6 +79,7 @@ where
     let app_id = app.id.clone();
     let mut session = Session::new(state.clone(), app, socket_id, outbox.clone());
 
+    let mut batch = Vec::new();
     let idle = sleep(activity_timeout);
     tokio::pin!(idle);
     let mut awaiting_pong = false;
@@ -86,23 +87,16 @@ where
     let (code, reason, we_close): (Option<u16>, Cow<'static, str>, bool) = loop {
         tokio::select! {
             biased;
-            out = outgoing.recv() => match out {
-                Some(Outgoing::Frame(first)) => {
-                    // Write everything already queued with one flush.
-                    let mut batch = vec![first];
-                    while batch.len() < WRITE_BATCH {
-                        match outgoing.try_recv() {
-                            Some(frame) => batch.push(frame),
-                            None => break,
-                        }
-                    }
+            out = outgoing.recv(&mut batch, WRITE_BATCH) => match out {
+                Outgoing::Frames => {
                     if verbose {
                         for frame in &batch {
                             printer.line(Line::FrameOut { socket: socket_id, app: app_id.clone(), frame: frame.clone() });
                         }
                     }
+                    // Everything that was waiting goes out with one flush.
                     let write = async {
-                        for frame in batch {
+                        for frame in batch.drain(..) {
                             ws.feed(Message::Text(frame)).await?;
                         }
                         ws.flush().await
@@ -110,15 +104,15 @@ where
                     // A client that stops reading blocks the write; a close request (4100 when
                     // its outbox overflowed, 4200 at shutdown) must still get through.
                     let written = tokio::select! {
-                        result = write => Some(result),
+                        result = Box::pin(write) => Some(result),
                         () = outgoing.closing() => None,
                     };
+                    batch.clear();
                     if let Some(Err(e)) = written {
                         break (None, format!("write failed: {e}").into(), false);
                     }
                 }
-                Some(Outgoing::Close(code, reason)) => break (Some(code), reason, true),
-                None => break (None, "".into(), true),
+                Outgoing::Close(code, reason) => break (Some(code), reason, true),
             },
             message = ws.next() => {
                 idle.as_mut().reset(Instant::now() + activity_timeout);
@@ -132,7 +126,9 @@ where
                             Err(ClientError::FrameTooLarge { len: text.len(), max: max_message })
                         } else {
                             match ClientMessage::parse(&text) {
-                                Ok(message) => session.handle(message).await,
+                                // Boxed: the handler's state lives on the heap only while a message is handled,
+                                // which keeps every idle connection's task small.
+                                Ok(message) => Box::pin(session.handle(message)).await,
                                 Err(e) => Err(e.into()),
                             }
                         };
@@ -169,10 +165,10 @@ where
                 let frame = server::error(Some(code), &reason);
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Text(frame))).await;
             }
-            close(&mut ws, code, &reason).await;
+            Box::pin(close(&mut ws, code, &reason)).await;
         }
     }
-    session.end().await;
+    Box::pin(session.end()).await;
     printer.line(Line::Disconnected { socket: socket_id, app: app_id, code, reason: reason.into_owned() });
 }
 

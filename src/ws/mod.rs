@@ -11,6 +11,10 @@ pub mod connection;
 pub mod session;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -21,6 +25,7 @@ use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
+use crate::apps::App;
 use crate::error::HandshakeError;
 use crate::state::AppState;
 
@@ -77,7 +82,7 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
 /// Per-socket WebSocket buffers: small, because most sockets are idle most of the time.
 fn websocket_config(state: &AppState) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(Some(state.config().max_message_bytes.max(64 * 1024) * 4))
@@ -132,13 +137,43 @@ fn upgrade(
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-        match admission {
-            Ok(app) => connection::run(state, ws, app, remote).await,
-            Err(error) => connection::refuse(&state, ws, &key, error, remote).await,
+        // (The connection's own future is boxed below so that this upgrade future, which
+        // outlives it, stays small.)
+        // Unwrap hyper's upgraded connection back to the TCP stream: that drops the boxed IO and
+        // hyper's read buffer, which an idle socket would otherwise keep (about 8 KB each).
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let tcp = parts.io.into_inner();
+                let ws = if parts.read_buf.is_empty() {
+                    WebSocketStream::from_raw_socket(tcp, Role::Server, Some(config)).await
+                } else {
+                    // The client sent frames right behind its handshake: read those first.
+                    WebSocketStream::from_partially_read(tcp, parts.read_buf.to_vec(), Role::Server, Some(config)).await
+                };
+                Box::pin(serve(state, ws, admission, key, remote)).await;
+            }
+            Err(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                Box::pin(serve(state, ws, admission, key, remote)).await;
+            }
         }
     });
     response
+}
+
+async fn serve<S>(
+    state: AppState,
+    ws: WebSocketStream<S>,
+    admission: Result<Arc<App>, HandshakeError>,
+    key: String,
+    remote: Option<SocketAddr>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match admission {
+        Ok(app) => connection::run(state, ws, app, remote).await,
+        Err(error) => connection::refuse(&state, ws, &key, error, remote).await,
+    }
 }
 
 #[cfg(test)]
