@@ -137,6 +137,31 @@ fn python_dumps(value: &Value) -> String {
     }
 }
 
+/// Causes that apply to any `"<key>:<hex>"` auth: the key or the secret of another app.
+fn credential_cause(app: &App, others: &[&App], key: &str, expected_string: &str, received: &str) -> Option<Cause> {
+    if key != app.key {
+        return Some(match others.iter().find(|a| a.key == key) {
+            Some(other) => Cause::KeyOfOtherApp(other.id.to_string()),
+            None => Cause::UnknownKey(key.to_owned()),
+        });
+    }
+    other_app_secret(others, expected_string, received).map(|other| Cause::SecretOfOtherApp(other.id.to_string()))
+}
+
+/// A socket-side diagnosis (subscription or signin).
+fn socket_diagnosis(app: &App, subject: Subject, expected_string: String, received: &str, cause: Cause) -> Diagnosis {
+    Diagnosis {
+        subject,
+        app: Some(app.id.to_string()),
+        expected: Some(sign(app.secret.expose(), &expected_string)),
+        expected_string,
+        received: received.to_owned(),
+        body_md5: None,
+        skew_secs: None,
+        cause,
+    }
+}
+
 /// Diagnoses a refused private/presence subscription `auth` (`"<key>:<hex>"`).
 pub fn channel(
     app: &App,
@@ -148,67 +173,34 @@ pub fn channel(
 ) -> Diagnosis {
     let (key, received) = auth.split_once(':').unwrap_or((auth, ""));
     let expected_string = subscription_string(socket_id, channel, channel_data);
-    let cause = if key != app.key {
-        match others.iter().find(|a| a.key == key) {
-            Some(other) => Cause::KeyOfOtherApp(other.id.to_string()),
-            None => Cause::UnknownKey(key.to_owned()),
+    let signs =
+        |data: Option<&str>| verify(app.secret.expose(), &subscription_string(socket_id, channel, data), received);
+    let cause = credential_cause(app, others, key, &expected_string, received).unwrap_or_else(|| {
+        if channel_data.is_some() && signs(None) {
+            Cause::SignedWithoutChannelData
+        } else if channel_data.is_some_and(|d| reencodings(d).iter().any(|alt| signs(Some(alt)))) {
+            Cause::ReencodedAfterSigning("channel_data")
+        } else {
+            Cause::WrongSecret
         }
-    } else if let Some(other) = other_app_secret(others, &expected_string, received) {
-        Cause::SecretOfOtherApp(other.id.to_string())
-    } else if channel_data.is_some()
-        && verify(app.secret.expose(), &subscription_string(socket_id, channel, None), received)
-    {
-        Cause::SignedWithoutChannelData
-    } else if channel_data.is_some_and(|d| {
-        reencodings(d)
-            .iter()
-            .any(|alt| verify(app.secret.expose(), &subscription_string(socket_id, channel, Some(alt)), received))
-    }) {
-        Cause::ReencodedAfterSigning("channel_data")
-    } else {
-        Cause::WrongSecret
-    };
-    Diagnosis {
-        subject: Subject::Channel { channel: channel.to_owned(), socket_id: socket_id.to_owned() },
-        app: Some(app.id.to_string()),
-        expected: Some(sign(app.secret.expose(), &expected_string)),
-        expected_string,
-        received: received.to_owned(),
-        body_md5: None,
-        skew_secs: None,
-        cause,
-    }
+    });
+    let subject = Subject::Channel { channel: channel.to_owned(), socket_id: socket_id.to_owned() };
+    socket_diagnosis(app, subject, expected_string, received, cause)
 }
 
 /// Diagnoses a refused `pusher:signin`.
 pub fn signin(app: &App, others: &[&App], socket_id: &str, user_data: &str, auth: &str) -> Diagnosis {
     let (key, received) = auth.split_once(':').unwrap_or((auth, ""));
     let expected_string = signin_string(socket_id, user_data);
-    let cause = if key != app.key {
-        match others.iter().find(|a| a.key == key) {
-            Some(other) => Cause::KeyOfOtherApp(other.id.to_string()),
-            None => Cause::UnknownKey(key.to_owned()),
+    let cause = credential_cause(app, others, key, &expected_string, received).unwrap_or_else(|| {
+        let signs = |data: &str| verify(app.secret.expose(), &signin_string(socket_id, data), received);
+        if reencodings(user_data).iter().any(|alt| signs(alt)) {
+            Cause::ReencodedAfterSigning("user_data")
+        } else {
+            Cause::WrongSecret
         }
-    } else if let Some(other) = other_app_secret(others, &expected_string, received) {
-        Cause::SecretOfOtherApp(other.id.to_string())
-    } else if reencodings(user_data)
-        .iter()
-        .any(|alt| verify(app.secret.expose(), &signin_string(socket_id, alt), received))
-    {
-        Cause::ReencodedAfterSigning("user_data")
-    } else {
-        Cause::WrongSecret
-    };
-    Diagnosis {
-        subject: Subject::Signin { socket_id: socket_id.to_owned() },
-        app: Some(app.id.to_string()),
-        expected: Some(sign(app.secret.expose(), &expected_string)),
-        expected_string,
-        received: received.to_owned(),
-        body_md5: None,
-        skew_secs: None,
-        cause,
-    }
+    });
+    socket_diagnosis(app, Subject::Signin { socket_id: socket_id.to_owned() }, expected_string, received, cause)
 }
 
 /// Diagnoses a refused HTTP API request. `app` is the app its `auth_key` names, if any;

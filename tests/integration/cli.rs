@@ -18,31 +18,16 @@ fn command(dir: &std::path::Path) -> Command {
     cmd
 }
 
-/// Starts the server on port 0 and returns it with the banner lines read so far (up to the
-/// "Ctrl-C" line).
+/// Starts the server on port 0 and returns it with the banner lines (up to the "Ctrl-C" line).
 fn start(cmd: &mut Command) -> (Child, Vec<String>) {
-    let mut child = cmd.args(["--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut running = Running::launch(cmd);
+    let mut lines = vec![running.first.clone()];
     loop {
-        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("no banner in time; stderr: {}", String::from_utf8_lossy(&out.stderr));
-        };
+        let line = running.until(|_| true);
         let done = line.starts_with("Ctrl-C");
         lines.push(line);
         if done {
-            return (child, lines);
+            return (running.child, lines);
         }
     }
 }
@@ -160,6 +145,8 @@ struct Running {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
     port: u16,
+    /// The "listening on" line.
+    first: String,
 }
 
 impl Running {
@@ -174,10 +161,11 @@ impl Running {
                 }
             }
         });
-        let mut running = Running { child, lines, port: 0 };
+        let mut running = Running { child, lines, port: 0, first: String::new() };
         let first = running.until(|l| l.contains("listening on 127.0.0.1:"));
         let at = first.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
         running.port = first[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap();
+        running.first = first;
         running
     }
 
