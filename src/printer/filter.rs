@@ -67,6 +67,11 @@ impl Filter {
         Ok(Filter { rules })
     }
 
+    /// Whether a rule looks at socket ids (then frames to different sockets stay separate).
+    pub fn mentions_socket(&self) -> bool {
+        self.rules.iter().any(|(field, _)| *field == Field::Socket)
+    }
+
     /// Whether no filter is set.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()

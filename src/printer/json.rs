@@ -70,6 +70,7 @@ pub fn render(line: &Line, view: &View, now: DateTime<Local>) -> String {
             put("skew_secs", json!(d.skew_secs));
             put("cause", json!(d.cause.to_string()));
         }
+        Line::FanOut { sockets, .. } => put("sockets", json!(sockets)),
         Line::FrameIn { .. } | Line::FrameOut { .. } => {}
     }
     Value::Object(obj).to_string()

@@ -67,6 +67,15 @@ pub enum Line {
         /// The text.
         frame: Frame,
     },
+    /// The same frame written to several sockets, coalesced by the printer (verbose).
+    FanOut {
+        /// Their app.
+        app: AppId,
+        /// The frame.
+        frame: Frame,
+        /// How many sockets got it.
+        sockets: usize,
+    },
     /// An event went through the publish path (verbose).
     Published {
         /// The app.
@@ -125,7 +134,9 @@ impl Line {
         match self {
             Line::Error(_) | Line::Refused { .. } | Line::Signature(_) | Line::ClientError { .. } => Verbosity::Quiet,
             Line::Text(_) | Line::Connected { .. } | Line::Disconnected { .. } | Line::Api { .. } => Verbosity::Normal,
-            Line::FrameIn { .. } | Line::FrameOut { .. } | Line::Published { .. } => Verbosity::Verbose,
+            Line::FrameIn { .. } | Line::FrameOut { .. } | Line::FanOut { .. } | Line::Published { .. } => {
+                Verbosity::Verbose
+            }
         }
     }
 }
@@ -264,7 +275,7 @@ impl Line {
             Line::Refused { .. } => Kind::Refused,
             Line::Disconnected { .. } => Kind::Disconnect,
             Line::FrameIn { .. } => Kind::In,
-            Line::FrameOut { .. } => Kind::Out,
+            Line::FrameOut { .. } | Line::FanOut { .. } => Kind::Out,
             Line::Published { .. } => Kind::Publish,
             Line::Api { .. } => Kind::Api,
             Line::ClientError { .. } => Kind::ClientError,
@@ -286,6 +297,11 @@ impl Line {
             }
             Line::FrameIn { socket, app, frame } | Line::FrameOut { socket, app, frame } => {
                 view.socket = Some(socket.to_string());
+                view.app = Some(app.to_string());
+                frame_view(frame.as_str(), &mut view);
+            }
+            Line::FanOut { app, frame, sockets } => {
+                view.socket = Some(format!("×{sockets}"));
                 view.app = Some(app.to_string());
                 frame_view(frame.as_str(), &mut view);
             }

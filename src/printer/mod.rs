@@ -25,6 +25,9 @@ use std::sync::Arc;
 
 use chrono::Local;
 
+use crate::apps::AppId;
+use crate::protocol::{Frame, SocketId};
+
 pub use filter::Filter;
 pub use line::{Kind, Line, Verbosity, View};
 pub use text::TextOptions;
@@ -144,18 +147,42 @@ impl Printer {
     }
 }
 
-fn write_lines(rx: Receiver<Message>, mut sinks: Vec<Sink>, filter: &Filter, dropped: &AtomicU64) {
-    let write = |message: Message, sinks: &mut Vec<Sink>| {
-        let line = match message {
-            Message::Line(line) => line,
-            Message::Flush(done) => {
-                for sink in sinks.iter_mut() {
-                    let _ = sink.out.flush();
-                }
-                let _ = done.send(());
-                return;
-            }
+/// Frames written to many sockets (one event fanned out) arrive as many identical lines; they
+/// are grouped by frame while a burst lasts and printed once each with the socket count, which
+/// keeps `-v` cheap and readable. A `socket=` filter keeps them apart.
+#[derive(Default)]
+struct FanOutGroups {
+    /// App, frame, the first socket, how many sockets.
+    groups: Vec<(AppId, Frame, SocketId, usize)>,
+}
+
+impl FanOutGroups {
+    /// Adds a frame line; `None` when grouped, else the line back.
+    fn add(&mut self, line: Line) -> Option<Line> {
+        let Line::FrameOut { app, frame, socket } = line else { return Some(line) };
+        let same = |(a, f, _, _): &(AppId, Frame, SocketId, usize)| {
+            *a == app && f.as_str().as_ptr() == frame.as_str().as_ptr()
         };
+        if let Some(i) = self.groups.iter().position(same) {
+            self.groups[i].3 += 1;
+        } else if self.groups.len() >= 64 {
+            return Some(Line::FrameOut { app, frame, socket });
+        } else {
+            self.groups.push((app, frame, socket, 1));
+        }
+        None
+    }
+
+    fn take(&mut self) -> impl Iterator<Item = Line> + '_ {
+        self.groups.drain(..).map(|(app, frame, socket, sockets)| match sockets {
+            1 => Line::FrameOut { app, frame, socket },
+            _ => Line::FanOut { app, frame, sockets },
+        })
+    }
+}
+
+fn write_lines(rx: Receiver<Message>, mut sinks: Vec<Sink>, filter: &Filter, dropped: &AtomicU64) {
+    let write = |line: Line, sinks: &mut Vec<Sink>| {
         let view = line.view();
         if !filter.matches(line.kind(), &view) {
             return;
@@ -163,17 +190,39 @@ fn write_lines(rx: Receiver<Message>, mut sinks: Vec<Sink>, filter: &Filter, dro
         // A sink that fails (stdout closed, disk full) is dropped; the server keeps serving.
         sinks.retain_mut(|sink| sink.write(&line, &view).is_ok());
     };
+    let coalesce = !filter.mentions_socket();
+    let mut groups = FanOutGroups::default();
+    let handle = |message: Message, sinks: &mut Vec<Sink>, groups: &mut FanOutGroups| {
+        let line = match message {
+            Message::Line(line) if coalesce => match groups.add(line) {
+                None => return,
+                Some(line) => line,
+            },
+            Message::Line(line) => line,
+            Message::Flush(done) => {
+                groups.take().for_each(|l| write(l, sinks));
+                for sink in sinks.iter_mut() {
+                    let _ = sink.out.flush();
+                }
+                let _ = done.send(());
+                return;
+            }
+        };
+        // Keep order: grouped frames go out before the next other line.
+        groups.take().for_each(|l| write(l, sinks));
+        write(line, sinks);
+    };
     while let Ok(message) = rx.recv() {
         let missed = dropped.swap(0, Ordering::Relaxed);
         if missed > 0 {
-            let notice = Line::Error(format!("… {missed} lines not shown (output too slow)"));
-            write(Message::Line(notice), &mut sinks);
+            write(Line::Error(format!("… {missed} lines not shown (output too slow)")), &mut sinks);
         }
-        write(message, &mut sinks);
+        handle(message, &mut sinks, &mut groups);
         // Flush only when nothing else is waiting, so bursts are written in one go.
         while let Ok(message) = rx.try_recv() {
-            write(message, &mut sinks);
+            handle(message, &mut sinks, &mut groups);
         }
+        groups.take().for_each(|l| write(l, &mut sinks));
         for sink in &mut sinks {
             let _ = sink.out.flush();
         }
@@ -243,6 +292,33 @@ mod tests {
         assert_eq!(first["kind"], "api");
         let text = wait_for(&terminal, 1);
         assert!(text.contains("boom") && !text.contains("/apps/1/channels"), "quiet terminal: {text}");
+    }
+
+    #[test]
+    fn one_frame_to_many_sockets_is_one_line_with_the_count() {
+        use crate::protocol::SocketId;
+        let app = crate::apps::AppId::new("1");
+        let shared = Frame::from(r#"{"event":"e","channel":"c","data":"1"}"#.to_owned());
+        let alone = Frame::from(r#"{"event":"e","channel":"c","data":"1"}"#.to_owned());
+        let mut groups = FanOutGroups::default();
+        for i in 0..3 {
+            assert!(groups
+                .add(Line::FrameOut { socket: SocketId::new(1, i), app: app.clone(), frame: shared.clone() })
+                .is_none());
+        }
+        // Equal text but another encoding: another event, another group.
+        assert!(groups.add(Line::FrameOut { socket: SocketId::new(2, 0), app: app.clone(), frame: alone }).is_none());
+        assert!(groups.add(Line::Error("x".into())).is_some(), "other lines are not grouped");
+        let lines: Vec<Line> = groups.take().collect();
+        assert!(matches!(&lines[0], Line::FanOut { sockets: 3, .. }), "{lines:?}");
+        assert!(matches!(&lines[1], Line::FrameOut { socket, .. } if *socket == SocketId::new(2, 0)), "{lines:?}");
+        let text = text::render(
+            &lines[0],
+            &lines[0].view(),
+            &TextOptions { color: false, full: false, width: None, show_app: false },
+            Local::now(),
+        );
+        assert!(text.contains("×3") && text.ends_with("1 (same frame to 3 sockets)"), "{text}");
     }
 
     #[test]

@@ -105,13 +105,14 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
         Line::ClientError { message, .. } => style::error(message, color),
         Line::Error(message) => style::error(message, color),
         Line::Signature(d) => return signature(&out, d, color),
-        Line::FrameIn { .. } | Line::FrameOut { .. } | Line::Published { .. } => {
+        Line::FrameIn { .. } | Line::FrameOut { .. } | Line::FanOut { .. } | Line::Published { .. } => {
             let event = view.event.as_deref().unwrap_or("?");
             let (e, w) = column(event, EVENT, |s| style::event(s, color));
             let (c, cw) = column(view.channel.as_deref().unwrap_or(""), CHANNEL, |s| style::channel(s, color));
             used += w + cw;
             let suffix = match line {
                 Line::Published { delivered, source, .. } => format!(" → {delivered} sockets ({})", source.label()),
+                Line::FanOut { sockets, .. } => format!(" (same frame to {sockets} sockets)"),
                 _ => String::new(),
             };
             let payload = view.payload.as_deref().unwrap_or("");
