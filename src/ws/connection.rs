@@ -104,7 +104,7 @@ where
                     // A client that stops reading blocks the write; a close request (4100 when
                     // its outbox overflowed, 4200 at shutdown) must still get through.
                     let written = tokio::select! {
-                        result = Box::pin(write) => Some(result),
+                        result = write => Some(result),
                         () = outgoing.closing() => None,
                     };
                     batch.clear();
