@@ -60,6 +60,12 @@ impl<'de> Deserialize<'de> for AppId {
     }
 }
 
+impl serde::Serialize for AppId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 /// An app secret. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -112,6 +118,13 @@ pub struct App {
     /// Limits; Pusher's documented values by default.
     #[serde(default)]
     pub limits: Limits,
+    /// Webhook endpoints (`[[apps.webhooks]]`); none by default (webhooks are still kept in
+    /// the local outbox).
+    #[serde(default)]
+    pub webhooks: Vec<crate::webhook::Target>,
+    /// Several events per webhook POST, gathered over a short window (off: one per POST).
+    #[serde(default)]
+    pub webhook_batching: bool,
 }
 
 /// Per-app limits. Defaults are Pusher's documented ones (protocol.md §3).
@@ -172,6 +185,8 @@ impl App {
             watchlist_events: true,
             subscription_count: true,
             limits: Limits::default(),
+            webhooks: Vec::new(),
+            webhook_batching: false,
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// When to colour the terminal output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -108,6 +108,55 @@ pub struct Cli {
     /// Seconds to wait for a pong before closing with 4201 [default: 30]
     #[arg(long, env = "PUSHER_LOCAL_PONG_TIMEOUT", value_name = "SECS")]
     pub pong_timeout: Option<u64>,
+
+    /// POST the default app's webhooks to this http:// URL (repeatable; comma-separated in the variable)
+    #[arg(long, env = "PUSHER_LOCAL_WEBHOOK_URL", value_name = "URL", value_delimiter = ',')]
+    pub webhook: Vec<String>,
+
+    /// Seconds a failing webhook keeps being retried, with exponential backoff [default: 300]
+    #[arg(long, env = "PUSHER_LOCAL_WEBHOOK_RETRY_FOR", value_name = "SECS")]
+    pub webhook_retry_for: Option<u64>,
+
+    /// A tool command instead of running the server
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands that talk to a running pusher-local.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Inspect and resend the webhooks a running server kept in its outbox
+    Webhooks {
+        /// What to do
+        #[command(subcommand)]
+        action: WebhooksAction,
+        /// The running server [default: http://127.0.0.1:PORT from the same settings as the server]
+        #[arg(long, global = true, value_name = "URL")]
+        url: Option<String>,
+        /// Print the JSON the control API returns
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+/// `pusher-local webhooks …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum WebhooksAction {
+    /// One line per kept webhook, oldest first
+    List,
+    /// One webhook in full: body, headers, every attempt
+    Show {
+        /// The webhook's id (from `list`)
+        id: u64,
+    },
+    /// Send a webhook again, unchanged (same body, time_ms and signature)
+    Resend {
+        /// The webhook's id (from `list`)
+        id: u64,
+        /// Send to this URL instead of the ones it went to
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+    },
 }
 
 #[cfg(test)]
@@ -142,5 +191,25 @@ mod tests {
         assert_eq!(cli.verbose, 1);
         let cli = Cli::try_parse_from(["pusher-local", "--app_key", "K", "--api_host", "127.0.0.1:1"]).unwrap();
         assert_eq!(cli.key.as_deref(), Some("K"));
+    }
+
+    #[test]
+    fn webhooks_subcommand_parses_and_flat_flags_still_work() {
+        let cli = Cli::try_parse_from(["pusher-local", "--port", "7000"]).unwrap();
+        assert!(cli.command.is_none());
+        let cli =
+            Cli::try_parse_from(["pusher-local", "webhooks", "resend", "7", "--to", "http://127.0.0.1:1/h"]).unwrap();
+        match cli.command {
+            Some(Command::Webhooks {
+                action: WebhooksAction::Resend { id: 7, to: Some(to) },
+                url: None,
+                json: false,
+            }) => {
+                assert_eq!(to, "http://127.0.0.1:1/h")
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["pusher-local", "--webhook", "http://a/1", "--webhook", "http://b/2"]).unwrap();
+        assert_eq!(cli.webhook, ["http://a/1", "http://b/2"]);
     }
 }

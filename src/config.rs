@@ -106,6 +106,8 @@ pub struct Config {
     pub log_format: Format,
     /// A file that gets the log too.
     pub log_file: Option<PathBuf>,
+    /// Webhook delivery timing and sizes (the URLs are per app).
+    pub webhooks: crate::webhook::Settings,
 }
 
 /// The default app id: numeric, because the Python SDK requires that.
@@ -137,6 +139,7 @@ impl Default for Config {
             full: false,
             log_format: Format::Text,
             log_file: None,
+            webhooks: crate::webhook::Settings::default(),
         }
     }
 }
@@ -159,6 +162,8 @@ pub struct FileConfig {
     pub max_message_bytes: Option<usize>,
     /// Bytes.
     pub max_body_bytes: Option<u64>,
+    /// Seconds a failing webhook keeps being retried.
+    pub webhook_retry_for: Option<u64>,
     /// Apps; when given they replace the default app.
     #[serde(default)]
     pub apps: Vec<App>,
@@ -382,6 +387,9 @@ impl Config {
             if let Some(v) = file.max_body_bytes {
                 config.max_body_bytes = v;
             }
+            if let Some(v) = file.webhook_retry_for {
+                config.webhooks.retry_for = secs(v);
+            }
             if !file.apps.is_empty() {
                 let first = &file.apps[0];
                 let src = || Source::ConfigFile(path.clone());
@@ -448,6 +456,13 @@ impl Config {
         if let Some(v) = cli.pong_timeout {
             config.pong_timeout = Duration::from_secs(v);
         }
+        if let Some(v) = cli.webhook_retry_for {
+            config.webhooks.retry_for = Duration::from_secs(v);
+        }
+        // `--webhook` (or PUSHER_LOCAL_WEBHOOK_URL) replaces the default app's file URLs.
+        if !cli.webhook.is_empty() {
+            config.apps[0].webhooks = cli.webhook.iter().map(crate::webhook::Target::new).collect();
+        }
         config.verbose = cli.verbose;
         config.quiet = cli.quiet;
         config.color = cli.color.unwrap_or_default();
@@ -486,6 +501,12 @@ impl Config {
                         problem: format!("of app {:?} is empty", app.id.as_str()),
                     });
                 }
+            }
+            for target in &app.webhooks {
+                crate::webhook::check_url(&target.url).map_err(|problem| ConfigError::Invalid {
+                    setting: "webhook URL (--webhook, PUSHER_LOCAL_WEBHOOK_URL or [[apps.webhooks]] url)",
+                    problem: format!("of app {:?}: {problem}", app.id.as_str()),
+                })?;
             }
             let Limits { max_payload_bytes, .. } = app.limits;
             if max_payload_bytes == 0 {

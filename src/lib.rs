@@ -39,6 +39,7 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod printer;
 pub mod protocol;
@@ -47,6 +48,7 @@ pub mod rest;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod webhook;
 pub mod ws;
 
 pub use config::Config;

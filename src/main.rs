@@ -7,13 +7,24 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use pusher_local::cli::Cli;
+use pusher_local::cli::{Cli, Command, WebhooksAction};
+use pusher_local::config::Listen;
 use pusher_local::config::ProcessEnv;
+use pusher_local::control::client::{render_list, render_record, ControlClient};
 use pusher_local::printer::{banner, style, Line, Printer, Sink, TextOptions, Verbosity};
 use pusher_local::{shutdown, Config, Listeners, Shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Webhooks { action, url, json }) = cli.command.clone() {
+        return match webhooks(&cli, action, url, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("pusher-local: {error:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -90,6 +101,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         });
         pusher_local::run(listeners, config, printer.clone(), stop).await;
         printer.flush();
+        anyhow::Ok(())
+    })
+}
+
+/// `pusher-local webhooks …`: calls the control API of a running server. Without `--url` the
+/// server's address comes from the same settings the server reads (flags, variables, file).
+fn webhooks(cli: &Cli, action: WebhooksAction, url: Option<String>, json: bool) -> anyhow::Result<()> {
+    let base = match url {
+        Some(url) => url,
+        None => {
+            let cwd = std::env::current_dir().context("reading the working directory")?;
+            let config = Config::resolve(cli, &ProcessEnv, &cwd)?;
+            let mut addr = match config.listen {
+                Listen::Combined(addr) | Listen::Split { api: addr, .. } => addr,
+            };
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        }
+    };
+    let client = ControlClient::new(base);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async {
+        let (answer, text) = match action {
+            WebhooksAction::List => {
+                let list = client.list().await?;
+                let text = render_list(&list);
+                (list, text)
+            }
+            WebhooksAction::Show { id } => {
+                let record = client.show(id).await?;
+                let text = render_record(&record);
+                (record, text)
+            }
+            WebhooksAction::Resend { id, to } => {
+                let answer = client.resend(id, to.as_deref()).await?;
+                let urls: Vec<&str> =
+                    answer["urls"].as_array().into_iter().flatten().filter_map(|u| u.as_str()).collect();
+                let text = format!(
+                    "webhook #{id} queued again for {} (see `pusher-local webhooks show {id}` for the outcome)\n",
+                    urls.join(", ")
+                );
+                (answer, text)
+            }
+        };
+        if json {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        } else {
+            print!("{text}");
+        }
         anyhow::Ok(())
     })
 }

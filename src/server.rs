@@ -1,4 +1,4 @@
-//! `run`: builds the shared state and serves the routes on the given listeners until the
+//! `run`: builds the shared state and serves the routes (WebSocket, HTTP API, control API) on the given listeners until the
 //! shutdown token fires, then drains: stop accepting → 4200 to every socket → wait up to the
 //! grace period → close the broker.
 //!
@@ -13,6 +13,7 @@ use warp::Filter;
 
 use crate::broker;
 use crate::config::{Config, Listen};
+use crate::control;
 use crate::error::{Error, Result};
 use crate::printer::{Line, Printer};
 use crate::registry::ChannelRegistry;
@@ -79,7 +80,10 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
             elapsed: info.elapsed(),
         });
     });
-    let api = rest::routes(state.clone())
+    // pusher-local's own control API (`/pusher-local/…`) sits beside the Pusher HTTP API.
+    let api = control::routes(state.clone())
+        .or(rest::routes(state.clone()))
+        .unify()
         .recover(rest::reply::recover)
         .unify()
         .with(log)

@@ -1,8 +1,10 @@
 //! `AppState`: the shared handle every edge holds, and [`AppState::publish`], the single choke
 //! point every event goes through, whether it came from the HTTP API, a client or a replay.
 //!
-//! publish: encode once → printer → broker (→ registry fan-out on each node). Later features
-//! (recording, webhooks) hook in here and nowhere else.
+//! publish: encode once → broker (→ registry fan-out on each node) → printer → the
+//! `client_event` webhook for client events. Later features (recording) hook in here too. The
+//! other webhooks (occupied, vacated, members, cache_miss) are reported by `ws::session`, which
+//! sees the registry's join/leave results; [`AppState::webhooks`] is the service both use.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use crate::printer::{Line, Printer};
 use crate::protocol::{server, ChannelName, Frame, SocketId, SocketIds};
 use crate::registry::{CachedEvent, ChannelRegistry, Delivery};
 use crate::shutdown::Shutdown;
+use crate::webhook::Webhooks;
 
 /// Where a published event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,7 @@ struct Inner {
     printer: Printer,
     socket_ids: SocketIds,
     shutdown: Shutdown,
+    webhooks: Webhooks,
 }
 
 /// Cheap-to-clone handle on everything shared.
@@ -75,7 +79,10 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Assembles the state.
+    /// Assembles the state and starts the webhook sender.
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime.
     pub fn new(
         config: Arc<Config>,
         registry: ChannelRegistry,
@@ -84,6 +91,7 @@ impl AppState {
         shutdown: Shutdown,
     ) -> Self {
         let apps = config.app_table();
+        let webhooks = Webhooks::new(config.webhooks.clone(), printer.clone(), shutdown.token().clone());
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -93,6 +101,7 @@ impl AppState {
                 printer,
                 socket_ids: SocketIds::random(),
                 shutdown,
+                webhooks,
             }),
         }
     }
@@ -127,6 +136,11 @@ impl AppState {
         &self.inner.shutdown
     }
 
+    /// The webhook service and its outbox.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.inner.webhooks
+    }
+
     /// A fresh socket id.
     pub fn next_socket_id(&self) -> SocketId {
         self.inner.socket_ids.next_id()
@@ -140,6 +154,14 @@ impl AppState {
             .then(|| CachedEvent { event: event.name.clone(), data: event.data.clone() });
         let delivery = Delivery::Event { channel: event.channel.clone(), frame, except: event.except, cache };
         let delivered = self.inner.broker.publish(Envelope { app_id: event.app_id.clone(), delivery }).await;
+        if event.source == Source::Client {
+            // After fan-out, and never waiting: the webhook is queued, not sent, here.
+            if let Some(app) = self.inner.apps.find_by_id(event.app_id.as_str()) {
+                let socket_id = event.except.map(|s| s.to_string());
+                let (channel, name) = (event.channel.as_str(), &event.name);
+                self.inner.webhooks.client_event(app, channel, name, &event.data, socket_id, event.user_id.clone());
+            }
+        }
         self.inner.printer.line(Line::Published {
             app: event.app_id,
             channel: event.channel,

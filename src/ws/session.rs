@@ -189,6 +189,16 @@ impl Session {
         };
         let user_id = member.as_ref().map(|m| m.key.clone());
         let joined = self.state.registry().subscribe(&self.app, self.socket_id, &self.outbox, &channel, member)?;
+        let webhooks = self.state.webhooks();
+        if joined.occupied {
+            webhooks.channel_occupied(&self.app, channel.as_str());
+        }
+        if let (Some(_), Some(user)) = (&joined.member_added, &user_id) {
+            webhooks.member_added(&self.app, channel.as_str(), user);
+        }
+        if joined.cache_miss {
+            webhooks.cache_miss(&self.app, channel.as_str());
+        }
         self.subscriptions.insert(channel.shared().clone(), Subscription { channel: channel.clone(), user_id });
         if let Some(frame) = joined.member_added {
             self.state.announce(&self.app.id, &channel, frame, Some(self.socket_id)).await;
@@ -205,11 +215,20 @@ impl Session {
             return;
         };
         if let Some(left) = self.state.registry().unsubscribe(&self.app, self.socket_id, &sub.channel) {
-            self.announce_left(left).await;
+            self.announce_left(left, sub.user_id.as_ref()).await;
         }
     }
 
-    async fn announce_left(&self, left: Left) {
+    /// Tells the others (member_removed, subscription_count) and reports the webhooks;
+    /// `user_id` is the presence user this socket was subscribed as.
+    async fn announce_left(&self, left: Left, user_id: Option<&Arc<str>>) {
+        let webhooks = self.state.webhooks();
+        if let (Some(_), Some(user)) = (&left.member_removed, user_id) {
+            webhooks.member_removed(&self.app, left.channel.as_str(), user);
+        }
+        if left.vacated {
+            webhooks.channel_vacated(&self.app, left.channel.as_str());
+        }
         if let Some(frame) = left.member_removed {
             self.state.announce(&self.app.id, &left.channel, frame, None).await;
         }
@@ -316,7 +335,7 @@ impl Session {
         let subscriptions: Vec<Subscription> = self.subscriptions.drain().map(|(_, s)| s).collect();
         for sub in subscriptions {
             if let Some(left) = self.state.registry().unsubscribe(&self.app, self.socket_id, &sub.channel) {
-                self.announce_left(left).await;
+                self.announce_left(left, sub.user_id.as_ref()).await;
             }
         }
         self.state.registry().disconnect(&self.app.id, self.socket_id);

@@ -2,7 +2,9 @@
 //! - protocol behaviour over a real socket (handshake, channels, presence, client events,
 //!   signin, keepalive, bad frames, shutdown): `ws.rs`;
 //! - the HTTP API (signatures, endpoints, status codes, bodies): `rest.rs`;
-//! - the binary itself (flags, config layering, banner, exit codes, signals): `cli.rs`.
+//! - the binary itself (flags, config layering, banner, exit codes, signals): `cli.rs`;
+//! - webhooks (kinds, delays, signing, retries, outbox, control API, `webhooks` commands):
+//!   `webhook.rs`.
 //!
 //! Servers run in-process on port 0 (`support::TestServer`). Don't add a `misc.rs`.
 //! The official-SDK suite is a separate binary, `tests/sdk.rs`.
@@ -10,4 +12,5 @@
 mod cli;
 mod rest;
 mod support;
+mod webhook;
 mod ws;

@@ -1,0 +1,226 @@
+//! The local webhook outbox: every webhook the server would send, newest last, bounded
+//! (the oldest record is dropped when full). Kept also when no URL is configured, so a
+//! developer can see what would have gone out and resend it.
+//!
+//! A `std::sync::Mutex` guards the store: every access is a short copy in or out, never
+//! held across an `.await`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use super::event::WebhookEvent;
+use crate::apps::AppId;
+
+/// Where one delivery (one record to one URL) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Queued or being attempted.
+    Pending,
+    /// The last attempt failed in a way worth retrying; another is scheduled.
+    Retrying,
+    /// A 2xx answer.
+    Delivered,
+    /// A non-retryable answer, or retries ran out of time.
+    Failed,
+    /// The send queue was full; never attempted.
+    Dropped,
+    /// The server stopped before the delivery finished.
+    Abandoned,
+}
+
+/// One HTTP attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// 1, 2, … across retries and resends to the same URL.
+    pub attempt: u32,
+    /// Wall-clock start, in ms since the epoch.
+    pub at_ms: u64,
+    /// How long it took.
+    pub elapsed_ms: u64,
+    /// The HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// The transport error, when there was none.
+    pub error: Option<String>,
+}
+
+/// One URL a record is sent to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// The endpoint.
+    pub url: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Every attempt so far.
+    pub attempts: Vec<Attempt>,
+}
+
+/// The headers sent with a webhook (the signature is an HMAC, not the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Headers {
+    /// Always `application/json`.
+    #[serde(rename = "Content-Type")]
+    pub content_type: &'static str,
+    /// The app key.
+    #[serde(rename = "X-Pusher-Key")]
+    pub key: Arc<str>,
+    /// Hex HMAC-SHA256 of the body.
+    #[serde(rename = "X-Pusher-Signature")]
+    pub signature: Arc<str>,
+}
+
+/// One webhook: one body, sent to zero or more URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// Increasing from 1.
+    pub id: u64,
+    /// The app.
+    pub app_id: AppId,
+    /// `time_ms` of the body.
+    pub time_ms: u64,
+    /// The events in the body.
+    pub events: Vec<WebhookEvent>,
+    /// The exact body bytes.
+    pub body: Arc<str>,
+    /// The headers.
+    pub headers: Headers,
+    /// One per URL; empty when the app has no webhook URL.
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug)]
+struct Store {
+    next_id: u64,
+    capacity: usize,
+    records: VecDeque<Record>,
+}
+
+/// The outbox handle (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    store: Arc<Mutex<Store>>,
+}
+
+impl Outbox {
+    /// An empty outbox keeping at most `capacity` records.
+    pub fn new(capacity: usize) -> Self {
+        Self { store: Arc::new(Mutex::new(Store { next_id: 1, capacity: capacity.max(1), records: VecDeque::new() })) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        // Nothing panics while holding the lock (plain pushes and lookups), so poisoning is
+        // not expected; if it happened, the data is still consistent enough to show.
+        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores a record (its `id` is assigned here) and returns the id.
+    pub fn insert(&self, mut record: Record) -> u64 {
+        let mut store = self.lock();
+        record.id = store.next_id;
+        store.next_id += 1;
+        if store.records.len() >= store.capacity {
+            store.records.pop_front();
+        }
+        let id = record.id;
+        store.records.push_back(record);
+        id
+    }
+
+    /// Every record kept, oldest first.
+    pub fn list(&self) -> Vec<Record> {
+        self.lock().records.iter().cloned().collect()
+    }
+
+    /// One record.
+    pub fn get(&self, id: u64) -> Option<Record> {
+        let store = self.lock();
+        let i = store.records.binary_search_by_key(&id, |r| r.id).ok()?;
+        Some(store.records[i].clone())
+    }
+
+    /// Forgets every record (ids keep increasing).
+    pub fn clear(&self) {
+        self.lock().records.clear();
+    }
+
+    fn with_delivery<T>(&self, id: u64, url: &str, f: impl FnOnce(&mut Delivery) -> T) -> Option<T> {
+        let mut store = self.lock();
+        let i = store.records.binary_search_by_key(&id, |r| r.id).ok()?;
+        let record = &mut store.records[i];
+        let delivery = match record.deliveries.iter().position(|d| d.url == url) {
+            Some(d) => &mut record.deliveries[d],
+            None => {
+                record.deliveries.push(Delivery {
+                    url: url.to_owned(),
+                    state: DeliveryState::Pending,
+                    attempts: Vec::new(),
+                });
+                record.deliveries.last_mut().expect("just pushed")
+            }
+        };
+        Some(f(delivery))
+    }
+
+    /// Marks the delivery of record `id` to `url` (adding it if new) as `state`; returns the
+    /// number of attempts made so far, or `None` when the record has been dropped.
+    pub fn set_state(&self, id: u64, url: &str, state: DeliveryState) -> Option<u32> {
+        self.with_delivery(id, url, |d| {
+            d.state = state;
+            d.attempts.len() as u32
+        })
+    }
+
+    /// Appends an attempt and the state it leaves the delivery in.
+    pub fn record_attempt(&self, id: u64, url: &str, attempt: Attempt, state: DeliveryState) {
+        self.with_delivery(id, url, |d| {
+            d.attempts.push(attempt);
+            d.state = state;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::event::Kind;
+
+    fn record() -> Record {
+        Record {
+            id: 0,
+            app_id: AppId::new("1"),
+            time_ms: 1,
+            events: vec![WebhookEvent::new(Kind::ChannelOccupied, "c")],
+            body: "{}".into(),
+            headers: Headers { content_type: "application/json", key: "k".into(), signature: "s".into() },
+            deliveries: vec![],
+        }
+    }
+
+    #[test]
+    fn bounded_oldest_dropped_ids_keep_increasing() {
+        let outbox = Outbox::new(2);
+        assert_eq!(outbox.insert(record()), 1);
+        assert_eq!(outbox.insert(record()), 2);
+        assert_eq!(outbox.insert(record()), 3);
+        let ids: Vec<u64> = outbox.list().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [2, 3]);
+        assert!(outbox.get(1).is_none());
+        assert_eq!(outbox.set_state(1, "http://x", DeliveryState::Pending), None);
+    }
+
+    #[test]
+    fn attempts_accumulate_per_url() {
+        let outbox = Outbox::new(10);
+        let id = outbox.insert(record());
+        assert_eq!(outbox.set_state(id, "http://a", DeliveryState::Pending), Some(0));
+        let attempt = Attempt { attempt: 1, at_ms: 5, elapsed_ms: 1, status: Some(500), error: None };
+        outbox.record_attempt(id, "http://a", attempt, DeliveryState::Retrying);
+        assert_eq!(outbox.set_state(id, "http://a", DeliveryState::Pending), Some(1));
+        let r = outbox.get(id).unwrap();
+        assert_eq!(r.deliveries.len(), 1);
+        assert_eq!(r.deliveries[0].attempts[0].status, Some(500));
+        assert_eq!(serde_json::to_value(&r).unwrap()["headers"]["X-Pusher-Key"], "k");
+    }
+}

@@ -1,0 +1,204 @@
+//! Delivery: a bounded queue in front of one sender task, which runs each delivery (one
+//! record to one URL) as its own task, at most [`MAX_IN_FLIGHT`] at a time, so a slow endpoint
+//! never holds up another webhook, and nothing here ever waits on the event path.
+//!
+//! Each attempt is a POST with the exact body and headers; a 2xx ends it, a connection error,
+//! timeout, 429 or 5xx is retried with exponential backoff until the retry window is over,
+//! any other status fails at once. Every attempt is written to the outbox and the log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::outbox::{Attempt, DeliveryState, Outbox};
+use super::{now_ms, Settings};
+use crate::printer::{Line, Printer};
+
+/// Deliveries running at once; more wait in the queue.
+pub const MAX_IN_FLIGHT: usize = 32;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// One record to one URL.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The outbox record.
+    pub record: u64,
+    /// The endpoint.
+    pub url: Arc<str>,
+    /// The exact body.
+    pub body: Arc<str>,
+    /// `X-Pusher-Key`.
+    pub key: Arc<str>,
+    /// `X-Pusher-Signature`.
+    pub signature: Arc<str>,
+    /// What it is, for the log (`member_added presence-x user u1`, `3 events`).
+    pub label: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+struct Context {
+    client: reqwest::Client,
+    outbox: Outbox,
+    printer: Printer,
+    settings: Settings,
+    stop: CancellationToken,
+}
+
+/// The queue's sending end.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Sender {
+    /// Starts the sender task; it stops when `stop` fires.
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime.
+    pub fn spawn(settings: Settings, outbox: Outbox, printer: Printer, stop: CancellationToken) -> Self {
+        let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
+        let client = reqwest::Client::builder()
+            // PHP's validator looks the headers up case-sensitively: send `X-Pusher-Key`,
+            // `X-Pusher-Signature` and `Content-Type` in exactly that case on the wire.
+            .http1_title_case_headers()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .build()
+            // Only fails when the TLS backend cannot initialise, and there is no TLS backend.
+            .expect("the HTTP client builds");
+        let ctx = Context { client, outbox, printer, settings, stop };
+        tokio::spawn(run(rx, ctx));
+        Self { tx }
+    }
+
+    /// Queues a delivery without waiting. `false` when the queue is full or closed.
+    pub fn send(&self, job: Job) -> bool {
+        self.tx.try_send(job).is_ok()
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Job>, ctx: Context) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    loop {
+        let job = tokio::select! {
+            job = rx.recv() => match job { Some(job) => job, None => return },
+            () = ctx.stop.cancelled() => return,
+        };
+        // The semaphore is never closed, so acquiring only waits.
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            deliver(&ctx, job).await;
+            drop(permit);
+        });
+    }
+}
+
+enum Outcome {
+    Status(u16),
+    Error(String),
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".into();
+    }
+    if error.is_connect() {
+        return "connection refused or unreachable".into();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn deliver(ctx: &Context, job: Job) {
+    let Some(previous) = ctx.outbox.set_state(job.record, &job.url, DeliveryState::Pending) else {
+        return; // dropped from the outbox already
+    };
+    let deadline = Instant::now() + ctx.settings.retry_for;
+    let mut backoff = ctx.settings.first_retry;
+    let mut attempt = previous;
+    loop {
+        attempt += 1;
+        let at_ms = now_ms();
+        let started = Instant::now();
+        let sent = ctx
+            .client
+            .post(&*job.url)
+            .header("Content-Type", "application/json")
+            .header("X-Pusher-Key", &*job.key)
+            .header("X-Pusher-Signature", &*job.signature)
+            .body(job.body.to_string())
+            .send();
+        let outcome = tokio::select! {
+            result = sent => match result {
+                Ok(response) => Outcome::Status(response.status().as_u16()),
+                Err(e) => Outcome::Error(describe(&e)),
+            },
+            () = ctx.stop.cancelled() => {
+                ctx.outbox.set_state(job.record, &job.url, DeliveryState::Abandoned);
+                return;
+            }
+        };
+        let elapsed = started.elapsed();
+        let retryable = match outcome {
+            Outcome::Status(s) => s == 429 || (500..600).contains(&s),
+            Outcome::Error(_) => true,
+        };
+        let ok = matches!(outcome, Outcome::Status(s) if (200..300).contains(&s));
+        let out_of_time = Instant::now() + backoff > deadline;
+        let state = match (ok, retryable, out_of_time) {
+            (true, _, _) => DeliveryState::Delivered,
+            (false, true, false) => DeliveryState::Retrying,
+            _ => DeliveryState::Failed,
+        };
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let (status, error) = match &outcome {
+            Outcome::Status(s) => (Some(*s), None),
+            Outcome::Error(e) => (None, Some(e.clone())),
+        };
+        let what = match &outcome {
+            Outcome::Status(s) => s.to_string(),
+            Outcome::Error(e) => e.clone(),
+        };
+        let next = match state {
+            DeliveryState::Retrying => format!(", retry in {}", humantime::format_duration(backoff)),
+            DeliveryState::Failed if retryable => ", giving up (retry window over)".to_owned(),
+            DeliveryState::Failed => ", not retried".to_owned(),
+            _ => String::new(),
+        };
+        let text = format!(
+            "webhook {} → {} {what} in {}ms (attempt {attempt}{next})",
+            job.label,
+            job.url,
+            elapsed.as_millis()
+        );
+        // `Line::Error` carries its own time column; `Line::Text` is printed as is.
+        ctx.printer.line(if ok {
+            Line::Text(format!("{} {text}", chrono::Local::now().format("%H:%M:%S%.3f")))
+        } else {
+            Line::Error(text)
+        });
+        ctx.outbox.record_attempt(job.record, &job.url, Attempt { attempt, at_ms, elapsed_ms, status, error }, state);
+        if state != DeliveryState::Retrying {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = ctx.stop.cancelled() => {
+                ctx.outbox.set_state(job.record, &job.url, DeliveryState::Abandoned);
+                return;
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
