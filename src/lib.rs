@@ -18,6 +18,10 @@
 //! - [`state`]: `AppState` and `publish`, the one choke point every event passes.
 //! - [`broker`]: the multi-node seam (`Broker` trait) and the embedded `LocalBroker`.
 //! - [`registry`]: channels, presence rosters, users, and fan-out to per-socket outboxes.
+//! - [`webhook`]: webhooks reported by the session and `publish`: leave delays, batching,
+//!   signed bodies, the local outbox, the retrying sender.
+//! - [`control`]: pusher-local's own HTTP API (`/pusher-local/webhooks…`) and the client
+//!   behind `pusher-local webhooks`.
 //! - [`printer`]: the terminal traffic log and the banner.
 //! - [`server`], [`shutdown`]: listeners, routes, graceful drain.
 //! - [`error`]: error types and their Pusher codes.
@@ -26,10 +30,12 @@
 //! WS:   ws::connection (frame) ─▶ ClientMessage ─▶ ws::session ─▶ registry / state.publish
 //! REST: rest::filters::authenticate ─▶ rest::handlers ─▶ state.publish
 //! state.publish(event): encode once ─▶ broker.publish(envelope) ─▶ registry.fan_out ─▶ Outbox ─▶ socket
+//! webhooks: ws::session (Joined/Left) + state.publish (client events) ─▶ webhook::Webhooks
+//!           ─▶ webhook::Outbox (kept) ─▶ bounded queue ─▶ webhook::sender ─▶ POST, retries
 //! ```
 //!
-//! Out of scope here: Redis (multi-node), webhooks, record/replay; each plugs into `state`
-//! and `broker`.
+//! Out of scope here: Redis (multi-node), record/replay; each plugs into `state` and
+//! `broker`.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

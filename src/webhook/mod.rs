@@ -364,13 +364,7 @@ impl Webhooks {
                 deliveries,
             };
             let id = self.inner.outbox.insert(record);
-            if urls.is_empty() {
-                self.inner.printer.line(Line::Text(format!(
-                    "{} webhook {label} kept as #{id} (no webhook URL configured for app {})",
-                    chrono::Local::now().format("%H:%M:%S%.3f"),
-                    app.id
-                )));
-            }
+            // With no URL the record is only kept: no log line, or every subscribe would print one.
             for url in urls {
                 let job = Job {
                     record: id,

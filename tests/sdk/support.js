@@ -356,8 +356,11 @@ class TestServer {
   }
 }
 
-/** Starts pusher-local on 127.0.0.1 with an ephemeral port. */
-async function startServer() {
+/**
+ * Starts pusher-local on 127.0.0.1 with an ephemeral port. `options.extraArgs`
+ * are appended to the command line (e.g. `['--webhook', url]`).
+ */
+async function startServer(options = {}) {
   const bin = binaryPath();
   if (!fs.existsSync(bin)) {
     throw new Error(`pusher-local binary not found at ${bin}: run \`cargo build\` or set PUSHER_LOCAL_BIN`);
@@ -370,6 +373,7 @@ async function startServer() {
     '--key', APP.key,
     '--secret', APP.secret,
     '--color', 'never',
+    ...(options.extraArgs || []),
   ];
   const child = spawn(bin, args, { cwd: workdir, env: hermeticEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const server = new TestServer(child, workdir);
