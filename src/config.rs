@@ -637,6 +637,41 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_from_the_file_and_the_flag_which_replaces_the_default_apps_urls() {
+        use crate::webhook::{Kind, Target};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hooks.toml"),
+            "webhook_retry_for = 7\n[[apps]]\nid = 1\nkey = \"k\"\nsecret = \"s\"\nwebhook_batching = true\n\
+             [[apps.webhooks]]\nurl = \"http://127.0.0.1:9/a\"\nevent_types = [\"member_added\"]\n\
+             [[apps.webhooks]]\nurl = \"http://127.0.0.1:9/b\"\n",
+        )
+        .unwrap();
+        let c = resolve(&["--config", "hooks.toml"], &[], dir.path());
+        assert!(c.apps[0].webhook_batching);
+        assert_eq!(c.webhooks.retry_for, Duration::from_secs(7));
+        assert_eq!(
+            c.apps[0].webhooks,
+            [
+                Target { url: "http://127.0.0.1:9/a".into(), event_types: Some(vec![Kind::MemberAdded]) },
+                Target::new("http://127.0.0.1:9/b"),
+            ]
+        );
+        let c = resolve(
+            &["--config", "hooks.toml", "--webhook", "http://127.0.0.1:9/flag", "--webhook-retry-for", "1"],
+            &[],
+            dir.path(),
+        );
+        assert_eq!(c.apps[0].webhooks, [Target::new("http://127.0.0.1:9/flag")]);
+        assert_eq!(c.webhooks.retry_for, Duration::from_secs(1));
+        let err = Config::resolve(&cli(&["--webhook", "https://example.test/h"]), &env(&[]), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("--webhook") && err.to_string().contains("https"), "{err}");
+        std::fs::write(dir.path().join("bad.toml"), "[[apps]]\nid = 1\nkey = \"k\"\nsecret = \"s\"\n[[apps.webhooks]]\nurl = \"http://h/\"\nevent_types = [\"nope\"]\n").unwrap();
+        let err = Config::resolve(&cli(&["--config", "bad.toml"]), &env(&[]), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
     fn several_apps_from_the_file_with_features_and_limits() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

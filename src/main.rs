@@ -93,6 +93,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } else if !config.quiet {
             printer.line(Line::Text(format!("pusher-local {} listening on {websocket}", env!("CARGO_PKG_VERSION"))));
         }
+        if !config.quiet {
+            for app in config.apps.iter().filter(|a| !a.webhooks.is_empty()) {
+                for target in &app.webhooks {
+                    let kinds = match &target.event_types {
+                        Some(kinds) => kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+                        None => "every kind".into(),
+                    };
+                    printer.line(Line::Text(format!("webhooks of app {} → {} ({kinds})", app.id, target.url)));
+                }
+            }
+        }
         let stop = Shutdown::new();
         let trigger = stop.clone();
         tokio::spawn(async move {

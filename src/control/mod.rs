@@ -67,7 +67,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         });
     let resend = warp::path!("pusher-local" / "webhooks" / u64 / "resend")
         .and(warp::post())
-        .and(warp::body::content_length_limit(64 * 1024))
+        // No content-length limit filter: it would refuse a bodyless `curl -X POST` (411).
         .and(warp::body::bytes())
         .and(s())
         .map(|id, body: bytes::Bytes, state: AppState| {

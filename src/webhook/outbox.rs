@@ -172,12 +172,19 @@ impl Outbox {
         })
     }
 
-    /// Appends an attempt and the state it leaves the delivery in.
-    pub fn record_attempt(&self, id: u64, url: &str, attempt: Attempt, state: DeliveryState) {
+    /// Appends an attempt and the state it leaves the delivery in. The attempt is numbered
+    /// here (one more than the attempts so far), so a resend racing a retry loop to the same
+    /// URL still gets distinct numbers; returns that number.
+    pub fn record_attempt(&self, id: u64, url: &str, mut attempt: Attempt, state: DeliveryState) -> u32 {
+        let fallback = attempt.attempt;
         self.with_delivery(id, url, |d| {
+            attempt.attempt = d.attempts.len() as u32 + 1;
+            let number = attempt.attempt;
             d.attempts.push(attempt);
             d.state = state;
-        });
+            number
+        })
+        .unwrap_or(fallback)
     }
 }
 

@@ -126,6 +126,7 @@ async fn deliver(ctx: &Context, job: Job) {
     };
     let deadline = Instant::now() + ctx.settings.retry_for;
     let mut backoff = ctx.settings.first_retry;
+    // The outbox numbers attempts; this count is only the fallback if the record is dropped.
     let mut attempt = previous;
     loop {
         attempt += 1;
@@ -176,6 +177,12 @@ async fn deliver(ctx: &Context, job: Job) {
             DeliveryState::Failed => ", not retried".to_owned(),
             _ => String::new(),
         };
+        let attempt = ctx.outbox.record_attempt(
+            job.record,
+            &job.url,
+            Attempt { attempt, at_ms, elapsed_ms, status, error },
+            state,
+        );
         let text = format!(
             "webhook {} → {} {what} in {}ms (attempt {attempt}{next})",
             job.label,
@@ -188,7 +195,6 @@ async fn deliver(ctx: &Context, job: Job) {
         } else {
             Line::Error(text)
         });
-        ctx.outbox.record_attempt(job.record, &job.url, Attempt { attempt, at_ms, elapsed_ms, status, error }, state);
         if state != DeliveryState::Retrying {
             return;
         }
