@@ -71,6 +71,15 @@ pub fn render(line: &Line, view: &View, now: DateTime<Local>) -> String {
             put("cause", json!(d.cause.to_string()));
         }
         Line::FanOut { sockets, .. } => put("sockets", json!(sockets)),
+        Line::Webhook { label, url, result, ok, attempt, elapsed, next, .. } => {
+            put("label", json!(label));
+            put("url", json!(url));
+            put("result", json!(result));
+            put("ok", json!(ok));
+            put("attempt", json!(attempt));
+            put("duration_ms", json!((elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0));
+            put("next", json!(next.trim_start_matches(", ")));
+        }
         Line::FrameIn { .. } | Line::FrameOut { .. } => {}
     }
     Value::Object(obj).to_string()

@@ -111,6 +111,27 @@ pub enum Line {
         /// The message sent back.
         message: String,
     },
+    /// One webhook delivery attempt.
+    Webhook {
+        /// The app.
+        app: AppId,
+        /// The channel, when the body has one event.
+        channel: Option<Arc<str>>,
+        /// What it is (`member_added presence-x user u1`, `3 events`).
+        label: Arc<str>,
+        /// The endpoint.
+        url: Arc<str>,
+        /// The HTTP status or the connection error.
+        result: String,
+        /// A 2xx answer.
+        ok: bool,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// How long the attempt took.
+        elapsed: Duration,
+        /// What happens next (`, retry in 2s`, `, giving up…`), empty when delivered.
+        next: String,
+    },
     /// A signature was refused; what was expected and the likely cause.
     Signature(Box<Diagnosis>),
     /// A server-side problem.
@@ -133,7 +154,12 @@ impl Line {
     pub fn verbosity(&self) -> Verbosity {
         match self {
             Line::Error(_) | Line::Refused { .. } | Line::Signature(_) | Line::ClientError { .. } => Verbosity::Quiet,
-            Line::Text(_) | Line::Connected { .. } | Line::Disconnected { .. } | Line::Api { .. } => Verbosity::Normal,
+            Line::Webhook { ok: false, .. } => Verbosity::Quiet,
+            Line::Text(_)
+            | Line::Connected { .. }
+            | Line::Disconnected { .. }
+            | Line::Api { .. }
+            | Line::Webhook { ok: true, .. } => Verbosity::Normal,
             Line::FrameIn { .. } | Line::FrameOut { .. } | Line::FanOut { .. } | Line::Published { .. } => {
                 Verbosity::Verbose
             }
@@ -160,6 +186,8 @@ pub enum Kind {
     Publish,
     /// HTTP API call.
     Api,
+    /// A webhook delivery attempt.
+    Webhook,
     /// A client error (`pusher:error` sent).
     ClientError,
     /// A refused signature.
@@ -180,6 +208,7 @@ impl Kind {
             Kind::Out => "s→c",
             Kind::Publish => "pub",
             Kind::Api => "api",
+            Kind::Webhook => "whk",
             Kind::ClientError | Kind::Signature | Kind::Error => "err",
         }
     }
@@ -195,6 +224,7 @@ impl Kind {
             Kind::Out => "frame_out",
             Kind::Publish => "publish",
             Kind::Api => "api",
+            Kind::Webhook => "webhook",
             Kind::ClientError => "client_error",
             Kind::Signature => "signature",
             Kind::Error => "error",
@@ -278,6 +308,7 @@ impl Line {
             Line::FrameOut { .. } | Line::FanOut { .. } => Kind::Out,
             Line::Published { .. } => Kind::Publish,
             Line::Api { .. } => Kind::Api,
+            Line::Webhook { .. } => Kind::Webhook,
             Line::ClientError { .. } => Kind::ClientError,
             Line::Signature(_) => Kind::Signature,
             Line::Error(_) => Kind::Error,
@@ -313,6 +344,11 @@ impl Line {
                 view.bytes = data.len();
                 view.payload = Some(payload);
                 view.payload_is_json = is_json;
+            }
+            Line::Webhook { app, channel, label, .. } => {
+                view.app = Some(app.to_string());
+                view.channel = channel.as_deref().map(str::to_owned);
+                view.event = label.split(' ').next().map(str::to_owned);
             }
             Line::Api { path, .. } => {
                 view.app = path.strip_prefix("/apps/").and_then(|rest| rest.split('/').next()).map(str::to_owned);

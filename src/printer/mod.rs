@@ -5,7 +5,7 @@
 //! does not fit is dropped and counted, and a "N lines not shown" notice takes its place.
 //! The same lines can go to several sinks (the terminal, `--log-file`).
 //!
-//! - [`line`]: `Line`, `Kind`, `View` (the fields a line shows).
+//! - [`line`](mod@line): `Line`, `Kind`, `View` (the fields a line shows).
 //! - [`filter`]: `--filter KEY=GLOB`.
 //! - [`text`], [`json`]: the two renderers.
 //! - [`style`]: colours per kind of line, event family and channel kind.

@@ -55,6 +55,7 @@ fn kind_color(kind: Kind) -> Color {
         Kind::Out => Color::Blue,
         Kind::Publish => Color::Magenta,
         Kind::Api => Color::BrightBlue,
+        Kind::Webhook => Color::BrightCyan,
         Kind::Refused | Kind::ClientError | Kind::Signature | Kind::Error => Color::Red,
     }
 }

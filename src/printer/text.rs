@@ -102,6 +102,11 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
                 if *status >= 400 { style::error(&status_text, color) } else { style::kind(kind, &status_text, color) };
             format!("{method} {path} → {status} {:.1}ms", elapsed.as_secs_f64() * 1000.0)
         }
+        Line::Webhook { label, url, result, ok, attempt, elapsed, next, .. } => {
+            let result = if *ok { style::kind(kind, result, color) } else { style::error(result, color) };
+            let ms = elapsed.as_secs_f64() * 1000.0;
+            format!("webhook {label} → {url} {result} in {ms:.0}ms (attempt {attempt}{next})")
+        }
         Line::ClientError { message, .. } => style::error(message, color),
         Line::Error(message) => style::error(message, color),
         Line::Signature(d) => return signature(&out, d, color),
@@ -230,6 +235,20 @@ mod tests {
                 "12:34:56.789 err 1.2               Existing subscription to channel c",
             ),
             (Line::Error("boom".into()), "12:34:56.789 err                   boom"),
+            (
+                Line::Webhook {
+                    app: AppId::new("1"),
+                    channel: Some("c".into()),
+                    label: "channel_occupied c".into(),
+                    url: "http://127.0.0.1:9/hook".into(),
+                    result: "503".into(),
+                    ok: false,
+                    attempt: 2,
+                    elapsed: Duration::from_millis(12),
+                    next: ", retry in 2s".into(),
+                },
+                "12:34:56.789 whk                   webhook channel_occupied c → http://127.0.0.1:9/hook 503 in 12ms (attempt 2, retry in 2s)",
+            ),
         ];
         for (line, expected) in cases {
             assert_eq!(show(&line, &opts()), expected);

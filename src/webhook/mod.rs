@@ -346,6 +346,7 @@ impl Webhooks {
                 [one] => one.label().into(),
                 many => format!("{} events", many.len()).into(),
             };
+            let channel = single_channel(&events);
             let deliveries = urls
                 .iter()
                 .map(|url| outbox::Delivery {
@@ -373,6 +374,8 @@ impl Webhooks {
                     key: key.clone(),
                     signature: signature.clone(),
                     label: label.clone(),
+                    app: app.id.clone(),
+                    channel: channel.clone(),
                 };
                 self.queue(job);
             }
@@ -419,12 +422,22 @@ impl Webhooks {
                 key: record.headers.key.clone(),
                 signature: record.headers.signature.clone(),
                 label: label.clone(),
+                app: record.app_id.clone(),
+                channel: single_channel(&record.events),
             };
             if !self.queue(job) {
                 return Err(ResendError::QueueFull);
             }
         }
         Ok(urls)
+    }
+}
+
+/// The channel of a one-event body, for the log's channel filter.
+fn single_channel(events: &[WebhookEvent]) -> Option<Arc<str>> {
+    match events {
+        [one] => Some(one.channel.clone()),
+        _ => None,
     }
 }
 

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outbox::{Attempt, DeliveryState, Outbox};
 use super::{now_ms, Settings};
+use crate::apps::AppId;
 use crate::printer::{Line, Printer};
 
 /// Deliveries running at once; more wait in the queue.
@@ -37,6 +38,10 @@ pub struct Job {
     pub signature: Arc<str>,
     /// What it is, for the log (`member_added presence-x user u1`, `3 events`).
     pub label: Arc<str>,
+    /// The app, for the log and its filters.
+    pub app: AppId,
+    /// The channel when the body has one event (for `--filter channel=`).
+    pub channel: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,17 +188,16 @@ async fn deliver(ctx: &Context, job: Job) {
             Attempt { attempt, at_ms, elapsed_ms, status, error },
             state,
         );
-        let text = format!(
-            "webhook {} → {} {what} in {}ms (attempt {attempt}{next})",
-            job.label,
-            job.url,
-            elapsed.as_millis()
-        );
-        // `Line::Error` carries its own time column; `Line::Text` is printed as is.
-        ctx.printer.line(if ok {
-            Line::Text(format!("{} {text}", chrono::Local::now().format("%H:%M:%S%.3f")))
-        } else {
-            Line::Error(text)
+        ctx.printer.line(Line::Webhook {
+            app: job.app.clone(),
+            channel: job.channel.clone(),
+            label: job.label.clone(),
+            url: job.url.clone(),
+            result: what,
+            ok,
+            attempt,
+            elapsed,
+            next,
         });
         if state != DeliveryState::Retrying {
             return;
