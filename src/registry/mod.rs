@@ -115,6 +115,8 @@ pub struct Joined {
     pub member_added: Option<Frame>,
     /// The new subscription count, when it is due to be announced.
     pub subscription_count: Option<Frame>,
+    /// Connections subscribed to the channel now.
+    pub subscribers: usize,
     /// A cache channel had nothing cached (cache_miss webhook).
     pub cache_miss: bool,
 }
@@ -130,6 +132,8 @@ pub struct Left {
     pub member_removed: Option<Frame>,
     /// The new subscription count, when due.
     pub subscription_count: Option<Frame>,
+    /// Connections still subscribed.
+    pub subscribers: usize,
 }
 
 /// A channel's numbers for the HTTP API.
@@ -259,6 +263,7 @@ impl ChannelRegistry {
             outbox.send(server::subscription_succeeded(channel.as_str()));
         }
         ch.subscribers.insert(socket, Subscriber { outbox: outbox.clone(), member_key });
+        joined.subscribers = ch.subscribers.len();
         if app.subscription_count && channel.kind() != ChannelKind::Presence {
             joined.subscription_count = count_notice(ch);
         }
@@ -292,10 +297,11 @@ impl ChannelRegistry {
         } else {
             None
         };
+        let subscribers = ch.subscribers.len();
         if vacated {
             rooms.channels.remove(channel.as_str());
         }
-        Some(Left { channel: channel.clone(), vacated, member_removed, subscription_count })
+        Some(Left { channel: channel.clone(), vacated, member_removed, subscription_count, subscribers })
     }
 
     /// Delivers to this node's sockets; returns how many frames were queued.

@@ -23,6 +23,9 @@ pub enum Kind {
     ClientEvent,
     /// A socket subscribed to a cache channel with nothing cached.
     CacheMiss,
+    /// A non-presence channel's subscription count changed (sent only to endpoints that list
+    /// it in `event_types`, as Pusher sends it only when the app enables it).
+    SubscriptionCount,
 }
 
 impl Kind {
@@ -35,6 +38,7 @@ impl Kind {
             Kind::MemberRemoved => "member_removed",
             Kind::ClientEvent => "client_event",
             Kind::CacheMiss => "cache_miss",
+            Kind::SubscriptionCount => "subscription_count",
         }
     }
 }
@@ -58,12 +62,23 @@ pub struct WebhookEvent {
     /// client_event: the sender's socket id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket_id: Option<String>,
+    /// subscription_count: the number of connections subscribed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_count: Option<usize>,
 }
 
 impl WebhookEvent {
     /// An event with only `name` and `channel`.
     pub fn new(name: Kind, channel: impl Into<Arc<str>>) -> Self {
-        Self { name, channel: channel.into(), user_id: None, event: None, data: None, socket_id: None }
+        Self {
+            name,
+            channel: channel.into(),
+            user_id: None,
+            event: None,
+            data: None,
+            socket_id: None,
+            subscription_count: None,
+        }
     }
 
     /// The same with a `user_id`.
@@ -109,6 +124,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn subscription_count_item_carries_an_integer() {
+        let mut e = WebhookEvent::new(Kind::SubscriptionCount, "my-channel");
+        e.subscription_count = Some(3);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"name":"subscription_count","channel":"my-channel","subscription_count":3}"#
+        );
+    }
+
+    #[test]
     fn body_and_signature_match_the_documented_example() {
         // protocol.md §8.1: this exact body with secret 7ad3773142a6692b25b8.
         let events = [WebhookEvent::new(Kind::ChannelOccupied, "test_channel")];
@@ -132,6 +157,7 @@ mod tests {
             event: Some("client-foo".into()),
             data: Some(r#"{"a":1}"#.into()),
             socket_id: Some("123.456".into()),
+            subscription_count: None,
         };
         assert_eq!(
             serde_json::to_string(&e).unwrap(),

@@ -56,9 +56,13 @@ impl Target {
         Self { url: url.into(), event_types: None }
     }
 
-    /// Whether this target wants `kind`.
+    /// Whether this target wants `kind`. subscription_count fires on every subscribe and
+    /// unsubscribe, so it goes only to targets that ask for it by name.
     pub fn wants(&self, kind: Kind) -> bool {
-        self.event_types.as_ref().is_none_or(|kinds| kinds.contains(&kind))
+        match &self.event_types {
+            Some(kinds) => kinds.contains(&kind),
+            None => kind != Kind::SubscriptionCount,
+        }
     }
 }
 
@@ -241,6 +245,14 @@ impl Webhooks {
         e.data = Some(data.clone());
         e.socket_id = socket_id;
         e.user_id = user_id;
+        self.emit(app, e);
+    }
+
+    /// A non-presence channel's subscription count changed (throttled like the client
+    /// notification: above 100 subscribers at most every 5 s).
+    pub fn subscription_count(&self, app: &Arc<App>, channel: &str, count: usize) {
+        let mut e = WebhookEvent::new(Kind::SubscriptionCount, channel);
+        e.subscription_count = Some(count);
         self.emit(app, e);
     }
 
@@ -444,6 +456,14 @@ fn single_channel(events: &[WebhookEvent]) -> Option<Arc<str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscription_count_goes_only_to_targets_that_name_it() {
+        assert!(!Target::new("http://127.0.0.1:1/").wants(Kind::SubscriptionCount));
+        assert!(Target::new("http://127.0.0.1:1/").wants(Kind::ChannelOccupied));
+        let named = Target { url: "http://127.0.0.1:1/".into(), event_types: Some(vec![Kind::SubscriptionCount]) };
+        assert!(named.wants(Kind::SubscriptionCount) && !named.wants(Kind::ChannelOccupied));
+    }
 
     fn app() -> Arc<App> {
         Arc::new(App::new("1", "key", "secret"))

@@ -199,6 +199,9 @@ impl Session {
         if joined.cache_miss {
             webhooks.cache_miss(&self.app, channel.as_str());
         }
+        if joined.subscription_count.is_some() {
+            webhooks.subscription_count(&self.app, channel.as_str(), joined.subscribers);
+        }
         self.subscriptions.insert(channel.shared().clone(), Subscription { channel: channel.clone(), user_id });
         if let Some(frame) = joined.member_added {
             self.state.announce(&self.app.id, &channel, frame, Some(self.socket_id)).await;
@@ -228,6 +231,9 @@ impl Session {
         }
         if left.vacated {
             webhooks.channel_vacated(&self.app, left.channel.as_str());
+        }
+        if left.subscription_count.is_some() {
+            webhooks.subscription_count(&self.app, left.channel.as_str(), left.subscribers);
         }
         if let Some(frame) = left.member_removed {
             self.state.announce(&self.app.id, &left.channel, frame, None).await;

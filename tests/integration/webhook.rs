@@ -474,3 +474,35 @@ async fn the_webhooks_subcommands_list_show_and_resend_through_the_control_api()
     assert_eq!(hook.next_event().await["name"], "channel_occupied");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn subscription_count_goes_only_to_endpoints_that_name_it() {
+    let mut counts = Receiver::start().await;
+    let mut everything = Receiver::start().await;
+    let mut config = config(&[everything.url()]);
+    config.apps[0].subscription_count = true;
+    config.apps[0]
+        .webhooks
+        .push(Target { url: counts.url(), event_types: Some(vec![pusher_local::webhook::Kind::SubscriptionCount]) });
+    let server = TestServer::with(config).await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    a.subscribe_public("counted").await;
+    a.expect("pusher_internal:subscription_count").await;
+    b.subscribe_public("counted").await;
+    b.expect("pusher_internal:subscription_count").await;
+    a.expect("pusher_internal:subscription_count").await;
+    assert_eq!(
+        counts.next_event().await,
+        json!({"name": "subscription_count", "channel": "counted", "subscription_count": 1})
+    );
+    assert_eq!(
+        counts.next_event().await,
+        json!({"name": "subscription_count", "channel": "counted", "subscription_count": 2})
+    );
+    // The endpoint without a filter got occupied, and no subscription_count before the marker.
+    assert_eq!(everything.next_event().await, json!({"name": "channel_occupied", "channel": "counted"}));
+    a.subscribe_public("marker").await;
+    assert_eq!(everything.next_event().await, json!({"name": "channel_occupied", "channel": "marker"}));
+    server.stop().await;
+}
