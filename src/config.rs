@@ -686,3 +686,64 @@ mod tests {
         assert!(c.apps[1].client_events);
     }
 }
+
+/// The README documents the defaults; these tests keep it honest.
+#[cfg(test)]
+mod readme_tests {
+    use super::*;
+    use clap::Parser;
+
+    const README: &str = include_str!("../README.md");
+
+    /// The first ```toml block of the README that shows every setting.
+    fn example_toml() -> &'static str {
+        README
+            .split("```toml")
+            .skip(1)
+            .map(|rest| rest.split("```").next().unwrap_or(""))
+            .find(|block| block.contains("[apps.limits]") && block.contains("activity_timeout"))
+            .expect("README has a full config example")
+    }
+
+    #[test]
+    fn the_readme_config_example_loads_and_its_first_app_shows_the_default_values() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("example.toml"), example_toml()).unwrap();
+        let cli = Cli::try_parse_from(["pusher-local", "--config", "example.toml"]).unwrap();
+        let config = Config::resolve(&cli, &|_: &str| None, dir.path()).expect("the README example is valid");
+        let defaults = Config::default();
+        assert_eq!(config.activity_timeout, defaults.activity_timeout);
+        assert_eq!(config.pong_timeout, defaults.pong_timeout);
+        assert_eq!(config.outbox_capacity, defaults.outbox_capacity);
+        assert_eq!(config.max_message_bytes, defaults.max_message_bytes);
+        assert_eq!(config.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(config.webhooks.retry_for, defaults.webhooks.retry_for);
+        assert_eq!(config.listen, defaults.listen);
+        assert_eq!(config.apps[0].limits, Limits::default(), "[apps.limits] of the first app in the README");
+        let app = &config.apps[0];
+        assert!(app.client_events && app.user_authentication && app.watchlist_events && app.subscription_count);
+    }
+
+    #[test]
+    fn the_readme_settings_table_states_the_default_values() {
+        let defaults = Config::default();
+        let expected = [
+            ("host", "127.0.0.1".to_owned()),
+            ("port", DEFAULT_PORT.to_string()),
+            ("activity_timeout", defaults.activity_timeout.as_secs().to_string()),
+            ("pong_timeout", defaults.pong_timeout.as_secs().to_string()),
+            ("outbox_capacity", defaults.outbox_capacity.to_string()),
+            ("max_message_bytes", defaults.max_message_bytes.to_string()),
+            ("max_body_bytes", defaults.max_body_bytes.to_string()),
+            ("webhook_retry_for", defaults.webhooks.retry_for.as_secs().to_string()),
+        ];
+        for (key, value) in expected {
+            let row = README
+                .lines()
+                .find(|l| l.starts_with('|') && l.contains(&format!("| `{key}` |")))
+                .unwrap_or_else(|| panic!("no settings row for {key}"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[4], format!("`{value}`"), "README default of {key}: {row}");
+        }
+    }
+}
