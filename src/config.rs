@@ -173,7 +173,7 @@ pub struct FileConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The named config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     ReadFile {
         /// The file.
         path: PathBuf,

@@ -20,7 +20,7 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A listener could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,

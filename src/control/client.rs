@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// No answer (server not running, wrong port…).
-    #[error("cannot reach pusher-local at {base}: {source} (is it running? pass --url http://HOST:PORT)")]
+    #[error("cannot reach pusher-local at {base} (is it running? pass --url http://HOST:PORT)")]
     Unreachable {
         /// The base URL.
         base: String,
