@@ -115,6 +115,10 @@ pub struct App {
     /// `pusher_internal:subscription_count` is sent on subscribe/unsubscribe (non-presence).
     #[serde(default = "yes")]
     pub subscription_count: bool,
+    /// Authorized connections: a socket must sign in or subscribe to a private or presence
+    /// channel within this many seconds, or it is closed with 4009. Off when absent (as on Pusher).
+    #[serde(default)]
+    pub authorized_connections_timeout: Option<u64>,
     /// Limits; Pusher's documented values by default.
     #[serde(default)]
     pub limits: Limits,
@@ -184,6 +188,7 @@ impl App {
             user_authentication: true,
             watchlist_events: true,
             subscription_count: true,
+            authorized_connections_timeout: None,
             limits: Limits::default(),
             webhooks: Vec::new(),
             webhook_batching: false,

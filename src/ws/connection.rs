@@ -83,6 +83,8 @@ where
     let idle = sleep(activity_timeout);
     tokio::pin!(idle);
     let mut awaiting_pong = false;
+    // Authorized connections (an app option): boxed, so sockets of other apps pay nothing.
+    let mut authorize_by = app_authorization_deadline(&session);
     // (code, reason, whether we must send the close frame)
     let (code, reason, we_close): (Option<u16>, Cow<'static, str>, bool) = loop {
         tokio::select! {
@@ -148,6 +150,12 @@ where
                     None => break (None, "connection closed".into(), false),
                 }
             }
+            () = until(&mut authorize_by) => {
+                if !session.is_authorized() {
+                    outbox.close(codes::UNAUTHORIZED, "Connection not authorized within timeout");
+                }
+                authorize_by = None;
+            }
             () = &mut idle => {
                 if awaiting_pong {
                     break (Some(codes::PONG_NOT_RECEIVED), "Pong reply not received in time".into(), true);
@@ -160,8 +168,8 @@ where
     };
     if we_close {
         if let Some(code) = code {
-            if code == codes::RECONNECT_NOW {
-                // As real Pusher does on shutdown: say so, then close so clients reconnect at once.
+            if matches!(code, codes::RECONNECT_NOW | codes::UNAUTHORIZED) {
+                // As real Pusher does (shutdown, unauthorized): say why in a pusher:error, then close.
                 let frame = server::error(Some(code), &reason);
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Text(frame))).await;
             }
@@ -170,6 +178,18 @@ where
     }
     Box::pin(session.end()).await;
     printer.line(Line::Disconnected { socket: socket_id, app: app_id, code, reason: reason.into_owned() });
+}
+
+fn app_authorization_deadline(session: &Session) -> Option<std::pin::Pin<Box<tokio::time::Sleep>>> {
+    session.app().authorized_connections_timeout.map(|secs| Box::pin(sleep(Duration::from_secs(secs))))
+}
+
+/// Resolves when the deadline passes; never when there is none.
+async fn until(deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match deadline {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &AppId, error: &ClientError) {

@@ -80,6 +80,17 @@ impl Session {
         self.socket_id
     }
 
+    /// This socket's app.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Signed in, or subscribed to a channel that needs auth (Pusher's "authorized
+    /// connections" rule).
+    pub fn is_authorized(&self) -> bool {
+        self.user.is_some() || self.subscriptions.values().any(|s| s.channel.kind().requires_auth())
+    }
+
     /// Handles one message.
     ///
     /// # Errors

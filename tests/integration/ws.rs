@@ -565,3 +565,24 @@ async fn websocket_protocol_pings_are_answered_with_pongs() {
     let reply = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut c.ws)).await.unwrap();
     assert!(matches!(reply, Some(Ok(Message::Pong(ref p))) if p.as_ref() == b"hi"), "{reply:?}");
 }
+
+#[tokio::test]
+async fn authorized_connections_close_unauthorized_sockets_with_4009_and_keep_signed_in_ones() {
+    let mut config = config();
+    config.apps[0].authorized_connections_timeout = Some(1);
+    let server = TestServer::with(config).await;
+    let mut idle = server.client().await;
+    let mut public_only = server.client().await;
+    let mut private = server.client().await;
+    let mut signed_in = server.client().await;
+    public_only.subscribe_public("news").await;
+    private.subscribe_signed("private-a", None).await;
+    signed_in.signin(r#"{"id":"u"}"#).await;
+    for c in [&mut idle, &mut public_only] {
+        let error = c.expect_error().await;
+        assert_eq!(error, json!({"code": 4009, "message": "Connection not authorized within timeout"}));
+        assert_eq!(c.expect_close().await, Some(4009));
+    }
+    private.assert_alive().await;
+    signed_in.assert_alive().await;
+}
