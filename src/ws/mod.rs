@@ -32,10 +32,12 @@ use crate::state::AppState;
 /// The subprotocol the Swift client offers; echoed back when offered.
 const SUBPROTOCOL: &str = "pusher-channels-protocol-7";
 
-/// The `/app/{key}` route.
+/// The `/app/{key}` route, also under a prefix (pusher-js's `wsPath`, a proxy's mount point).
 pub fn route(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
     warp::get()
-        .and(warp::path!("app" / String))
+        .and(warp::path::full().and_then(|path: warp::path::FullPath| async move {
+            app_key(path.as_str()).map(str::to_owned).ok_or_else(warp::reject::not_found)
+        }))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
@@ -56,6 +58,12 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
     let mut response = Response::new(text.into());
     *response.status_mut() = status;
     response
+}
+
+/// The key of `…/app/{key}` (any prefix, no trailing segment).
+fn app_key(path: &str) -> Option<&str> {
+    let (prefix, key) = path.rsplit_once('/')?;
+    (prefix.ends_with("/app") && !key.is_empty()).then_some(key)
 }
 
 /// `protocol=` check: 4–7 accepted, absent treated as 7, anything else refused (4007).
@@ -179,6 +187,16 @@ async fn serve<S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_is_the_last_segment_after_app_with_any_prefix() {
+        assert_eq!(app_key("/app/k"), Some("k"));
+        assert_eq!(app_key("/ws/app/k"), Some("k"));
+        assert_eq!(app_key("/app/"), None);
+        assert_eq!(app_key("/apps/1"), None);
+        assert_eq!(app_key("/app/k/x"), None);
+        assert_eq!(app_key("/app"), None);
+    }
 
     #[test]
     fn protocol_versions() {

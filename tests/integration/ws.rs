@@ -586,3 +586,10 @@ async fn authorized_connections_close_unauthorized_sockets_with_4009_and_keep_si
     private.assert_alive().await;
     signed_in.assert_alive().await;
 }
+
+#[tokio::test]
+async fn a_ws_path_prefix_before_app_key_is_accepted() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(&format!("ws://{}/sockets/app/{KEY}?protocol=7", server.addr)).await;
+    c.assert_alive().await;
+}
