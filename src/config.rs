@@ -127,7 +127,7 @@ impl Default for Config {
             sources: CredentialSources { id: Source::Default, key: Source::Default, secret: Source::Default },
             activity_timeout: Duration::from_secs(120),
             pong_timeout: Duration::from_secs(30),
-            outbox_capacity: 1024,
+            outbox_capacity: 4096,
             max_message_bytes: 256 * 1024,
             max_body_bytes: 1024 * 1024,
             signature_window: Duration::from_secs(600),
