@@ -90,6 +90,11 @@ impl Outbox {
             return SendOutcome::Full;
         }
         let was_empty = frames.is_empty();
+        if frames.capacity() == 0 {
+            // Room for one: most sockets are idle, and one queued frame at a time is their
+            // usual load (the default first growth is four slots).
+            frames.reserve_exact(1);
+        }
         frames.push_back(frame);
         drop(frames);
         // Frames already waiting mean the writer was woken and has not drained yet.
@@ -121,6 +126,10 @@ impl OutboxReceiver {
                 return Poll::Pending;
             }
             let n = frames.len().min(max);
+            if batch.capacity() == 0 {
+                // Sized for this first batch only (usually one frame), not the default four.
+                batch.reserve_exact(n);
+            }
             batch.extend(frames.drain(..n));
             if frames.is_empty() && frames.capacity() > 64 {
                 // A burst is over: give its memory back.

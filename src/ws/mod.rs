@@ -10,12 +10,14 @@
 pub mod connection;
 pub mod session;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use futures_util::future::Either;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -90,7 +92,7 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
 /// Per-socket WebSocket buffers: small, because most sockets are idle most of the time.
 fn websocket_config(state: &AppState) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(512)
+        .read_buffer_size(256)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(Some(state.config().max_message_bytes.max(64 * 1024) * 4))
@@ -145,8 +147,9 @@ fn upgrade(
                 return;
             }
         };
-        // (The connection's own future is boxed below so that this upgrade future, which
-        // outlives it, stays small.)
+        // The connection is served inline, not boxed: this task's one allocation then holds the
+        // upgrade state and the connection state overlapped (measured: about 900 bytes less per
+        // idle socket than a small upgrade task plus a boxed connection future).
         // Unwrap hyper's upgraded connection back to the TCP stream: that drops the boxed IO and
         // hyper's read buffer, which an idle socket would otherwise keep (about 8 KB each).
         match upgraded.downcast::<TokioIo<TcpStream>>() {
@@ -158,29 +161,33 @@ fn upgrade(
                     // The client sent frames right behind its handshake: read those first.
                     WebSocketStream::from_partially_read(tcp, parts.read_buf.to_vec(), Role::Server, Some(config)).await
                 };
-                Box::pin(serve(state, ws, admission, key, remote)).await;
+                serve(state, ws, admission, key, remote).await;
             }
             Err(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                Box::pin(serve(state, ws, admission, key, remote)).await;
+                serve(state, ws, admission, key, remote).await;
             }
         }
     });
     response
 }
 
-async fn serve<S>(
+/// Runs or refuses one upgraded connection. A plain function choosing between two futures, not
+/// an `async fn`, for the reason given on [`connection::run`]: its state would hold the
+/// WebSocket stream a second time.
+fn serve<S>(
     state: AppState,
     ws: WebSocketStream<S>,
     admission: Result<Arc<App>, HandshakeError>,
     key: String,
     remote: Option<SocketAddr>,
-) where
+) -> Either<impl Future<Output = ()>, impl Future<Output = ()>>
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     match admission {
-        Ok(app) => connection::run(state, ws, app, remote).await,
-        Err(error) => connection::refuse(&state, ws, &key, error, remote).await,
+        Ok(app) => Either::Left(connection::run(state, ws, app, remote)),
+        Err(error) => Either::Right(connection::refuse(state, ws, key, error, remote)),
     }
 }
 
