@@ -2,6 +2,10 @@
 //! (the oldest record is dropped when full). Kept also when no URL is configured, so a
 //! developer can see what would have gone out and resend it.
 //!
+//! A record with no URL to go to is kept unsigned and its body is built the first time it is
+//! read (`list`, `get`): the same bytes and signature, from the same `time_ms`, but nothing is
+//! serialised or hashed on the delivery path for webhooks that nobody receives.
+//!
 //! A `std::sync::Mutex` guards the store: every access is a short copy in or out, never
 //! held across an `.await`.
 
@@ -10,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
-use super::event::WebhookEvent;
-use crate::apps::AppId;
+use super::event::{self, WebhookEvent};
+use crate::apps::{App, AppId};
 
 /// Where one delivery (one record to one URL) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,11 +94,42 @@ pub struct Record {
     pub deliveries: Vec<Delivery>,
 }
 
+impl Record {
+    /// Builds the body and its signature when they were left for later.
+    fn sign_with(&mut self, app: &App) {
+        let body = event::body(self.time_ms, &self.events);
+        self.headers.signature = event::signature(app.secret.expose(), &body).into();
+        self.body = body.into();
+    }
+}
+
+#[derive(Debug)]
+struct Stored {
+    record: Record,
+    /// Set while the body and signature are still to be built (with this app's secret).
+    unsigned: Option<Arc<App>>,
+}
+
+impl Stored {
+    fn signed(&mut self) -> &mut Record {
+        if let Some(app) = self.unsigned.take() {
+            self.record.sign_with(&app);
+        }
+        &mut self.record
+    }
+}
+
 #[derive(Debug)]
 struct Store {
     next_id: u64,
     capacity: usize,
-    records: VecDeque<Record>,
+    records: VecDeque<Stored>,
+}
+
+impl Store {
+    fn position(&self, id: u64) -> Option<usize> {
+        self.records.binary_search_by_key(&id, |r| r.record.id).ok()
+    }
 }
 
 /// The outbox handle (cheap to clone).
@@ -116,7 +151,17 @@ impl Outbox {
     }
 
     /// Stores a record (its `id` is assigned here) and returns the id.
-    pub fn insert(&self, mut record: Record) -> u64 {
+    pub fn insert(&self, record: Record) -> u64 {
+        self.push(record, None)
+    }
+
+    /// Stores a record whose `body` and signature are built with `app`'s secret the first time
+    /// it is read; for records that no URL receives.
+    pub fn insert_unsigned(&self, record: Record, app: Arc<App>) -> u64 {
+        self.push(record, Some(app))
+    }
+
+    fn push(&self, mut record: Record, unsigned: Option<Arc<App>>) -> u64 {
         let mut store = self.lock();
         record.id = store.next_id;
         store.next_id += 1;
@@ -124,20 +169,20 @@ impl Outbox {
             store.records.pop_front();
         }
         let id = record.id;
-        store.records.push_back(record);
+        store.records.push_back(Stored { record, unsigned });
         id
     }
 
     /// Every record kept, oldest first.
     pub fn list(&self) -> Vec<Record> {
-        self.lock().records.iter().cloned().collect()
+        self.lock().records.iter_mut().map(|r| r.signed().clone()).collect()
     }
 
     /// One record.
     pub fn get(&self, id: u64) -> Option<Record> {
-        let store = self.lock();
-        let i = store.records.binary_search_by_key(&id, |r| r.id).ok()?;
-        Some(store.records[i].clone())
+        let mut store = self.lock();
+        let i = store.position(id)?;
+        Some(store.records[i].signed().clone())
     }
 
     /// Forgets every record (ids keep increasing).
@@ -147,8 +192,8 @@ impl Outbox {
 
     fn with_delivery<T>(&self, id: u64, url: &str, f: impl FnOnce(&mut Delivery) -> T) -> Option<T> {
         let mut store = self.lock();
-        let i = store.records.binary_search_by_key(&id, |r| r.id).ok()?;
-        let record = &mut store.records[i];
+        let i = store.position(id)?;
+        let record = store.records[i].signed();
         let delivery = match record.deliveries.iter().position(|d| d.url == url) {
             Some(d) => &mut record.deliveries[d],
             None => {
@@ -215,6 +260,24 @@ mod tests {
         assert_eq!(ids, [2, 3]);
         assert!(outbox.get(1).is_none());
         assert_eq!(outbox.set_state(1, "http://x", DeliveryState::Pending), None);
+    }
+
+    #[test]
+    fn unsigned_records_get_the_same_body_and_signature_when_read() {
+        let outbox = Outbox::new(10);
+        let app = App::new("1", "k", "secret");
+        let mut unsigned = record();
+        unsigned.time_ms = 1_700_000_000_000;
+        unsigned.body = "".into();
+        unsigned.headers.signature = "".into();
+        let mut expected = unsigned.clone();
+        expected.sign_with(&app);
+        let id = outbox.insert_unsigned(unsigned, Arc::new(app));
+        let read = outbox.get(id).unwrap();
+        assert_eq!(read.body, expected.body);
+        assert!(read.body.starts_with(r#"{"time_ms":1700000000000,"events":[{"name":"channel_occupied""#));
+        assert_eq!(&*read.headers.signature, event::signature("secret", &read.body));
+        assert_eq!(outbox.list()[0], read);
     }
 
     #[test]

@@ -405,6 +405,13 @@ async fn without_a_url_webhooks_are_kept_and_the_control_api_answers_errors_as_j
     c.subscribe_public("quiet").await;
     c.assert_alive().await;
     assert_eq!(outbox_events(&server).await, ["channel_occupied quiet"]);
+    // Client events are the exception: kept only when a URL receives them.
+    let mut d = server.client().await;
+    c.subscribe_signed("private-talk", None).await;
+    d.subscribe_signed("private-talk", None).await;
+    c.send(json!({"event": "client-hi", "channel": "private-talk", "data": {}})).await;
+    d.expect("client-hi").await;
+    assert_eq!(outbox_events(&server).await, ["channel_occupied quiet", "channel_occupied private-talk"]);
     let (_, record) = control(&server, "GET", "/1", None).await;
     assert_eq!(record["deliveries"], json!([]));
     let (status, answer) = control(&server, "POST", "/1/resend", None).await;
