@@ -49,7 +49,8 @@ impl TestServer {
         let listeners = Listeners::bind(&config.listen).await.expect("bind");
         let (api_addr, addr) = listeners.local_addrs();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(pusher_local::run(listeners, config, Printer::silent(), shutdown.clone()));
+        let server = pusher_local::run(listeners, config, Printer::silent(), shutdown.clone());
+        let task = tokio::spawn(async move { server.await.expect("server starts") });
         TestServer { addr, api_addr, shutdown, task }
     }
 
