@@ -202,6 +202,11 @@ pub async fn run(
             "pusher:error" if !connected => {
                 return Err(CaptureError::Refused { url, message: data_text(frame.data) });
             }
+            // Servers answer a refused subscription with pusher:error (no channel named):
+            // while any subscription is pending, that is the one that failed.
+            "pusher:error" if !pending.is_empty() => {
+                return Err(CaptureError::Subscription { channel: pending.join(", "), message: data_text(frame.data) });
+            }
             "pusher_internal:subscription_succeeded" => {
                 if let Some(channel) = frame.channel {
                     pending.retain(|c| *c != channel);
