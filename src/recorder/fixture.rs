@@ -452,6 +452,27 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_fixtures_load() {
+        let shipped = [
+            include_str!("../../fixtures/stock_ticker.json"),
+            include_str!("../../fixtures/presence_chat.json"),
+            include_str!("../../fixtures/notifications.json"),
+        ];
+        for text in shipped {
+            let f = Fixture::parse(text).unwrap_or_else(|e| panic!("{e:?}"));
+            assert!(f.events.len() >= 8 && f.description.is_some());
+        }
+        let ticker = Fixture::parse(shipped[0]).unwrap();
+        for e in &ticker.events {
+            assert_eq!((e.channel.as_str(), e.event.as_str()), ("stock_ticker", "update_event"));
+            let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            assert!(data["company"].is_string() && data["price"].is_number(), "{data}");
+        }
+        let gaps: Vec<Duration> = ticker.events.windows(2).map(|w| w[1].offset - w[0].offset).collect();
+        assert!(gaps.iter().all(|g| *g >= Duration::from_secs(1) && *g <= Duration::from_secs(5)), "{gaps:?}");
+    }
+
+    #[test]
     fn load_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.json");
