@@ -233,7 +233,7 @@ pub struct CaptureArgs {
     /// App key [default: as the server]
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
-    /// App secret, to sign private and presence subscriptions
+    /// App secret, to sign private and presence subscriptions [default: as the server, unless --key is given]
     #[arg(long, value_name = "SECRET")]
     pub secret: Option<String>,
     /// A channel to subscribe to (repeatable)
@@ -242,9 +242,9 @@ pub struct CaptureArgs {
     /// The fixture file to write
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
-    /// The user id presence channels are joined as
-    #[arg(long = "user-id", value_name = "ID", default_value = "pusher-local-capture")]
-    pub user_id: String,
+    /// The user id presence channels are joined as [default: pusher-local-capture]
+    #[arg(long = "user-id", value_name = "ID")]
+    pub user_id: Option<String>,
 }
 
 /// `pusher-local webhooks …`.

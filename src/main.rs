@@ -253,14 +253,13 @@ fn replay(cli: &Cli, args: ReplayArgs) -> anyhow::Result<()> {
 fn capture(cli: &Cli, args: CaptureArgs) -> anyhow::Result<()> {
     let config = local_config(cli)?;
     let app = &config.apps[0];
-    let local = args.url.is_none();
     let options = capture::Options {
         url: args.url.clone().unwrap_or_else(|| format!("ws://{}", local_addrs(&config).1)),
         key: args.key.clone().unwrap_or_else(|| app.key.clone()),
-        // The local server's secret is known; another server's must be given.
-        secret: args.secret.clone().or_else(|| local.then(|| app.secret.expose().to_owned())),
+        // The secret that goes with the key pusher-local would use; a given --key needs its own.
+        secret: args.secret.clone().or_else(|| args.key.is_none().then(|| app.secret.expose().to_owned())),
         channels: args.channels.clone(),
-        user_id: args.user_id.clone(),
+        user_id: args.user_id.clone().unwrap_or_else(|| "pusher-local-capture".into()),
     };
     let mut fixture = current_thread_runtime()?.block_on(async {
         let signal = shutdown::signal().context("installing signal handlers")?;

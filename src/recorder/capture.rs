@@ -38,12 +38,12 @@ pub enum CaptureError {
     #[error("{0:?} is not a ws:// URL (for example ws://127.0.0.1:6001)")]
     Url(String),
     /// The connection failed.
-    #[error("cannot connect to {url}")]
+    #[error("cannot connect to {url}: {reason}")]
     Connect {
         /// The URL.
         url: String,
-        /// Why.
-        source: Box<tokio_tungstenite::tungstenite::Error>,
+        /// Why (tungstenite's text, which already includes its cause).
+        reason: String,
     },
     /// The server said no before `connection_established`.
     #[error("{url} refused the connection: {message}")]
@@ -147,7 +147,7 @@ pub async fn run(
     }
     let (mut ws, _) = tokio_tungstenite::connect_async(&url)
         .await
-        .map_err(|source| CaptureError::Connect { url: url.clone(), source: Box::new(source) })?;
+        .map_err(|e| CaptureError::Connect { url: url.clone(), reason: e.to_string() })?;
 
     let mut fixture = Fixture {
         name: None,

@@ -159,6 +159,9 @@ impl Recorder {
 
     /// Queues one event; the [`Commit`] resolves when it is on disk (`wait = true`), or at once.
     pub fn record(&self, entry: Entry, wait: bool) -> Commit {
+        // The lock is held only for the send (never across an await); taking the time under
+        // it keeps offsets in the order the writer receives the events.
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         let stored = StoredEvent {
             offset_us: self.started.elapsed().as_micros() as i64,
             time_ms: wall_ms(),
@@ -176,9 +179,7 @@ impl Recorder {
         } else {
             (None, Commit::none())
         };
-        // Sending on an unbounded std channel never blocks the async worker. The lock is held
-        // only for the send (never across an await).
-        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        // Sending on an unbounded std channel never blocks the async worker.
         match guard.as_ref().map(|tx| tx.send(Command::Event(stored, ack)).is_ok()) {
             Some(true) => commit,
             Some(false) | None => Commit(Some(stopped())),

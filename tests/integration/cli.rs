@@ -368,3 +368,57 @@ fn bad_databases_and_fixtures_are_clear_errors() {
     assert_eq!(code, Some(1));
     assert!(err.contains("not a fixture file") && err.contains("not a recording"), "{err}");
 }
+
+#[test]
+fn capture_ends_on_ctrl_c_and_writes_everything_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Running::launch(command(dir.path()).arg("--no-config"));
+    let port = server.port;
+    let mut child = command(dir.path())
+        .args(["--no-config", "capture", "--url", &format!("ws://127.0.0.1:{port}"), "--channel", "stock_ticker"])
+        .args(["--channel", "private-orders", "-o", "captured.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |want: &str| loop {
+        match lines.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains(want) => return,
+            Ok(_) => continue,
+            Err(e) => panic!("no line with {want:?} in time: {e}"),
+        }
+    };
+    wait_for("subscribed to stock_ticker");
+    wait_for("subscribed to private-orders");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        for i in 0..3 {
+            assert_eq!(trigger(&http, port, i).await, 200);
+        }
+    });
+    wait_for("#3 tick on stock_ticker");
+    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "capture did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let fixture = pusher_local::recorder::Fixture::load(&dir.path().join("captured.json")).unwrap();
+    let data: Vec<&str> = fixture.events.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(data, ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"]);
+    server.stop();
+}
