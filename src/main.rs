@@ -240,11 +240,12 @@ fn replay(cli: &Cli, args: ReplayArgs) -> anyhow::Result<()> {
         }
         let outcome = outcome?;
         let how = if outcome.stopped { "stopped after" } else { "sent" };
-        println!(
-            "{how} {} events of {name} ({} passes)",
-            outcome.sent,
-            outcome.passes.max(u64::from(!outcome.stopped))
-        );
+        let passes = match outcome.passes {
+            _ if !plan.looped => String::new(),
+            1 => " (1 whole pass)".to_owned(),
+            n => format!(" ({n} whole passes)"),
+        };
+        println!("{how} {} events of {name}{passes}", outcome.sent);
         anyhow::Ok(())
     })
 }

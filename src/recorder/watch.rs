@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::ModifyKind;
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{broadcast, mpsc};
 
 use super::fixture::{Fixture, FixtureError};
@@ -90,6 +91,17 @@ fn fixture_name(path: &Path) -> Option<String> {
     }
     let stem = path.file_stem()?.to_str()?;
     (!stem.starts_with('.')).then(|| stem.to_owned())
+}
+
+/// Whether a notify event may mean new content. Reading a fixture raises access events (and
+/// may touch its access time); treating those as changes would re-read it for ever.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+    }
 }
 
 impl Fixtures {
@@ -184,7 +196,8 @@ impl Fixtures {
         let werr = |source| WatchError { path: self.dir.clone(), source };
         let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
+            let Ok(event) = event else { return };
+            if is_change(&event.kind) {
                 for path in event.paths {
                     let _ = tx.send(path);
                 }
@@ -232,6 +245,17 @@ impl Drop for WatchGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_a_fixture_is_not_a_change_to_it() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, RenameMode};
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!is_change(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Data(DataChange::Content))));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
+    }
 
     #[test]
     fn scan_loads_valid_files_reports_invalid_ones_and_skips_others() {
