@@ -12,7 +12,7 @@ use crate::apps::{AppId, Apps};
 use crate::broker::{Broker, Envelope};
 use crate::config::Config;
 use crate::control::replays::Replays;
-use crate::printer::{Line, Printer, RecorderLine};
+use crate::printer::{Line, Printer};
 use crate::protocol::{server, ChannelName, Frame, SocketId, SocketIds};
 use crate::recorder::watch::Fixtures;
 use crate::recorder::{Commit, Entry, Recorder};
@@ -221,11 +221,6 @@ impl AppState {
             delivered,
         });
         (delivered, commit)
-    }
-
-    /// Reports a failed recording commit once per failure (the trigger answers 500).
-    pub fn record_failed(&self, error: &crate::recorder::RecordError) {
-        self.inner.printer.line(Line::Recorder(RecorderLine::Failed { message: error.to_string() }));
     }
 
     /// Delivers a protocol frame (member_added, subscription_count...) to a channel's

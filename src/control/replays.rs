@@ -125,7 +125,9 @@ impl Replays {
         let publisher = StatePublisher { state: state.clone(), app_id };
         let fixture_name = name.to_owned();
         tokio::spawn(async move {
+            let sent = std::sync::atomic::AtomicU64::new(0);
             let on_progress = |p: Progress| {
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if let Some(r) = replays.lock().running.get_mut(&id) {
                     r.info.sent = p.sent;
                     r.info.passes = p.passes;
@@ -145,7 +147,7 @@ impl Replays {
                 Err(e) => RecorderLine::ReplayEnded {
                     id,
                     fixture: fixture_name,
-                    sent: 0,
+                    sent: sent.load(std::sync::atomic::Ordering::Relaxed),
                     stopped: false,
                     error: Some(e.to_string()),
                 },

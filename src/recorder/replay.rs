@@ -30,6 +30,11 @@ impl Default for Speed {
     }
 }
 
+/// The slowest speed factor accepted.
+pub const MIN_FACTOR: f64 = 0.01;
+/// The fastest speed factor accepted (beyond it, use `max`).
+pub const MAX_FACTOR: f64 = 1000.0;
+
 impl FromStr for Speed {
     type Err = String;
 
@@ -39,8 +44,10 @@ impl FromStr for Speed {
         }
         let number = s.strip_suffix(['x', 'X']).unwrap_or(s);
         match number.parse::<f64>() {
-            Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
-            _ => Err(format!("{s:?} is not a speed: give a number above 0 (2 = twice as fast, 0.5 = half) or max")),
+            Ok(f) if (MIN_FACTOR..=MAX_FACTOR).contains(&f) => Ok(Speed::Factor(f)),
+            _ => Err(format!(
+                "{s:?} is not a speed: give a number from {MIN_FACTOR} to {MAX_FACTOR} (2 = twice as fast, 0.5 = half) or max"
+            )),
         }
     }
 }
@@ -125,7 +132,8 @@ pub fn schedule(fixture: &Fixture, plan: &Plan) -> Vec<Scheduled> {
             let original = e.offset - from;
             let due = match plan.speed {
                 Speed::Max => Duration::ZERO,
-                Speed::Factor(f) => original.div_f64(f),
+                // Saturates instead of panicking on absurd hand-written offsets.
+                Speed::Factor(f) => Duration::try_from_secs_f64(original.as_secs_f64() / f).unwrap_or(Duration::MAX),
             };
             Scheduled { due, event }
         })
@@ -181,6 +189,14 @@ pub struct Progress {
     pub remaining: Duration,
 }
 
+/// Sleeps until `start + due`; an offset too far to represent never comes (until stopped).
+async fn sleep_until(start: Instant, due: Duration) {
+    match start.checked_add(due) {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How a replay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
@@ -217,7 +233,7 @@ pub async fn run(
                     outcome.stopped = true;
                     return Ok(outcome);
                 }
-                () = tokio::time::sleep_until(start + scheduled.due) => {}
+                () = sleep_until(start, scheduled.due) => {}
             }
             publisher.publish(&scheduled.event).await?;
             outcome.sent += 1;
@@ -386,11 +402,31 @@ mod tests {
 
     use std::sync::Arc;
 
+    #[tokio::test(start_paused = true)]
+    async fn absurd_offsets_neither_panic_nor_fire() {
+        let far = Fixture {
+            events: vec![FixtureEvent::new(Duration::from_millis(u64::MAX), "c", "e", "")],
+            ..Fixture::default()
+        };
+        let plan = Plan { speed: "0.01".parse().unwrap(), ..Plan::default() };
+        assert!(schedule(&far, &plan)[0].due > Duration::from_secs(1 << 60));
+        let sink = collect();
+        let stop = CancellationToken::new();
+        let canceller = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            canceller.cancel();
+        });
+        let out = run(&far, &plan, &sink, &stop, |_| {}).await.unwrap();
+        assert!(out.stopped && out.sent == 0);
+    }
+
     #[test]
     fn option_parsing() {
         assert_eq!("max".parse::<Speed>().unwrap(), Speed::Max);
         assert_eq!("2x".parse::<Speed>().unwrap(), Speed::Factor(2.0));
         assert!("0".parse::<Speed>().is_err() && "fast".parse::<Speed>().is_err());
+        assert!("1e-300".parse::<Speed>().is_err() && "NaN".parse::<Speed>().is_err());
         assert!("nochannel".parse::<ChannelMap>().is_err());
         assert_eq!(parse_offset("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_offset("1500ms").unwrap(), ms(1500));

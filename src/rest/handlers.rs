@@ -133,8 +133,8 @@ async fn publish(state: &AppState, app: &App, events: &[&Checked]) -> Result<(),
         }
     }
     for commit in commits {
+        // The recorder has already printed the failure (once per failed transaction).
         if let Err(e) = commit.wait().await {
-            state.record_failed(&e);
             return Err(ApiError::NotRecorded(e.to_string()));
         }
     }
