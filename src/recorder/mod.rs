@@ -235,7 +235,7 @@ fn write_loop(mut store: Store, id: i64, rx: mpsc::Receiver<Command>, on_error: 
                 next = rx.try_recv().ok();
             }
         }
-        let result = if batch.is_empty() { Ok(()) } else { store.append(id, &batch).map_err(Arc::new) };
+        let result = if batch.is_empty() { Ok(()) } else { store.append(id, total as i64, &batch).map_err(Arc::new) };
         match &result {
             Ok(()) => total += batch.len() as u64,
             Err(e) => on_error(e),

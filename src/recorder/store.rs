@@ -4,6 +4,9 @@
 //! migration per version, and `PRAGMA application_id` marking the file as ours so a foreign
 //! SQLite file is refused instead of being written into.
 //!
+//! Events are clustered by `(recording_id, seq)` (`WITHOUT ROWID`): one b-tree, appended at
+//! its end while recording, read in order by a range scan.
+//!
 //! Every call is blocking: the recorder runs them on its own thread, the `recordings`
 //! commands on the main thread before any runtime starts.
 
@@ -23,8 +26,8 @@ const MIGRATIONS: &[&str] = &["
         ended_at_ms   INTEGER
     );
     CREATE TABLE events (
-        id           INTEGER PRIMARY KEY,
         recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+        seq          INTEGER NOT NULL,
         offset_us    INTEGER NOT NULL,
         time_ms      INTEGER NOT NULL,
         app_id       TEXT NOT NULL,
@@ -33,9 +36,9 @@ const MIGRATIONS: &[&str] = &["
         data         TEXT NOT NULL,
         socket_id    TEXT,
         user_id      TEXT,
-        source       TEXT NOT NULL
-    );
-    CREATE INDEX events_by_recording ON events (recording_id, id);
+        source       TEXT NOT NULL,
+        PRIMARY KEY (recording_id, seq)
+    ) WITHOUT ROWID;
 "];
 
 /// The schema version this build writes.
@@ -215,25 +218,27 @@ impl Store {
         }
     }
 
-    /// Appends `events` to recording `id` in one transaction (the group commit).
+    /// Appends `events` to recording `id` in one transaction (the group commit), numbered from
+    /// `first_seq` (the recording's next sequence number; a new recording starts at 0).
     ///
     /// # Errors
     /// SQLite's failure; then none of them is stored.
-    pub fn append(&mut self, id: i64, events: &[StoredEvent]) -> Result<(), StoreError> {
+    pub fn append(&mut self, id: i64, first_seq: i64, events: &[StoredEvent]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql)?;
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO events (recording_id, offset_us, time_ms, app_id, channel, event, data, socket_id, user_id, source)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO events (recording_id, seq, offset_us, time_ms, app_id, channel, event, data, socket_id, user_id, source)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(sql)?;
-            for e in events {
+            for (seq, e) in (first_seq..).zip(events) {
                 insert
                     .execute(params![
                         id,
+                        seq,
                         e.offset_us,
                         e.time_ms,
                         e.app_id,
@@ -262,7 +267,7 @@ impl Store {
     }
 
     const SUMMARY: &'static str =
-        "SELECT r.name, r.started_at_ms, r.ended_at_ms, count(e.id), coalesce(max(e.offset_us), 0)
+        "SELECT r.name, r.started_at_ms, r.ended_at_ms, count(e.seq), coalesce(max(e.offset_us), 0)
          FROM recordings r LEFT JOIN events e ON e.recording_id = r.id";
 
     fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
@@ -303,7 +308,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT e.offset_us, e.time_ms, e.app_id, e.channel, e.event, e.data, e.socket_id, e.user_id, e.source
-                 FROM events e JOIN recordings r ON r.id = e.recording_id WHERE r.name = ?1 ORDER BY e.id",
+                 FROM events e JOIN recordings r ON r.id = e.recording_id WHERE r.name = ?1 ORDER BY e.seq",
             )
             .map_err(self.sql())?;
         let rows = stmt
@@ -362,7 +367,8 @@ mod tests {
         let path = dir.path().join("r.db");
         let mut store = Store::open(&path).unwrap();
         let id = store.begin("one", 1).unwrap();
-        store.append(id, &[event(0, "{\"a\":1}"), event(1500, "x\u{0}y")]).unwrap();
+        store.append(id, 0, &[event(0, "{\"a\":1}")]).unwrap();
+        store.append(id, 1, &[event(1500, "x\u{0}y")]).unwrap();
         store.end(id, 2).unwrap();
         assert!(matches!(store.begin("one", 3), Err(StoreError::NameTaken(_))));
         drop(store);
