@@ -272,7 +272,11 @@ impl HttpPublisher {
             app_id: app_id.to_owned(),
             key: key.to_owned(),
             secret: secret.to_owned(),
-            http: reqwest::Client::new(),
+            // A server that accepts the connection but never answers must not hang the replay.
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
         }
     }
 }

@@ -97,7 +97,10 @@ async fn a_recording_exported_and_replayed_gives_the_same_events_bytes_and_order
     carol.subscribe_signed("private-chat", None).await;
     let publisher = HttpPublisher::new(&format!("http://{}", b.api_addr), "1", KEY, SECRET);
     let plan = Plan { speed: Speed::Max, ..Plan::default() };
-    let out = replay::run(&loaded, &plan, &publisher, &CancellationToken::new(), |_| {}).await.unwrap();
+    let out = tokio::time::timeout(WAIT, replay::run(&loaded, &plan, &publisher, &CancellationToken::new(), |_| {}))
+        .await
+        .expect("replayed in time")
+        .unwrap();
     assert_eq!(out.sent, 5);
     assert_eq!(events(&mut carol, 5).await, seen);
     b.stop().await;
@@ -314,7 +317,10 @@ async fn capture_from_a_second_instance_gives_a_fixture_that_replays_identically
     let publisher: Arc<dyn Publisher> =
         Arc::new(HttpPublisher::new(&format!("http://{}", target.api_addr), "1", KEY, SECRET));
     let plan = Plan { speed: Speed::Max, ..Plan::default() };
-    replay::run(&fixture, &plan, &*publisher, &CancellationToken::new(), |_| {}).await.unwrap();
+    tokio::time::timeout(WAIT, replay::run(&fixture, &plan, &*publisher, &CancellationToken::new(), |_| {}))
+        .await
+        .expect("replayed in time")
+        .unwrap();
     assert_eq!(events(&mut watcher, 3).await, sent);
     source.stop().await;
     target.stop().await;
