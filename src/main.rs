@@ -269,6 +269,7 @@ fn capture(cli: &Cli, args: CaptureArgs) -> anyhow::Result<()> {
             capture::Notice::Subscribed(channel) => println!("subscribed to {channel}"),
             capture::Notice::Event { count, channel, event } => println!("#{count} {event} on {channel}"),
             capture::Notice::Closed(reason) => println!("the server closed the connection ({reason})"),
+            capture::Notice::Problem(problem) => eprintln!("pusher-local: {problem} (events so far are kept)"),
         };
         anyhow::Ok(capture::run(&options, signal, notify).await?)
     })?;

@@ -92,6 +92,8 @@ pub enum Notice {
     },
     /// The server closed the connection (capture ends, events kept).
     Closed(String),
+    /// Something failed after events were captured (they are kept; the capture goes on).
+    Problem(String),
 }
 
 #[derive(Deserialize)]
@@ -129,7 +131,8 @@ fn endpoint(url: &str, key: &str) -> Result<String, CaptureError> {
 /// Captures until `stop` resolves or the server closes; returns everything kept.
 ///
 /// # Errors
-/// [`CaptureError`] when the connection or a subscription fails before capturing starts.
+/// [`CaptureError`] when the connection or a subscription fails before any event is captured;
+/// later failures are reported as [`Notice::Problem`] and what was captured is kept.
 pub async fn run(
     options: &Options,
     stop: impl Future<Output = ()>,
@@ -205,7 +208,13 @@ pub async fn run(
             // Servers answer a refused subscription with pusher:error (no channel named):
             // while any subscription is pending, that is the one that failed.
             "pusher:error" if !pending.is_empty() => {
-                return Err(CaptureError::Subscription { channel: pending.join(", "), message: data_text(frame.data) });
+                let error = CaptureError::Subscription { channel: pending.join(", "), message: data_text(frame.data) };
+                if fixture.events.is_empty() {
+                    return Err(error);
+                }
+                // Events already captured are kept; the capture goes on for the other channels.
+                notify(Notice::Problem(error.to_string()));
+                pending.clear();
             }
             "pusher_internal:subscription_succeeded" => {
                 if let Some(channel) = frame.channel {
@@ -215,7 +224,12 @@ pub async fn run(
             }
             "pusher:subscription_error" => {
                 let channel = frame.channel.unwrap_or_default();
-                return Err(CaptureError::Subscription { channel, message: data_text(frame.data) });
+                pending.retain(|c| *c != channel);
+                let error = CaptureError::Subscription { channel, message: data_text(frame.data) };
+                if fixture.events.is_empty() {
+                    return Err(error);
+                }
+                notify(Notice::Problem(error.to_string()));
             }
             name if name.starts_with("pusher:") || name.starts_with("pusher_internal:") => {}
             name => {
