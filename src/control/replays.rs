@@ -13,7 +13,7 @@ use crate::apps::AppId;
 use crate::printer::{Line, RecorderLine};
 use crate::protocol::ChannelName;
 use crate::recorder::replay::{self, Plan, Progress, Publisher, ReplayError};
-use crate::recorder::{Fixture, FixtureEvent};
+use crate::recorder::{Fixture, FixtureEvent, RecordError};
 use crate::state::{AppState, Event, Source};
 
 /// A running replay, as listed.
@@ -81,9 +81,12 @@ impl Publisher for StatePublisher {
                 source: Source::Replay,
             })
             .await;
-        // Recorded replays are committed before the next event, like HTTP API triggers.
-        commit.wait().await?;
-        Ok(())
+        // Recorded replays are committed before the next event, like HTTP API triggers. A
+        // recording that has ended (shutdown) is no reason to call the replay failed.
+        match commit.wait().await {
+            Ok(()) | Err(RecordError::Stopped) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
