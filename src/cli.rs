@@ -117,6 +117,22 @@ pub struct Cli {
     #[arg(long, env = "PUSHER_LOCAL_WEBHOOK_RETRY_FOR", value_name = "SECS")]
     pub webhook_retry_for: Option<u64>,
 
+    /// Record every published event into the database, as NAME [default: rec-DATE-TIME]; write --record=NAME before a subcommand
+    #[arg(long, value_name = "NAME", num_args = 0..=1)]
+    pub record: Option<Option<String>>,
+
+    /// The recordings database (SQLite) [default: ./pusher-local.db]
+    #[arg(long, env = "PUSHER_LOCAL_DB", value_name = "PATH", global = true)]
+    pub db: Option<PathBuf>,
+
+    /// The fixtures folder, watched for new and edited fixtures [default: ./fixtures]
+    #[arg(long, env = "PUSHER_LOCAL_FIXTURES", value_name = "DIR", global = true)]
+    pub fixtures: Option<PathBuf>,
+
+    /// Replay this fixture (name in the fixtures folder, or a file) once the server is up (repeatable)
+    #[arg(long, value_name = "FIXTURE")]
+    pub replay: Vec<String>,
+
     /// A tool command instead of running the server
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -137,6 +153,98 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// List, show, delete and export recordings (made with --record)
+    Recordings {
+        /// What to do
+        #[command(subcommand)]
+        action: RecordingsAction,
+    },
+    /// Publish a fixture or recording into a server through its signed HTTP API, with the original timing
+    Replay(ReplayArgs),
+    /// Connect to a Pusher-compatible server as a client and write what arrives as a fixture (Ctrl-C ends)
+    Capture(CaptureArgs),
+}
+
+/// `pusher-local recordings …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RecordingsAction {
+    /// One line per recording: name, start, events, length
+    List,
+    /// Every event of a recording, in order
+    Show {
+        /// The recording's name
+        name: String,
+    },
+    /// Delete a recording and its events
+    Delete {
+        /// The recording's name
+        name: String,
+    },
+    /// Write a recording as a fixture file
+    Export {
+        /// The recording's name
+        name: String,
+        /// The fixture file [default: FIXTURES/NAME.json]
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `pusher-local replay …`: where to publish and how.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// A fixture file, a fixture name in the fixtures folder, or a recording name
+    pub fixture: String,
+    /// The server's HTTP API [default: http://127.0.0.1:PORT from the same settings as the server]
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// App id [default: the one pusher-local would use: --app-id, PUSHER_APP_ID, .env…]
+    #[arg(long = "app-id", value_name = "ID")]
+    pub app_id: Option<String>,
+    /// App key [default: as the server]
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// App secret [default: as the server]
+    #[arg(long, value_name = "SECRET")]
+    pub secret: Option<String>,
+    /// 2 = twice as fast, 0.5 = half speed, max = no waiting [default: 1]
+    #[arg(long, value_name = "FACTOR|max")]
+    pub speed: Option<crate::recorder::replay::Speed>,
+    /// Start again after the last event, until Ctrl-C
+    #[arg(long = "loop")]
+    pub looped: bool,
+    /// Publish events of channel OLD on NEW (repeatable)
+    #[arg(long = "channel-map", value_name = "OLD=NEW")]
+    pub channel_map: Vec<crate::recorder::replay::ChannelMap>,
+    /// Skip events before this offset (90s, 1m30s, 1500ms, or seconds)
+    #[arg(long, value_name = "OFFSET", value_parser = crate::recorder::replay::parse_offset)]
+    pub from: Option<std::time::Duration>,
+    /// Skip events after this offset
+    #[arg(long, value_name = "OFFSET", value_parser = crate::recorder::replay::parse_offset)]
+    pub to: Option<std::time::Duration>,
+}
+
+/// `pusher-local capture …`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CaptureArgs {
+    /// The WebSocket endpoint, ws://HOST:PORT (or a full ws://…/app/KEY URL) [default: the local server]
+    #[arg(long, value_name = "WS_URL")]
+    pub url: Option<String>,
+    /// App key [default: as the server]
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// App secret, to sign private and presence subscriptions [default: as the server, unless --key is given]
+    #[arg(long, value_name = "SECRET")]
+    pub secret: Option<String>,
+    /// A channel to subscribe to (repeatable)
+    #[arg(long = "channel", value_name = "NAME", required = true)]
+    pub channels: Vec<String>,
+    /// The fixture file to write
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+    /// The user id presence channels are joined as [default: pusher-local-capture]
+    #[arg(long = "user-id", value_name = "ID")]
+    pub user_id: Option<String>,
 }
 
 /// `pusher-local webhooks …`.
@@ -211,5 +319,41 @@ mod tests {
         }
         let cli = Cli::try_parse_from(["pusher-local", "--webhook", "http://a/1", "--webhook", "http://b/2"]).unwrap();
         assert_eq!(cli.webhook, ["http://a/1", "http://b/2"]);
+    }
+
+    #[test]
+    fn record_flag_with_and_without_a_name_and_the_recorder_subcommands() {
+        assert_eq!(Cli::try_parse_from(["pusher-local"]).unwrap().record, None);
+        assert_eq!(Cli::try_parse_from(["pusher-local", "--record"]).unwrap().record, Some(None));
+        let cli = Cli::try_parse_from(["pusher-local", "--record", "demo", "--db", "x.db"]).unwrap();
+        assert_eq!(cli.record, Some(Some("demo".into())));
+        assert_eq!(cli.db.as_deref(), Some(std::path::Path::new("x.db")));
+        let cli = Cli::try_parse_from([
+            "pusher-local",
+            "replay",
+            "stock_ticker",
+            "--speed",
+            "max",
+            "--loop",
+            "--channel-map",
+            "a=b",
+            "--from",
+            "10s",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Replay(args)) => {
+                assert_eq!(args.fixture, "stock_ticker");
+                assert_eq!(args.speed, Some(crate::recorder::replay::Speed::Max));
+                assert!(args.looped);
+                assert_eq!(args.from, Some(std::time::Duration::from_secs(10)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["pusher-local", "replay", "x", "--speed", "fast"]).is_err());
+        let cli =
+            Cli::try_parse_from(["pusher-local", "recordings", "export", "demo", "-o", "fixtures/demo.json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Recordings { action: RecordingsAction::Export { .. } })));
+        assert!(Cli::try_parse_from(["pusher-local", "capture", "-o", "f.json"]).is_err(), "a channel is required");
     }
 }

@@ -108,7 +108,20 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     /// Webhook delivery timing and sizes (the URLs are per app).
     pub webhooks: crate::webhook::Settings,
+    /// `--record`: the recording's name (none = not recording).
+    pub record: Option<String>,
+    /// The recordings database.
+    pub db: PathBuf,
+    /// The fixtures folder.
+    pub fixtures: PathBuf,
+    /// Fixtures to replay at start-up.
+    pub replay: Vec<String>,
 }
+
+/// The default recordings database, relative to the working directory.
+pub const DEFAULT_DB: &str = "pusher-local.db";
+/// The default fixtures folder, relative to the working directory.
+pub const DEFAULT_FIXTURES: &str = "fixtures";
 
 /// The default app id: numeric, because the Python SDK requires that.
 pub const DEFAULT_APP_ID: &str = "1";
@@ -140,6 +153,10 @@ impl Default for Config {
             log_format: Format::Text,
             log_file: None,
             webhooks: crate::webhook::Settings::default(),
+            record: None,
+            db: PathBuf::from(DEFAULT_DB),
+            fixtures: PathBuf::from(DEFAULT_FIXTURES),
+            replay: Vec::new(),
         }
     }
 }
@@ -164,6 +181,10 @@ pub struct FileConfig {
     pub max_body_bytes: Option<u64>,
     /// Seconds a failing webhook keeps being retried.
     pub webhook_retry_for: Option<u64>,
+    /// The recordings database.
+    pub db: Option<PathBuf>,
+    /// The fixtures folder.
+    pub fixtures: Option<PathBuf>,
     /// Apps; when given they replace the default app.
     #[serde(default)]
     pub apps: Vec<App>,
@@ -390,6 +411,14 @@ impl Config {
             if let Some(v) = file.webhook_retry_for {
                 config.webhooks.retry_for = secs(v);
             }
+            // Relative paths in the file are relative to the file.
+            let beside = |p: PathBuf| if p.is_absolute() { p } else { path.parent().unwrap_or(cwd).join(p) };
+            if let Some(v) = file.db {
+                config.db = beside(v);
+            }
+            if let Some(v) = file.fixtures {
+                config.fixtures = beside(v);
+            }
             if !file.apps.is_empty() {
                 let first = &file.apps[0];
                 let src = || Source::ConfigFile(path.clone());
@@ -469,7 +498,12 @@ impl Config {
         config.filter = Filter::parse(&cli.filter)?;
         config.full = cli.full;
         config.log_format = cli.log_format.unwrap_or_default();
-        config.log_file = cli.log_file.as_ref().map(|p| if p.is_absolute() { p.clone() } else { cwd.join(p) });
+        let in_cwd = |p: &PathBuf| if p.is_absolute() { p.clone() } else { cwd.join(p) };
+        config.log_file = cli.log_file.as_ref().map(in_cwd);
+        config.db = in_cwd(cli.db.as_ref().unwrap_or(&config.db));
+        config.fixtures = in_cwd(cli.fixtures.as_ref().unwrap_or(&config.fixtures));
+        config.record = cli.record.clone().map(|name| name.unwrap_or_else(crate::recorder::default_name));
+        config.replay = cli.replay.clone();
         config.validate()?;
         Ok(config)
     }
@@ -487,6 +521,14 @@ impl Config {
         }
         if self.pong_timeout.is_zero() {
             return Err(ConfigError::Invalid { setting: "pong_timeout", problem: "must be at least 1 second".into() });
+        }
+        if let Some(name) = &self.record {
+            if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+                return Err(ConfigError::Invalid {
+                    setting: "--record",
+                    problem: format!("name {name:?} must be non-empty, without slashes or control characters"),
+                });
+            }
         }
         if self.outbox_capacity == 0 {
             return Err(ConfigError::Invalid { setting: "outbox_capacity", problem: "must be at least 1".into() });
@@ -595,6 +637,27 @@ mod tests {
 
         let c = resolve(&["--no-config"], &[], dir.path());
         assert_eq!(c.apps[0].key, DEFAULT_APP_KEY);
+    }
+
+    #[test]
+    fn recorder_paths_resolve_against_the_working_directory_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = resolve(&[], &[], dir.path());
+        assert_eq!(
+            (c.db.clone(), c.fixtures.clone()),
+            (dir.path().join(DEFAULT_DB), dir.path().join(DEFAULT_FIXTURES))
+        );
+        assert_eq!(c.record, None);
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        std::fs::write(dir.path().join("conf/p.toml"), "db = \"rec.db\"\nfixtures = \"fx\"\n").unwrap();
+        let c = resolve(&["--config", "conf/p.toml", "--record"], &[], dir.path());
+        assert_eq!(c.db, dir.path().join("conf/rec.db"));
+        assert_eq!(c.fixtures, dir.path().join("conf/fx"));
+        assert!(c.record.as_deref().is_some_and(|n| n.starts_with("rec-")));
+        let c = resolve(&["--config", "conf/p.toml", "--db", "other.db"], &[], dir.path());
+        assert_eq!(c.db, dir.path().join("other.db"));
+        let err = Config::resolve(&cli(&["--record", "a/b"]), &env(&[]), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("--record"), "{err}");
     }
 
     #[test]
@@ -736,6 +799,8 @@ mod readme_tests {
             ("max_message_bytes", defaults.max_message_bytes.to_string()),
             ("max_body_bytes", defaults.max_body_bytes.to_string()),
             ("webhook_retry_for", defaults.webhooks.retry_for.as_secs().to_string()),
+            ("db", defaults.db.display().to_string()),
+            ("fixtures", defaults.fixtures.display().to_string()),
         ];
         for (key, value) in expected {
             let row = README

@@ -1,6 +1,7 @@
 //! Error types and their one mapping each to Pusher codes.
 //!
-//! - [`Error`]: what can stop the server (config, binding a port).
+//! - [`Error`]: what can stop the server (config, binding a port, the recordings database,
+//!   `--replay` fixtures).
 //! - [`HandshakeError`]: why a WebSocket was refused at connect; always closes, with a code.
 //! - [`ClientError`]: what a connected client did wrong; answered with `pusher:error`, code from
 //!   [`ClientError::code`] (exhaustive, no catch-all), and the socket stays open.
@@ -12,6 +13,8 @@ use std::net::SocketAddr;
 use crate::auth::channel::AuthError;
 use crate::config::ConfigError;
 use crate::protocol::{codes, ChannelNameError, ProtocolError};
+use crate::recorder::watch::WatchError;
+use crate::recorder::{FixtureError, StoreError};
 
 /// Failures that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,23 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The recordings database could not be opened for `--record`.
+    #[error("--record")]
+    Record(#[source] StoreError),
+    /// `--replay` names a fixture that neither the folder nor a file has.
+    #[error("--replay {name}: no fixture named {name:?} in {dir}, and no such file")]
+    UnknownFixture {
+        /// What was asked for.
+        name: String,
+        /// The fixtures folder.
+        dir: String,
+    },
+    /// A `--replay` file is not a valid fixture.
+    #[error("--replay")]
+    Fixture(#[source] FixtureError),
+    /// The fixtures folder cannot be watched.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
 }
 
 /// A convenient alias.

@@ -20,8 +20,10 @@
 //! - [`registry`]: channels, presence rosters, users, and fan-out to per-socket outboxes.
 //! - [`webhook`]: webhooks reported by the session and `publish`: leave delays, batching,
 //!   signed bodies, the local outbox, the retrying sender.
-//! - [`control`]: pusher-local's own HTTP API (`/pusher-local/webhooks…`) and the client
-//!   behind `pusher-local webhooks`.
+//! - [`recorder`]: `--record` (taps `state.publish`; SQLite on its own thread, group
+//!   commit), fixtures (format, watched folder), replay timing and publishers, capture.
+//! - [`control`]: pusher-local's own HTTP API (`/pusher-local/webhooks…`, `/fixtures`,
+//!   `/replays`), the server's replays, and the client behind `pusher-local webhooks`.
 //! - [`printer`]: the terminal traffic log and the banner.
 //! - [`server`], [`shutdown`]: listeners, routes, graceful drain.
 //! - [`error`]: error types and their Pusher codes.
@@ -32,10 +34,13 @@
 //! state.publish(event): encode once ─▶ broker.publish(envelope) ─▶ registry.fan_out ─▶ Outbox ─▶ socket
 //! webhooks: ws::session (Joined/Left) + state.publish (client events) ─▶ webhook::Webhooks
 //!           ─▶ webhook::Outbox (kept) ─▶ bounded queue ─▶ webhook::sender ─▶ POST, retries
+//! record:   state.publish ─▶ recorder::Recorder (queue) ─▶ writer thread ─▶ SQLite, group commit
+//!           ─▶ ack ─▶ the REST trigger answers
+//! replay:   control::replays ─▶ recorder::replay::run (timing) ─▶ state.publish (Source::Replay)
+//!           `pusher-local replay` ─▶ recorder::replay::HttpPublisher ─▶ signed POST /events
 //! ```
 //!
-//! Out of scope here: Redis (multi-node), record/replay; each plugs into `state` and
-//! `broker`.
+//! Out of scope here: Redis (multi-node); it plugs into `broker`.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -49,6 +54,7 @@ pub mod control;
 pub mod error;
 pub mod printer;
 pub mod protocol;
+pub mod recorder;
 pub mod registry;
 pub mod rest;
 pub mod server;

@@ -1,23 +1,33 @@
 //! The `pusher-local` binary: parse flags, resolve the config, bind, print the banner, serve
-//! until Ctrl-C or SIGTERM.
+//! until Ctrl-C or SIGTERM; or run one of the tool commands (`webhooks`, `recordings`,
+//! `replay`, `capture`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 
-use pusher_local::cli::{Cli, Command, WebhooksAction};
+use pusher_local::cli::{CaptureArgs, Cli, Command, RecordingsAction, ReplayArgs, WebhooksAction};
 use pusher_local::config::Listen;
 use pusher_local::config::ProcessEnv;
 use pusher_local::control::client::{render_list, render_record, ControlClient};
+use pusher_local::printer::recorder as printer_recorder;
 use pusher_local::printer::{banner, style, Line, Printer, Sink, TextOptions, Verbosity};
+use pusher_local::recorder::{self, capture, replay, Fixture, Store};
 use pusher_local::{shutdown, Config, Listeners, Shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Webhooks { action, url, json }) = cli.command.clone() {
-        return match webhooks(&cli, action, url, json) {
+    let tool = match cli.command.clone() {
+        None => None,
+        Some(Command::Webhooks { action, url, json }) => Some(webhooks(&cli, action, url, json)),
+        Some(Command::Recordings { action }) => Some(recordings(&cli, action)),
+        Some(Command::Replay(args)) => Some(replay(&cli, args)),
+        Some(Command::Capture(args)) => Some(capture(&cli, args)),
+    };
+    if let Some(result) = tool {
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("pusher-local: {error:#}");
@@ -110,10 +120,163 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             signal.await;
             trigger.cancel();
         });
-        pusher_local::run(listeners, config, printer.clone(), stop).await;
+        let result = pusher_local::run(listeners, config, printer.clone(), stop).await;
         printer.flush();
+        result?;
         anyhow::Ok(())
     })
+}
+
+/// The settings the server would use here (flags, variables, `.env`, file).
+fn local_config(cli: &Cli) -> anyhow::Result<Config> {
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    Ok(Config::resolve(cli, &ProcessEnv, &cwd)?)
+}
+
+/// `(HTTP API address, WebSocket address)` of the local server, loopback when it binds all.
+fn local_addrs(config: &Config) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let (mut api, mut ws) = match config.listen {
+        Listen::Combined(addr) => (addr, addr),
+        Listen::Split { api, websocket } => (api, websocket),
+    };
+    for addr in [&mut api, &mut ws] {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+    }
+    (api, ws)
+}
+
+fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")
+}
+
+/// `pusher-local recordings …`: works on the database file directly (a running recorder may
+/// keep writing; SQLite's WAL lets both work).
+fn recordings(cli: &Cli, action: RecordingsAction) -> anyhow::Result<()> {
+    let config = local_config(cli)?;
+    let store = Store::open_existing(&config.db)?;
+    match action {
+        RecordingsAction::List => print!("{}", printer_recorder::recordings(&store.list()?)),
+        RecordingsAction::Show { name } => {
+            let (summary, events) = store.read(&name)?;
+            print!("{}", printer_recorder::recording(&summary, &events));
+        }
+        RecordingsAction::Delete { name } => {
+            store.delete(&name)?;
+            println!("deleted recording {name:?} from {}", config.db.display());
+        }
+        RecordingsAction::Export { name, output } => {
+            let (summary, events) = store.read(&name)?;
+            let fixture = recorder::fixture_of(&summary, events);
+            let path = output.unwrap_or_else(|| config.fixtures.join(format!("{name}.json")));
+            fixture.save(&path)?;
+            println!("exported {} events of {name:?} to {}", fixture.events.len(), path.display());
+        }
+    }
+    Ok(())
+}
+
+/// A fixture file, a fixture of the folder, or a recording, in that order.
+fn find_fixture(config: &Config, what: &str) -> anyhow::Result<(String, Fixture)> {
+    let path = std::path::Path::new(what);
+    if path.is_file() {
+        return Ok((what.to_owned(), Fixture::load(path)?));
+    }
+    let in_folder = config.fixtures.join(format!("{what}.json"));
+    if in_folder.is_file() {
+        return Ok((what.to_owned(), Fixture::load(&in_folder)?));
+    }
+    match Store::open_existing(&config.db).and_then(|store| store.read(what)) {
+        Ok((summary, events)) => Ok((what.to_owned(), recorder::fixture_of(&summary, events))),
+        Err(recorder::StoreError::Missing(_) | recorder::StoreError::NotFound(_)) => anyhow::bail!(
+            "{what:?} is not a fixture file, not a fixture in {}, and not a recording in {}",
+            config.fixtures.display(),
+            config.db.display()
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `pusher-local replay …`: publishes through the signed HTTP API, with the original timing.
+fn replay(cli: &Cli, args: ReplayArgs) -> anyhow::Result<()> {
+    let config = local_config(cli)?;
+    let (name, fixture) = find_fixture(&config, &args.fixture)?;
+    let app = &config.apps[0];
+    let url = args.url.clone().unwrap_or_else(|| format!("http://{}", local_addrs(&config).0));
+    let app_id = args.app_id.clone().unwrap_or_else(|| app.id.to_string());
+    let key = args.key.clone().unwrap_or_else(|| app.key.clone());
+    let secret = args.secret.clone().unwrap_or_else(|| app.secret.expose().to_owned());
+    let plan = replay::Plan {
+        speed: args.speed.unwrap_or_default(),
+        looped: args.looped,
+        channel_map: args.channel_map.clone(),
+        from: args.from,
+        to: args.to,
+    };
+    let publisher = replay::HttpPublisher::new(&url, &app_id, &key, &secret);
+    let total = replay::schedule(&fixture, &plan).len();
+    let terminal = std::io::stdout().is_terminal();
+    println!("replaying {name} ({total} events, speed {}) into {url} (app {app_id})", plan.speed);
+    current_thread_runtime()?.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let signal = shutdown::signal().context("installing signal handlers")?;
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            signal.await;
+            trigger.cancel();
+        });
+        let draw = |p: replay::Progress| {
+            if terminal {
+                let bar = printer_recorder::progress(p.sent, p.total, p.remaining, p.passes, 30);
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "\r{bar}\x1b[K");
+                let _ = out.flush();
+            }
+        };
+        let outcome = replay::run(&fixture, &plan, &publisher, &stop, draw).await;
+        if terminal {
+            println!();
+        }
+        let outcome = outcome?;
+        let how = if outcome.stopped { "stopped after" } else { "sent" };
+        let passes = match outcome.passes {
+            _ if !plan.looped => String::new(),
+            1 => " (1 whole pass)".to_owned(),
+            n => format!(" ({n} whole passes)"),
+        };
+        println!("{how} {} events of {name}{passes}", outcome.sent);
+        anyhow::Ok(())
+    })
+}
+
+/// `pusher-local capture …`: a client of any Pusher-compatible server; Ctrl-C writes the file.
+fn capture(cli: &Cli, args: CaptureArgs) -> anyhow::Result<()> {
+    let config = local_config(cli)?;
+    let app = &config.apps[0];
+    let options = capture::Options {
+        url: args.url.clone().unwrap_or_else(|| format!("ws://{}", local_addrs(&config).1)),
+        key: args.key.clone().unwrap_or_else(|| app.key.clone()),
+        // The secret that goes with the key pusher-local would use; a given --key needs its own.
+        secret: args.secret.clone().or_else(|| args.key.is_none().then(|| app.secret.expose().to_owned())),
+        channels: args.channels.clone(),
+        user_id: args.user_id.clone().unwrap_or_else(|| "pusher-local-capture".into()),
+    };
+    let mut fixture = current_thread_runtime()?.block_on(async {
+        let signal = shutdown::signal().context("installing signal handlers")?;
+        let notify = |n: capture::Notice| match n {
+            capture::Notice::Connected(socket) => println!("connected to {} as socket {socket}", options.url),
+            capture::Notice::Subscribed(channel) => println!("subscribed to {channel}"),
+            capture::Notice::Event { count, channel, event } => println!("#{count} {event} on {channel}"),
+            capture::Notice::Closed(reason) => println!("the server closed the connection ({reason})"),
+            capture::Notice::Problem(problem) => eprintln!("pusher-local: {problem} (events so far are kept)"),
+        };
+        anyhow::Ok(capture::run(&options, signal, notify).await?)
+    })?;
+    fixture.name = args.output.file_stem().map(|s| s.to_string_lossy().into_owned());
+    fixture.save(&args.output)?;
+    println!("wrote {} events to {}", fixture.events.len(), args.output.display());
+    Ok(())
 }
 
 /// `pusher-local webhooks …`: calls the control API of a running server. Without `--url` the
@@ -121,21 +284,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn webhooks(cli: &Cli, action: WebhooksAction, url: Option<String>, json: bool) -> anyhow::Result<()> {
     let base = match url {
         Some(url) => url,
-        None => {
-            let cwd = std::env::current_dir().context("reading the working directory")?;
-            let config = Config::resolve(cli, &ProcessEnv, &cwd)?;
-            let mut addr = match config.listen {
-                Listen::Combined(addr) | Listen::Split { api: addr, .. } => addr,
-            };
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            format!("http://{addr}")
-        }
+        None => format!("http://{}", local_addrs(&local_config(cli)?).0),
     };
     let client = ControlClient::new(base);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(async {
+    current_thread_runtime()?.block_on(async {
         let (answer, text) = match action {
             WebhooksAction::List => {
                 let list = client.list().await?;

@@ -1,6 +1,6 @@
 //! `run`: builds the shared state and serves the routes (WebSocket, HTTP API, control API) on the given listeners until the
 //! shutdown token fires, then drains: stop accepting → 4200 to every socket → wait up to the
-//! grace period → close the broker.
+//! grace period → finish the recording (everything queued is committed) → close the broker.
 //!
 //! `main` and the tests share this code path; the listeners and the shutdown handle are
 //! parameters (tests bind port 0).
@@ -15,7 +15,10 @@ use crate::broker;
 use crate::config::{Config, Listen};
 use crate::control;
 use crate::error::{Error, Result};
-use crate::printer::{Line, Printer};
+use crate::printer::{Line, Printer, RecorderLine};
+use crate::recorder::replay::Plan;
+use crate::recorder::watch::{Change, Fixtures, WatchGuard};
+use crate::recorder::{Fixture, Recorder};
 use crate::registry::ChannelRegistry;
 use crate::rest;
 use crate::shutdown::Shutdown;
@@ -64,12 +67,108 @@ impl Listeners {
     }
 }
 
+fn fixture_line(change: Change) -> Line {
+    Line::Recorder(match change {
+        Change::Loaded { name, file, events } => RecorderLine::FixtureLoaded { name, file, events },
+        Change::Invalid { name, error, kept } => RecorderLine::FixtureInvalid { name, error, kept },
+        Change::Removed { name } => RecorderLine::FixtureRemoved { name },
+    })
+}
+
+/// `--record`: opens the database on the recorder's thread and starts the recording.
+async fn start_recorder(config: &Config, printer: &Printer) -> Result<Option<Recorder>> {
+    let Some(name) = &config.record else { return Ok(None) };
+    let report = printer.clone();
+    let on_error = Box::new(move |e: &crate::recorder::StoreError| {
+        report.line(Line::Recorder(RecorderLine::Failed { message: format!("recording failed: {e}") }));
+    });
+    let recorder = Recorder::start(config.db.clone(), name.clone(), on_error).await.map_err(Error::Record)?;
+    printer.line(Line::Recorder(RecorderLine::Recording { name: name.clone(), db: config.db.clone() }));
+    Ok(Some(recorder))
+}
+
+/// Loads the fixtures folder, prints what it found, and watches it when it exists.
+async fn open_fixtures(
+    config: &Config,
+    printer: &Printer,
+    shutdown: &Shutdown,
+) -> Result<(Fixtures, Option<WatchGuard>)> {
+    let fixtures = Fixtures::new(config.fixtures.clone());
+    let scan = fixtures.clone();
+    let changes = tokio::task::spawn_blocking(move || scan.scan()).await.unwrap_or_default();
+    for change in changes {
+        printer.line(fixture_line(change));
+    }
+    if !fixtures.dir().is_dir() {
+        return Ok((fixtures, None));
+    }
+    let mut updates = fixtures.subscribe();
+    let guard = fixtures.watch()?;
+    let (printer, token) = (printer.clone(), shutdown.token().clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                change = updates.recv() => match change {
+                    Ok(change) => printer.line(fixture_line(change)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    Ok((fixtures, Some(guard)))
+}
+
+/// `--replay NAME|FILE`: a fixture of the folder, else a file.
+async fn startup_replay(state: &AppState, name: &str) -> Result<()> {
+    let (label, fixture) = match state.fixtures().get(name) {
+        Some(fixture) => (name.to_owned(), fixture),
+        None => {
+            let path = std::path::PathBuf::from(name);
+            if !path.is_file() {
+                return Err(Error::UnknownFixture {
+                    name: name.to_owned(),
+                    dir: state.fixtures().dir().display().to_string(),
+                });
+            }
+            let loaded = tokio::task::spawn_blocking(move || Fixture::load(&path))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(crate::recorder::FixtureError::Read { path: name.into(), source: std::io::Error::other(e) })
+                })
+                .map_err(Error::Fixture)?;
+            (name.to_owned(), Arc::new(loaded))
+        }
+    };
+    let app_id = state.config().apps[0].id.clone();
+    state.replays().start(state, &label, fixture, Plan::default(), app_id);
+    Ok(())
+}
+
 /// Serves until `shutdown` is cancelled, then drains.
-pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) {
+///
+/// # Errors
+/// Before serving: the recordings database (`--record`), the fixtures folder, a `--replay`
+/// fixture. Once serving, it runs until shutdown.
+pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) -> Result<()> {
     let registry = ChannelRegistry::new();
     let registry_for_shutdown = registry.clone();
+    let recorder = start_recorder(&config, &printer).await?;
+    let (fixtures, _watch) = open_fixtures(&config, &printer, &shutdown).await?;
     let broker = broker::connect(registry.clone());
-    let state = AppState::new(Arc::new(config), registry, broker.clone(), printer.clone(), shutdown.clone());
+    let state = AppState::new(
+        Arc::new(config),
+        registry,
+        broker.clone(),
+        printer.clone(),
+        shutdown.clone(),
+        recorder.clone(),
+        fixtures,
+    );
+    for name in state.config().replay.clone() {
+        startup_replay(&state, &name).await?;
+    }
 
     let log_printer = printer.clone();
     let log = warp::log::custom(move |info: warp::log::Info<'_>| {
@@ -119,6 +218,16 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
     if tokio::time::timeout(state.config().shutdown_grace, tracker.wait()).await.is_err() {
         printer.line(Line::Error(format!("{} connections did not close in time", tracker.len())));
     }
+    state.replays().stop_all();
+    if let Some(recorder) = recorder {
+        match recorder.finish().await {
+            Ok(events) => {
+                printer.line(Line::Recorder(RecorderLine::Saved { name: recorder.name().to_owned(), events }))
+            }
+            Err(e) => printer.line(Line::Recorder(RecorderLine::Failed { message: e.to_string() })),
+        }
+    }
     broker.close().await;
     printer.line(Line::Text("pusher-local stopped".into()));
+    Ok(())
 }

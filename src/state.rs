@@ -1,8 +1,8 @@
 //! `AppState`: the shared handle every edge holds, and [`AppState::publish`], the single choke
 //! point every event goes through, whether it came from the HTTP API, a client or a replay.
 //!
-//! publish: encode once → broker (→ registry fan-out on each node) → printer → the
-//! `client_event` webhook for client events. Later features (recording) hook in here too. The
+//! publish: hand to the recorder (when `--record` is on) → encode once → broker (→ registry
+//! fan-out on each node) → printer → the `client_event` webhook for client events. The
 //! other webhooks (occupied, vacated, members, cache_miss) are reported by `ws::session`, which
 //! sees the registry's join/leave results; [`AppState::webhooks`] is the service both use.
 
@@ -11,8 +11,11 @@ use std::sync::Arc;
 use crate::apps::{AppId, Apps};
 use crate::broker::{Broker, Envelope};
 use crate::config::Config;
+use crate::control::replays::Replays;
 use crate::printer::{Line, Printer};
 use crate::protocol::{server, ChannelName, Frame, SocketId, SocketIds};
+use crate::recorder::watch::Fixtures;
+use crate::recorder::{Commit, Entry, Recorder};
 use crate::registry::{CachedEvent, ChannelRegistry, Delivery};
 use crate::shutdown::Shutdown;
 use crate::webhook::Webhooks;
@@ -24,6 +27,8 @@ pub enum Source {
     Api,
     /// A `client-*` event from a socket.
     Client,
+    /// A fixture replayed by the server itself (`--replay`, the control API).
+    Replay,
 }
 
 impl Source {
@@ -32,6 +37,7 @@ impl Source {
         match self {
             Source::Api => "api",
             Source::Client => "client",
+            Source::Replay => "replay",
         }
     }
 }
@@ -64,6 +70,9 @@ struct Inner {
     socket_ids: SocketIds,
     shutdown: Shutdown,
     webhooks: Webhooks,
+    recorder: Option<Recorder>,
+    fixtures: Fixtures,
+    replays: Replays,
 }
 
 /// Cheap-to-clone handle on everything shared.
@@ -79,7 +88,8 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Assembles the state and starts the webhook sender.
+    /// Assembles the state and starts the webhook sender. `recorder` is the recording in
+    /// progress (`--record`), `fixtures` the fixtures folder.
     ///
     /// # Panics
     /// When called outside a Tokio runtime.
@@ -89,6 +99,8 @@ impl AppState {
         broker: Arc<dyn Broker>,
         printer: Printer,
         shutdown: Shutdown,
+        recorder: Option<Recorder>,
+        fixtures: Fixtures,
     ) -> Self {
         let apps = config.app_table();
         let webhooks = Webhooks::new(config.webhooks.clone(), printer.clone(), shutdown.token().clone());
@@ -102,6 +114,9 @@ impl AppState {
                 socket_ids: SocketIds::random(),
                 shutdown,
                 webhooks,
+                recorder,
+                fixtures,
+                replays: Replays::default(),
             }),
         }
     }
@@ -141,13 +156,48 @@ impl AppState {
         &self.inner.webhooks
     }
 
+    /// The recording in progress, if any.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.inner.recorder.as_ref()
+    }
+
+    /// The fixtures folder.
+    pub fn fixtures(&self) -> &Fixtures {
+        &self.inner.fixtures
+    }
+
+    /// Replays the server is running.
+    pub fn replays(&self) -> &Replays {
+        &self.inner.replays
+    }
+
     /// A fresh socket id.
     pub fn next_socket_id(&self) -> SocketId {
         self.inner.socket_ids.next_id()
     }
 
-    /// Publishes one event: the single choke point. Returns deliveries made on this node.
-    pub async fn publish(&self, event: Event) -> usize {
+    /// Publishes one event: the single choke point. Returns deliveries made on this node, and
+    /// the [`Commit`] to await before acknowledging it (resolves at once unless recording).
+    ///
+    /// While recording, the event is queued for the disk first, so the recorded order is the
+    /// publish order; HTTP API and replayed events get a commit to wait for, client events are
+    /// not waited for ("committed as fast as they arrive").
+    pub async fn publish(&self, event: Event) -> (usize, Commit) {
+        let commit = match &self.inner.recorder {
+            Some(recorder) => recorder.record(
+                Entry {
+                    app_id: event.app_id.to_string(),
+                    channel: event.channel.to_string(),
+                    event: event.name.to_string(),
+                    data: event.data.clone(),
+                    socket_id: event.except.map(|s| s.to_string()),
+                    user_id: event.user_id.clone(),
+                    source: event.source.label(),
+                },
+                event.source != Source::Client,
+            ),
+            None => Commit::none(),
+        };
         let frame = server::event(event.channel.as_str(), &event.name, &event.data, event.user_id.as_deref());
         // Client events are relayed but never cached (Pusher cache channels FAQ).
         let cache = (event.channel.is_cache() && event.source != Source::Client)
@@ -170,7 +220,7 @@ impl AppState {
             source: event.source,
             delivered,
         });
-        delivered
+        (delivered, commit)
     }
 
     /// Delivers a protocol frame (member_added, subscription_count...) to a channel's

@@ -57,6 +57,42 @@ impl ControlClient {
         format!("{}/{}/webhooks{path}", self.base, super::PREFIX)
     }
 
+    fn control_url(&self, path: &str) -> String {
+        format!("{}/{}/{path}", self.base, super::PREFIX)
+    }
+
+    /// `GET /pusher-local/fixtures`.
+    ///
+    /// # Errors
+    /// [`ControlError`].
+    pub async fn fixtures(&self) -> Result<Value, ControlError> {
+        self.call(self.http.get(self.control_url("fixtures"))).await
+    }
+
+    /// `GET /pusher-local/replays`.
+    ///
+    /// # Errors
+    /// [`ControlError`].
+    pub async fn replays(&self) -> Result<Value, ControlError> {
+        self.call(self.http.get(self.control_url("replays"))).await
+    }
+
+    /// `POST /pusher-local/replays` with `request` (see `control::ReplayRequest`).
+    ///
+    /// # Errors
+    /// [`ControlError`].
+    pub async fn start_replay(&self, request: &Value) -> Result<Value, ControlError> {
+        self.call(self.http.post(self.control_url("replays")).json(request)).await
+    }
+
+    /// `DELETE /pusher-local/replays/{id}`.
+    ///
+    /// # Errors
+    /// [`ControlError`].
+    pub async fn stop_replay(&self, id: u64) -> Result<Value, ControlError> {
+        self.call(self.http.delete(self.control_url(&format!("replays/{id}")))).await
+    }
+
     /// `GET /pusher-local/webhooks`.
     ///
     /// # Errors

@@ -8,12 +8,21 @@
 //! | `DELETE /pusher-local/webhooks` | forgets every record, `{}` |
 //! | `GET /pusher-local/webhooks/{id}` | the record, or 404 |
 //! | `POST /pusher-local/webhooks/{id}/resend` | body `{"url":"http://…"}` optional; 202 `{"id","urls"}` |
+//! | `GET /pusher-local/fixtures` | `{"dir","fixtures":[{name, file, events, duration_ms, error}]}` |
+//! | `GET /pusher-local/replays` | `{"replays":[{id, fixture, app_id, sent, total, passes, remaining_ms, speed, loop}]}` |
+//! | `POST /pusher-local/replays` | body [`ReplayRequest`]; 202 `{"id","fixture","events"}`, 404 unknown fixture |
+//! | `DELETE /pusher-local/replays/{id}` | stops it, `{"id","stopped":true}`, or 404 |
+//! | `DELETE /pusher-local/replays` | stops every replay, `{"stopped":N}` |
 //!
 //! A record: `id`, `app_id`, `time_ms`, `events`, `body` (the exact bytes sent), `headers`,
 //! `deliveries` (`url`, `state`, `attempts` with `attempt`, `at_ms`, `elapsed_ms`, `status`,
-//! `error`). [`client`] is the `pusher-local webhooks` command's side.
+//! `error`). [`client`] is the `pusher-local webhooks` command's side; [`replays`] runs the
+//! server's own replays.
 
 pub mod client;
+pub mod replays;
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -40,6 +49,89 @@ fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> Response {
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     json_reply(status, &json!({ "error": message.to_string() }))
+}
+
+/// `POST /pusher-local/replays`: which fixture and how. Offsets in milliseconds; `speed` is a
+/// number or `"max"`; `channel_map` renames channels (`{"old": "new"}`); `app_id` defaults to
+/// the first app.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// A fixture name from the fixtures folder.
+    pub fixture: String,
+    /// `2`, `0.5`, `"2x"` or `"max"`.
+    #[serde(default)]
+    pub speed: Option<serde_json::Value>,
+    /// Start again after the last event, until stopped.
+    #[serde(default, rename = "loop")]
+    pub looped: bool,
+    /// Channel renames.
+    #[serde(default)]
+    pub channel_map: BTreeMap<String, String>,
+    /// Skip events before this offset.
+    #[serde(default)]
+    pub from_ms: Option<u64>,
+    /// Skip events after this offset.
+    #[serde(default)]
+    pub to_ms: Option<u64>,
+    /// The app to publish into.
+    #[serde(default)]
+    pub app_id: Option<String>,
+}
+
+fn start_replay(state: &AppState, body: &[u8]) -> Response {
+    let request: ReplayRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body must be {{\"fixture\":\"NAME\", …}}: {e}")),
+    };
+    let speed = match &request.speed {
+        None => crate::recorder::replay::Speed::default(),
+        Some(serde_json::Value::String(s)) => match s.parse() {
+            Ok(speed) => speed,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        },
+        Some(serde_json::Value::Number(n)) => match n.to_string().parse() {
+            Ok(speed) => speed,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        },
+        Some(other) => {
+            return error(StatusCode::BAD_REQUEST, format!("speed must be a number or \"max\", not {other}"))
+        }
+    };
+    let app_id = match request.app_id.as_deref() {
+        None => state.config().apps[0].id.clone(),
+        Some(id) => match state.apps().find_by_id(id) {
+            Some(app) => app.id.clone(),
+            None => return error(StatusCode::NOT_FOUND, format!("no app with id {id:?}")),
+        },
+    };
+    let Some(fixture) = state.fixtures().get(&request.fixture) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no fixture named {:?} in {} (GET /pusher-local/fixtures lists them)",
+                request.fixture,
+                state.fixtures().dir().display()
+            ),
+        );
+    };
+    let plan = crate::recorder::replay::Plan {
+        speed,
+        looped: request.looped,
+        channel_map: request
+            .channel_map
+            .into_iter()
+            .map(|(from, to)| crate::recorder::replay::ChannelMap { from, to })
+            .collect(),
+        from: request.from_ms.map(std::time::Duration::from_millis),
+        to: request.to_ms.map(std::time::Duration::from_millis),
+    };
+    let events = crate::recorder::replay::schedule(&fixture, &plan).len();
+    if events == 0 {
+        return error(StatusCode::BAD_REQUEST, crate::recorder::replay::ReplayError::Empty);
+    }
+    let id = state.replays().start(state, &request.fixture, fixture, plan, app_id);
+    json_reply(StatusCode::ACCEPTED, &json!({ "id": id, "fixture": request.fixture, "events": events }))
 }
 
 /// Every control route.
@@ -93,5 +185,45 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 }
             }
         });
-    list.or(clear).unify().or(show).unify().or(resend).unify().boxed()
+    let fixtures = warp::path!("pusher-local" / "fixtures").and(warp::get()).and(s()).map(|state: AppState| {
+        json_reply(StatusCode::OK, &json!({ "dir": state.fixtures().dir(), "fixtures": state.fixtures().list() }))
+    });
+    let replays = warp::path!("pusher-local" / "replays")
+        .and(warp::get())
+        .and(s())
+        .map(|state: AppState| json_reply(StatusCode::OK, &json!({ "replays": state.replays().list() })));
+    let start = warp::path!("pusher-local" / "replays")
+        .and(warp::post())
+        .and(warp::body::bytes())
+        .and(s())
+        .map(|body: bytes::Bytes, state: AppState| start_replay(&state, &body));
+    let stop_all = warp::path!("pusher-local" / "replays")
+        .and(warp::delete())
+        .and(s())
+        .map(|state: AppState| json_reply(StatusCode::OK, &json!({ "stopped": state.replays().stop_all() })));
+    let stop =
+        warp::path!("pusher-local" / "replays" / u64).and(warp::delete()).and(s()).map(|id: u64, state: AppState| {
+            if state.replays().stop(id) {
+                json_reply(StatusCode::OK, &json!({ "id": id, "stopped": true }))
+            } else {
+                error(StatusCode::NOT_FOUND, format!("no running replay #{id}"))
+            }
+        });
+    list.or(clear)
+        .unify()
+        .or(show)
+        .unify()
+        .or(resend)
+        .unify()
+        .or(fixtures)
+        .unify()
+        .or(replays)
+        .unify()
+        .or(start)
+        .unify()
+        .or(stop_all)
+        .unify()
+        .or(stop)
+        .unify()
+        .boxed()
 }

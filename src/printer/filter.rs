@@ -79,7 +79,8 @@ impl Filter {
 
     /// Whether a line of `kind` with these fields is shown.
     pub fn matches(&self, kind: Kind, view: &View) -> bool {
-        if self.rules.is_empty() || matches!(kind, Kind::Text | Kind::Error) {
+        // Status lines (banner, server errors, recording/fixture/replay news) always show.
+        if self.rules.is_empty() || matches!(kind, Kind::Text | Kind::Error | Kind::Recorder) {
             return true;
         }
         [Field::Channel, Field::Event, Field::Socket, Field::App].into_iter().all(|field| {
@@ -119,6 +120,7 @@ mod tests {
         assert!(!f.matches(Kind::In, &view(Some("public"), None)));
         assert!(!f.matches(Kind::Connect, &view(None, None)), "lines without a channel are hidden");
         assert!(f.matches(Kind::Error, &view(None, None)), "server errors always show");
+        assert!(f.matches(Kind::Recorder, &view(None, None)), "recording and fixture news always show");
 
         let f = Filter::parse(&["event=client-*"]).unwrap();
         assert!(f.matches(Kind::In, &view(Some("x"), Some("client-typing"))));

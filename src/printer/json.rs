@@ -54,6 +54,10 @@ pub fn render(line: &Line, view: &View, now: DateTime<Local>) -> String {
             put("delivered", json!(delivered));
         }
         Line::ClientError { message, .. } | Line::Error(message) => put("message", json!(message)),
+        Line::Recorder(r) => {
+            put("message", json!(r.message()));
+            put("error", json!(r.is_error()));
+        }
         Line::Signature(d) => {
             match &d.subject {
                 Subject::Request { method, path } => {

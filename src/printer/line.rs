@@ -2,6 +2,7 @@
 //! (socket, app, event, channel, payload), extracted once for filters and both renderers.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,8 +135,128 @@ pub enum Line {
     },
     /// A signature was refused; what was expected and the likely cause.
     Signature(Box<Diagnosis>),
+    /// Recording, fixtures and replays.
+    Recorder(RecorderLine),
     /// A server-side problem.
     Error(String),
+}
+
+/// News from recording, the fixtures folder and replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecorderLine {
+    /// `--record` started.
+    Recording {
+        /// The recording's name.
+        name: String,
+        /// The database.
+        db: PathBuf,
+    },
+    /// The recording ended at shutdown.
+    Saved {
+        /// Its name.
+        name: String,
+        /// Events recorded.
+        events: u64,
+    },
+    /// Events could not be committed.
+    Failed {
+        /// Why.
+        message: String,
+    },
+    /// A fixture was loaded (new or edited).
+    FixtureLoaded {
+        /// Its name.
+        name: String,
+        /// The file.
+        file: PathBuf,
+        /// Its events.
+        events: usize,
+    },
+    /// A fixture file was refused.
+    FixtureInvalid {
+        /// Its name.
+        name: String,
+        /// `file:line:column: message`.
+        error: String,
+        /// An earlier version stays loaded.
+        kept: bool,
+    },
+    /// A fixture file was removed.
+    FixtureRemoved {
+        /// Its name.
+        name: String,
+    },
+    /// A replay started in the server.
+    ReplayStarted {
+        /// Its id.
+        id: u64,
+        /// The fixture.
+        fixture: String,
+        /// Events in one pass.
+        events: usize,
+        /// `1x`, `2x`, `max`.
+        speed: String,
+        /// Loops until stopped.
+        looped: bool,
+    },
+    /// A replay ended.
+    ReplayEnded {
+        /// Its id.
+        id: u64,
+        /// The fixture.
+        fixture: String,
+        /// Events sent.
+        sent: u64,
+        /// Stopped before its end.
+        stopped: bool,
+        /// Why it failed, if it did.
+        error: Option<String>,
+    },
+}
+
+impl RecorderLine {
+    /// A problem the user must see even with `-q`.
+    pub fn is_error(&self) -> bool {
+        match self {
+            RecorderLine::Failed { .. } | RecorderLine::FixtureInvalid { .. } => true,
+            RecorderLine::ReplayEnded { error, .. } => error.is_some(),
+            RecorderLine::Recording { .. }
+            | RecorderLine::Saved { .. }
+            | RecorderLine::FixtureLoaded { .. }
+            | RecorderLine::FixtureRemoved { .. }
+            | RecorderLine::ReplayStarted { .. } => false,
+        }
+    }
+
+    /// The sentence shown.
+    pub fn message(&self) -> String {
+        match self {
+            RecorderLine::Recording { name, db } => {
+                format!("recording {name:?} into {} (every published event)", db.display())
+            }
+            RecorderLine::Saved { name, events } => format!(
+                "recording {name:?} saved: {events} events (pusher-local recordings export {name} -o fixtures/{name}.json)"
+            ),
+            RecorderLine::Failed { message } => message.clone(),
+            RecorderLine::FixtureLoaded { name, file, events } => {
+                format!("fixture {name} loaded from {}: {events} events", file.display())
+            }
+            RecorderLine::FixtureInvalid { name, error, kept } => {
+                let what = if *kept { "the previous version stays loaded" } else { "not loaded" };
+                format!("fixture {name} refused ({what}): {error}")
+            }
+            RecorderLine::FixtureRemoved { name } => format!("fixture {name} removed"),
+            RecorderLine::ReplayStarted { id, fixture, events, speed, looped } => {
+                let looping = if *looped { ", looping" } else { "" };
+                format!("replay #{id} of {fixture} started: {events} events at {speed}{looping}")
+            }
+            RecorderLine::ReplayEnded { id, fixture, sent, stopped, error } => match (error, stopped) {
+                (Some(error), _) => format!("replay #{id} of {fixture} failed after {sent} events: {error}"),
+                (None, true) => format!("replay #{id} of {fixture} stopped after {sent} events"),
+                (None, false) => format!("replay #{id} of {fixture} finished: {sent} events sent"),
+            },
+        }
+    }
 }
 
 /// How much to print.
@@ -155,6 +276,8 @@ impl Line {
         match self {
             Line::Error(_) | Line::Refused { .. } | Line::Signature(_) | Line::ClientError { .. } => Verbosity::Quiet,
             Line::Webhook { ok: false, .. } => Verbosity::Quiet,
+            Line::Recorder(r) if r.is_error() => Verbosity::Quiet,
+            Line::Recorder(_) => Verbosity::Normal,
             Line::Text(_)
             | Line::Connected { .. }
             | Line::Disconnected { .. }
@@ -188,6 +311,8 @@ pub enum Kind {
     Api,
     /// A webhook delivery attempt.
     Webhook,
+    /// Recording, fixtures, replays.
+    Recorder,
     /// A client error (`pusher:error` sent).
     ClientError,
     /// A refused signature.
@@ -209,6 +334,7 @@ impl Kind {
             Kind::Publish => "pub",
             Kind::Api => "api",
             Kind::Webhook => "whk",
+            Kind::Recorder => "rec",
             Kind::ClientError | Kind::Signature | Kind::Error => "err",
         }
     }
@@ -225,6 +351,7 @@ impl Kind {
             Kind::Publish => "publish",
             Kind::Api => "api",
             Kind::Webhook => "webhook",
+            Kind::Recorder => "recorder",
             Kind::ClientError => "client_error",
             Kind::Signature => "signature",
             Kind::Error => "error",
@@ -309,6 +436,7 @@ impl Line {
             Line::Published { .. } => Kind::Publish,
             Line::Api { .. } => Kind::Api,
             Line::Webhook { .. } => Kind::Webhook,
+            Line::Recorder(_) => Kind::Recorder,
             Line::ClientError { .. } => Kind::ClientError,
             Line::Signature(_) => Kind::Signature,
             Line::Error(_) => Kind::Error,
@@ -319,7 +447,7 @@ impl Line {
     pub fn view(&self) -> View {
         let mut view = View::default();
         match self {
-            Line::Text(_) | Line::Refused { .. } | Line::Error(_) => {}
+            Line::Text(_) | Line::Refused { .. } | Line::Error(_) | Line::Recorder(_) => {}
             Line::Connected { socket, app, .. }
             | Line::Disconnected { socket, app, .. }
             | Line::ClientError { socket, app, .. } => {

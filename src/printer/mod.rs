@@ -10,11 +10,14 @@
 //! - [`text`], [`json`]: the two renderers.
 //! - [`style`]: colours per kind of line, event family and channel kind.
 //! - [`banner`]: the start-up banner.
+//! - [`recorder`](mod@recorder): what `recordings`, `replay` and `capture` print (lists, the
+//!   progress bar).
 
 pub mod banner;
 pub mod filter;
 pub mod json;
 pub mod line;
+pub mod recorder;
 pub mod style;
 pub mod text;
 
@@ -29,7 +32,7 @@ use crate::apps::AppId;
 use crate::protocol::{Frame, SocketId};
 
 pub use filter::Filter;
-pub use line::{Kind, Line, Verbosity, View};
+pub use line::{Kind, Line, RecorderLine, Verbosity, View};
 pub use text::TextOptions;
 
 /// Lines the printer thread may have waiting before new ones are dropped.

@@ -56,6 +56,7 @@ fn kind_color(kind: Kind) -> Color {
         Kind::Publish => Color::Magenta,
         Kind::Api => Color::BrightBlue,
         Kind::Webhook => Color::BrightCyan,
+        Kind::Recorder => Color::BrightMagenta,
         Kind::Refused | Kind::ClientError | Kind::Signature | Kind::Error => Color::Red,
     }
 }

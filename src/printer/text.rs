@@ -108,6 +108,8 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
             format!("webhook {label} → {url} {result} in {ms:.0}ms (attempt {attempt}{next})")
         }
         Line::ClientError { message, .. } => style::error(message, color),
+        Line::Recorder(r) if r.is_error() => style::error(&r.message(), color),
+        Line::Recorder(r) => style::kind(kind, &r.message(), color),
         Line::Error(message) => style::error(message, color),
         Line::Signature(d) => return signature(&out, d, color),
         Line::FrameIn { .. } | Line::FrameOut { .. } | Line::FanOut { .. } | Line::Published { .. } => {
@@ -168,6 +170,7 @@ mod tests {
     use super::*;
     use crate::apps::AppId;
     use crate::auth::diagnose::{Cause, Diagnosis};
+    use crate::printer::line::RecorderLine;
     use crate::protocol::{Frame, SocketId};
     use chrono::TimeZone;
     use std::time::Duration;
@@ -248,6 +251,42 @@ mod tests {
                     next: ", retry in 2s".into(),
                 },
                 "12:34:56.789 whk                   webhook channel_occupied c → http://127.0.0.1:9/hook 503 in 12ms (attempt 2, retry in 2s)",
+            ),
+            (
+                Line::Recorder(RecorderLine::Recording { name: "demo".into(), db: "pusher-local.db".into() }),
+                "12:34:56.789 rec                   recording \"demo\" into pusher-local.db (every published event)",
+            ),
+            (
+                Line::Recorder(RecorderLine::Saved { name: "demo".into(), events: 12 }),
+                "12:34:56.789 rec                   recording \"demo\" saved: 12 events (pusher-local recordings export demo -o fixtures/demo.json)",
+            ),
+            (
+                Line::Recorder(RecorderLine::FixtureLoaded { name: "stock_ticker".into(), file: "fixtures/stock_ticker.json".into(), events: 20 }),
+                "12:34:56.789 rec                   fixture stock_ticker loaded from fixtures/stock_ticker.json: 20 events",
+            ),
+            (
+                Line::Recorder(RecorderLine::FixtureInvalid { name: "x".into(), error: "fixtures/x.json:3:7: expected `,`".into(), kept: true }),
+                "12:34:56.789 rec                   fixture x refused (the previous version stays loaded): fixtures/x.json:3:7: expected `,`",
+            ),
+            (
+                Line::Recorder(RecorderLine::FixtureRemoved { name: "x".into() }),
+                "12:34:56.789 rec                   fixture x removed",
+            ),
+            (
+                Line::Recorder(RecorderLine::ReplayStarted { id: 1, fixture: "stock_ticker".into(), events: 20, speed: "2x".into(), looped: true }),
+                "12:34:56.789 rec                   replay #1 of stock_ticker started: 20 events at 2x, looping",
+            ),
+            (
+                Line::Recorder(RecorderLine::ReplayEnded { id: 1, fixture: "stock_ticker".into(), sent: 7, stopped: true, error: None }),
+                "12:34:56.789 rec                   replay #1 of stock_ticker stopped after 7 events",
+            ),
+            (
+                Line::Recorder(RecorderLine::ReplayEnded { id: 2, fixture: "f".into(), sent: 3, stopped: false, error: None }),
+                "12:34:56.789 rec                   replay #2 of f finished: 3 events sent",
+            ),
+            (
+                Line::Recorder(RecorderLine::Failed { message: "recording failed: database r.db".into() }),
+                "12:34:56.789 rec                   recording failed: database r.db",
             ),
         ];
         for (line, expected) in cases {

@@ -112,20 +112,33 @@ fn check_event(app: &App, body: TriggerBody, single_channel: bool) -> Result<Che
     Ok(Checked { name: name.into(), data: data.into(), channels, except, info })
 }
 
-async fn publish(state: &AppState, app: &App, event: &Checked) {
-    for channel in &event.channels {
-        state
-            .publish(Event {
-                app_id: app.id.clone(),
-                channel: channel.clone(),
-                name: event.name.clone(),
-                data: event.data.clone(),
-                except: event.except,
-                user_id: None,
-                source: Source::Api,
-            })
-            .await;
+/// Publishes on every channel; returns once every event is recorded (when recording), so an
+/// acknowledged trigger survives a crash. The commits are awaited together: one group commit.
+async fn publish(state: &AppState, app: &App, events: &[&Checked]) -> Result<(), ApiError> {
+    let mut commits = Vec::new();
+    for event in events {
+        for channel in &event.channels {
+            let (_, commit) = state
+                .publish(Event {
+                    app_id: app.id.clone(),
+                    channel: channel.clone(),
+                    name: event.name.clone(),
+                    data: event.data.clone(),
+                    except: event.except,
+                    user_id: None,
+                    source: Source::Api,
+                })
+                .await;
+            commits.push(commit);
+        }
     }
+    for commit in commits {
+        // The recorder has already printed the failure (once per failed transaction).
+        if let Err(e) = commit.wait().await {
+            return Err(ApiError::NotRecorded(e.to_string()));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Serialize, Default)]
@@ -152,7 +165,7 @@ pub async fn events(app_id: String, state: AppState, request: RawRequest) -> Res
 async fn events_inner(app_id: &str, state: &AppState, request: &RawRequest) -> Result<Response, ApiError> {
     let (app, _) = authenticate(state, request, Some(app_id))?;
     let event = check_event(&app, parse_json(&request.body)?, false)?;
-    publish(state, &app, &event).await;
+    publish(state, &app, &[&event]).await?;
     if !event.info.any() {
         return Ok(json(StatusCode::OK, &serde_json::json!({})));
     }
@@ -176,9 +189,7 @@ async fn batch_inner(app_id: &str, state: &AppState, request: &RawRequest) -> Re
     }
     // Validate every event before publishing any, so a bad batch publishes nothing.
     let events = batch.into_iter().map(|e| check_event(&app, e, true)).collect::<Result<Vec<_>, _>>()?;
-    for event in &events {
-        publish(state, &app, event).await;
-    }
+    publish(state, &app, &events.iter().collect::<Vec<_>>()).await?;
     if !events.iter().any(|e| e.info.any()) {
         return Ok(json(StatusCode::OK, &serde_json::json!({})));
     }
@@ -216,7 +227,7 @@ async fn legacy_inner(
         info: None,
     };
     let event = check_event(&app, body, true)?;
-    publish(state, &app, &event).await;
+    publish(state, &app, &[&event]).await?;
     Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
 }
 

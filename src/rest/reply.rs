@@ -88,6 +88,9 @@ pub enum ApiError {
     /// Parameters an endpoint does not accept.
     #[error("The following query string parameters are extraneous: {0}")]
     Extraneous(String),
+    /// `--record` is on and the event could not be committed (it was delivered, not recorded).
+    #[error("Event delivered but not recorded: {0}")]
+    NotRecorded(String),
     /// `data` over the limit.
     #[error("Payload too large: data is {len} bytes, the limit is {max} bytes")]
     PayloadTooLarge {
@@ -105,6 +108,7 @@ impl ApiError {
             ApiError::Auth(_) | ApiError::AppMismatch { .. } => StatusCode::UNAUTHORIZED,
             ApiError::UnknownApp(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotRecorded(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::UnknownKey
             | ApiError::InvalidJson(_)
             | ApiError::MissingField(_)
@@ -179,5 +183,6 @@ mod tests {
         assert_eq!(ApiError::PayloadTooLarge { len: 1, max: 0 }.status(), 413);
         assert_eq!(ApiError::UnknownApp("9".into()).status(), 404);
         assert_eq!(ApiError::UsersNotPresence.status(), 400);
+        assert_eq!(ApiError::NotRecorded("disk full".into()).status(), 500);
     }
 }

@@ -343,7 +343,8 @@ impl Session {
             user_id: sub.user_id.clone(),
             source: Source::Client,
         };
-        self.state.publish(event).await;
+        // Client events are recorded without waiting for the disk.
+        let (_, _commit) = self.state.publish(event).await;
         Ok(())
     }
 

@@ -258,3 +258,167 @@ fn a_bad_filter_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("KEY=PATTERN"));
 }
+
+/// Signed `POST /apps/1/events`, as the SDKs send it; returns the status.
+async fn trigger(http: &reqwest::Client, port: u16, i: usize) -> u16 {
+    let path = "/apps/1/events";
+    let body = format!("{{\"name\":\"tick\",\"channels\":[\"stock_ticker\"],\"data\":\"{{\\\"n\\\":{i}}}\"}}");
+    let query = pusher_local::auth::request::sign_query(
+        "app-key",
+        "app-secret",
+        "POST",
+        path,
+        body.as_bytes(),
+        unix_now(),
+        &[],
+    );
+    let url = format!("http://127.0.0.1:{port}{path}?{query}");
+    http.post(url).header("content-type", "application/json").body(body).send().await.unwrap().status().as_u16()
+}
+
+// See: issue 4, "a kill -9 while recording loses no acknowledged trigger".
+#[test]
+fn kill_9_while_recording_loses_no_acknowledged_trigger_and_the_recording_exports_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Running::launch(command(dir.path()).args(["--no-config", "--record=k9"]));
+    running.until(|l| l.contains("recording \"k9\""));
+    let port = running.port;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let acknowledged = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let mut tasks = Vec::new();
+        for t in 0..4 {
+            let http = http.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ok = 0;
+                for i in 0..50 {
+                    if trigger(&http, port, t * 100 + i).await == 200 {
+                        ok += 1;
+                    }
+                }
+                ok
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            ok += task.await.unwrap();
+        }
+        ok
+    });
+    assert_eq!(acknowledged, 200);
+    running.child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    running.child.wait().unwrap();
+
+    let store = pusher_local::recorder::Store::open_existing(&dir.path().join("pusher-local.db")).unwrap();
+    let (summary, events) = store.read("k9").unwrap();
+    assert_eq!(events.len(), acknowledged, "every acknowledged trigger is on disk");
+    assert_eq!(summary.ended_at_ms, None);
+    drop(store);
+
+    let list = command(dir.path()).args(["--no-config", "recordings", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success() && text.contains("k9") && text.contains("200 events"), "{text}");
+    let export = command(dir.path()).args(["--no-config", "recordings", "export", "k9"]).output().unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let fixture = pusher_local::recorder::Fixture::load(&dir.path().join("fixtures/k9.json")).unwrap();
+    assert_eq!(fixture.events.len(), 200);
+
+    // Replay the export into a second server at full speed, by fixture name.
+    let target = Running::launch(command(dir.path()).arg("--no-config"));
+    let replay = command(dir.path())
+        .args(["--no-config", "replay", "k9", "--speed", "max", "--url", &format!("http://127.0.0.1:{}", target.port)])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{out} {}", String::from_utf8_lossy(&replay.stderr));
+    assert!(out.contains("sent 200 events of k9"), "{out}");
+    assert!(!out.contains('\r'), "no progress bar when stdout is not a terminal: {out}");
+    target.stop();
+}
+
+#[test]
+fn bad_databases_and_fixtures_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = command(dir.path()).arg("--no-config").args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["recordings", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no recordings database at") && err.contains("pusher-local.db"), "{err}");
+    assert!(!dir.path().join("pusher-local.db").exists(), "listing does not create a database");
+
+    std::fs::write(dir.path().join("garbage.db"), vec![b'x'; 8192]).unwrap();
+    let (code, err) = run(&["--db", "garbage.db", "recordings", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("garbage.db is not a pusher-local recordings database"), "{err}");
+    let (code, err) = run(&["--db", "garbage.db", "--port", "0", "--record=x"]);
+    assert_eq!(code, Some(2), "the server does not start: {err}");
+    assert!(err.contains("--record") && err.contains("garbage.db"), "{err}");
+
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\"pusher_local_fixture\": 1,\n  \"events\": [ {\"offset_ms\": \"soon\"} ]\n}",
+    )
+    .unwrap();
+    let (code, err) = run(&["replay", "bad.json"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("bad.json:2:"), "file and line: {err}");
+    let (code, err) = run(&["replay", "nothing-by-that-name"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not a fixture file") && err.contains("not a recording"), "{err}");
+}
+
+#[test]
+fn capture_ends_on_ctrl_c_and_writes_everything_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Running::launch(command(dir.path()).arg("--no-config"));
+    let port = server.port;
+    let mut child = command(dir.path())
+        .args(["--no-config", "capture", "--url", &format!("ws://127.0.0.1:{port}"), "--channel", "stock_ticker"])
+        .args(["--channel", "private-orders", "-o", "captured.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |want: &str| loop {
+        match lines.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.contains(want) => return,
+            Ok(_) => continue,
+            Err(e) => panic!("no line with {want:?} in time: {e}"),
+        }
+    };
+    wait_for("subscribed to stock_ticker");
+    wait_for("subscribed to private-orders");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        for i in 0..3 {
+            assert_eq!(trigger(&http, port, i).await, 200);
+        }
+    });
+    wait_for("#3 tick on stock_ticker");
+    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "capture did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let fixture = pusher_local::recorder::Fixture::load(&dir.path().join("captured.json")).unwrap();
+    let data: Vec<&str> = fixture.events.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(data, ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"]);
+    server.stop();
+}

@@ -4,12 +4,15 @@
 //! - the HTTP API (signatures, endpoints, status codes, bodies): `rest.rs`;
 //! - the binary itself (flags, config layering, banner, exit codes, signals): `cli.rs`;
 //! - webhooks (kinds, delays, signing, retries, outbox, control API, `webhooks` commands):
-//!   `webhook.rs`.
+//!   `webhook.rs`;
+//! - recording, fixtures, replay and capture (the store, the fixtures folder, replay timing,
+//!   the replay control endpoints): `recorder.rs`; the commands and `kill -9`: `cli.rs`.
 //!
 //! Servers run in-process on port 0 (`support::TestServer`). Don't add a `misc.rs`.
 //! The official-SDK suite is a separate binary, `tests/sdk.rs`.
 
 mod cli;
+mod recorder;
 mod rest;
 mod support;
 mod webhook;

@@ -24,12 +24,19 @@ pub const SECRET: &str = "app-secret";
 /// Every wait in the tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// A config with the default test app, listening on 127.0.0.1:0. subscription_count frames
-/// are off here (tests that want them turn them on) so frame sequences stay short.
+/// A config with the default test app, listening on 127.0.0.1:0, with no fixtures folder.
+/// subscription_count frames are off here (tests that want them turn them on) so frame
+/// sequences stay short.
 pub fn config() -> Config {
     let mut app = App::new(APP_ID, KEY, SECRET);
     app.subscription_count = false;
-    Config { listen: Listen::Combined("127.0.0.1:0".parse().unwrap()), apps: vec![app], ..Config::default() }
+    Config {
+        listen: Listen::Combined("127.0.0.1:0".parse().unwrap()),
+        apps: vec![app],
+        // Not the repository's ./fixtures: tests that want fixtures bring a temp folder.
+        fixtures: std::env::temp_dir().join("pusher-local-tests-without-fixtures"),
+        ..Config::default()
+    }
 }
 
 /// A server running in this process.
@@ -49,7 +56,8 @@ impl TestServer {
         let listeners = Listeners::bind(&config.listen).await.expect("bind");
         let (api_addr, addr) = listeners.local_addrs();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(pusher_local::run(listeners, config, Printer::silent(), shutdown.clone()));
+        let server = pusher_local::run(listeners, config, Printer::silent(), shutdown.clone());
+        let task = tokio::spawn(async move { server.await.expect("server starts") });
         TestServer { addr, api_addr, shutdown, task }
     }
 
