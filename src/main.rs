@@ -206,6 +206,9 @@ fn replay(cli: &Cli, args: ReplayArgs) -> anyhow::Result<()> {
     let url = args.url.clone().unwrap_or_else(|| format!("http://{}", local_addrs(&config).0));
     let app_id = args.app_id.clone().unwrap_or_else(|| app.id.to_string());
     let key = args.key.clone().unwrap_or_else(|| app.key.clone());
+    if args.secret.is_none() && key != app.key {
+        anyhow::bail!("--key {key} needs its --secret (the secret pusher-local knows goes with key {})", app.key);
+    }
     let secret = args.secret.clone().unwrap_or_else(|| app.secret.expose().to_owned());
     let plan = replay::Plan {
         speed: args.speed.unwrap_or_default(),

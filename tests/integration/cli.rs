@@ -364,6 +364,10 @@ fn bad_databases_and_fixtures_are_clear_errors() {
     let (code, err) = run(&["replay", "bad.json"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("bad.json:2:"), "file and line: {err}");
+    std::fs::write(dir.path().join("ok.json"), "{\"pusher_local_fixture\": 1, \"events\": []}").unwrap();
+    let (code, err) = run(&["replay", "ok.json", "--key", "other-key"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--key other-key needs its --secret"), "{err}");
     let (code, err) = run(&["replay", "nothing-by-that-name"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("not a fixture file") && err.contains("not a recording"), "{err}");
