@@ -108,7 +108,14 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     /// Webhook delivery timing and sizes (the URLs are per app).
     pub webhooks: crate::webhook::Settings,
+    /// Redis for several nodes as one; `None` runs the embedded single-node broker.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel: nodes on one Redis with one prefix are a cluster.
+    pub redis_prefix: String,
 }
+
+/// The default Redis key prefix.
+pub const DEFAULT_REDIS_PREFIX: &str = "pusher-local";
 
 /// The default app id: numeric, because the Python SDK requires that.
 pub const DEFAULT_APP_ID: &str = "1";
@@ -140,6 +147,8 @@ impl Default for Config {
             log_format: Format::Text,
             log_file: None,
             webhooks: crate::webhook::Settings::default(),
+            redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
         }
     }
 }
@@ -228,9 +237,16 @@ pub enum ConfigError {
     /// A `--filter` is not `KEY=GLOB`.
     #[error(transparent)]
     Filter(#[from] FilterError),
-    /// `--redis-url` was given; multi-node mode is not built yet.
-    #[error("--redis-url / -r is not supported yet: this version runs the embedded single-node broker only (multi-node over Redis is planned). Remove the flag (or PUSHER_LOCAL_REDIS_URL) to start.")]
-    RedisNotYet,
+    /// The Redis URL does not parse.
+    #[error("{setting}={value:?} is not a Redis URL (redis://HOST:PORT/DB): {reason}")]
+    RedisUrl {
+        /// The flag or variable it came from.
+        setting: &'static str,
+        /// Its value.
+        value: String,
+        /// The parser's reason.
+        reason: String,
+    },
 }
 
 /// Reads environment variables; injectable so tests are hermetic.
@@ -348,9 +364,6 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, variable or flag at fault.
     pub fn resolve(cli: &Cli, env: &impl Environment, cwd: &Path) -> Result<Config, ConfigError> {
-        if cli.redis_url.is_some() {
-            return Err(ConfigError::RedisNotYet);
-        }
         let mut config = Config::default();
         let mut creds = Credentials::default();
 
@@ -462,6 +475,25 @@ impl Config {
         // `--webhook` (or PUSHER_LOCAL_WEBHOOK_URL) replaces the default app's file URLs.
         if !cli.webhook.is_empty() {
             config.apps[0].webhooks = cli.webhook.iter().map(crate::webhook::Target::new).collect();
+        }
+        // `REDIS_URL` is where hosting platforms and docker-compose files put it.
+        let redis = match &cli.redis_url {
+            Some(url) => Some(("--redis-url / PUSHER_LOCAL_REDIS_URL", url.clone())),
+            None => env.var("REDIS_URL").map(|url| ("REDIS_URL", url)),
+        };
+        if let Some((setting, url)) = redis {
+            match url::Url::parse(&url) {
+                Ok(parsed) if matches!(parsed.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
+                Ok(parsed) => {
+                    let reason = format!("scheme {:?} is not redis://", parsed.scheme());
+                    return Err(ConfigError::RedisUrl { setting, value: url, reason });
+                }
+                Err(e) => return Err(ConfigError::RedisUrl { setting, value: url, reason: e.to_string() }),
+            }
+            config.redis_url = Some(url);
+        }
+        if let Some(prefix) = &cli.redis_prefix {
+            config.redis_prefix.clone_from(prefix);
         }
         config.verbose = cli.verbose;
         config.quiet = cli.quiet;
@@ -630,10 +662,19 @@ mod tests {
     }
 
     #[test]
-    fn redis_is_refused_clearly_for_now() {
+    fn redis_url_from_the_flag_or_redis_url_and_a_bad_one_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Config::resolve(&cli(&["-r", "redis://127.0.0.1"]), &env(&[]), dir.path()).unwrap_err();
-        assert!(err.to_string().contains("not supported yet"));
+        assert_eq!(resolve(&[], &[], dir.path()).redis_url, None);
+        let c = resolve(&["-r", "redis://127.0.0.1:7000", "--redis-prefix", "team"], &[], dir.path());
+        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:7000"));
+        assert_eq!(c.redis_prefix, "team");
+        let c = resolve(&[], &[("REDIS_URL", "redis://10.0.0.2")], dir.path());
+        assert_eq!(c.redis_url.as_deref(), Some("redis://10.0.0.2"));
+        assert_eq!(c.redis_prefix, DEFAULT_REDIS_PREFIX);
+        let c = resolve(&["--redis-url", "redis://a"], &[("REDIS_URL", "redis://b")], dir.path());
+        assert_eq!(c.redis_url.as_deref(), Some("redis://a"), "the flag beats REDIS_URL");
+        let err = Config::resolve(&cli(&["-r", "http://h"]), &env(&[]), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("--redis-url") && err.to_string().contains("http"), "{err}");
     }
 
     #[test]

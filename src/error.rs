@@ -1,6 +1,6 @@
 //! Error types and their one mapping each to Pusher codes.
 //!
-//! - [`Error`]: what can stop the server (config, binding a port).
+//! - [`Error`]: what can stop the server (config, binding a port, reaching Redis).
 //! - [`HandshakeError`]: why a WebSocket was refused at connect; always closes, with a code.
 //! - [`ClientError`]: what a connected client did wrong; answered with `pusher:error`, code from
 //!   [`ClientError::code`] (exhaustive, no catch-all), and the socket stays open.
@@ -27,6 +27,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// `--redis-url` names a Redis that does not answer.
+    #[error(transparent)]
+    Broker(#[from] crate::broker::ConnectError),
 }
 
 /// A convenient alias.

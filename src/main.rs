@@ -110,8 +110,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             signal.await;
             trigger.cancel();
         });
-        pusher_local::run(listeners, config, printer.clone(), stop).await;
+        let served = pusher_local::run(listeners, config, printer.clone(), stop).await;
         printer.flush();
+        served?;
         anyhow::Ok(())
     })
 }

@@ -65,11 +65,23 @@ impl Listeners {
 }
 
 /// Serves until `shutdown` is cancelled, then drains.
-pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) {
+///
+/// # Errors
+/// [`Error::Broker`] when `--redis-url` names a Redis that does not answer; nothing is served
+/// then (never a silent fallback to a single node).
+pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) -> Result<()> {
     let registry = ChannelRegistry::new();
     let registry_for_shutdown = registry.clone();
-    let broker = broker::connect(registry.clone());
+    let (broker, mut notices) = broker::connect(&config, registry.clone()).await?;
     let state = AppState::new(Arc::new(config), registry, broker.clone(), printer.clone(), shutdown.clone());
+    // What the cluster reports (Redis lost or back, a node gone): until `broker.close()` drops
+    // the sender.
+    let cluster = state.clone();
+    let notice_task = tokio::spawn(async move {
+        while let Some(notice) = notices.recv().await {
+            cluster.on_notice(notice).await;
+        }
+    });
 
     let log_printer = printer.clone();
     let log = warp::log::custom(move |info: warp::log::Info<'_>| {
@@ -120,5 +132,8 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
         printer.line(Line::Error(format!("{} connections did not close in time", tracker.len())));
     }
     broker.close().await;
+    // The broker dropped its sender: the loop ends after the last notice.
+    let _ = tokio::time::timeout(state.config().shutdown_grace, notice_task).await;
     printer.line(Line::Text("pusher-local stopped".into()));
+    Ok(())
 }

@@ -7,9 +7,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Broker, Envelope};
-use crate::apps::AppId;
+use crate::apps::{App, AppId};
+use crate::error::ClientError;
 use crate::protocol::ChannelName;
-use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry};
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Member};
+
+use super::{ClusterJoin, ClusterLeave};
 
 /// The in-process broker.
 #[derive(Debug, Clone)]
@@ -40,6 +43,15 @@ impl Broker for LocalBroker {
 
     async fn users(&self, app: &AppId, channel: &ChannelName) -> Vec<Arc<str>> {
         self.registry.users(app, channel)
+    }
+
+    async fn join(&self, _: &App, _: &ChannelName, _: Option<&Member>) -> Result<Option<ClusterJoin>, ClientError> {
+        // One node is the whole cluster: the registry's own view stands.
+        Ok(None)
+    }
+
+    async fn leave(&self, _: &AppId, _: &ChannelName, _: Option<&str>) -> Option<ClusterLeave> {
+        None
     }
 
     async fn close(&self) {}

@@ -199,7 +199,24 @@ impl Session {
             }
         };
         let user_id = member.as_ref().map(|m| m.key.clone());
-        let joined = self.state.registry().subscribe(&self.app, self.socket_id, &self.outbox, &channel, member)?;
+        // The cluster's view first (a no-op on one node), so the presence roster is everyone's.
+        let cluster = self.state.broker().join(&self.app, &channel, member.as_ref()).await?;
+        let roster = cluster.as_ref().and_then(|c| c.roster.as_deref());
+        let registry = self.state.registry();
+        let joined =
+            match registry.subscribe_with_roster(&self.app, self.socket_id, &self.outbox, &channel, member, roster) {
+                Ok(joined) => joined,
+                Err(error) => {
+                    if cluster.is_some() {
+                        self.state.broker().leave(&self.app.id, &channel, user_id.as_deref()).await;
+                    }
+                    return Err(error);
+                }
+            };
+        let joined = match &cluster {
+            Some(cluster) => cluster.apply(joined, &channel),
+            None => joined,
+        };
         let webhooks = self.state.webhooks();
         if joined.occupied {
             webhooks.channel_occupied(&self.app, channel.as_str());
@@ -236,6 +253,10 @@ impl Session {
     /// Tells the others (member_removed, subscription_count) and reports the webhooks;
     /// `user_id` is the presence user this socket was subscribed as.
     async fn announce_left(&self, left: Left, user_id: Option<&Arc<str>>) {
+        let left = match self.state.broker().leave(&self.app.id, &left.channel, user_id.map(|u| &**u)).await {
+            Some(cluster) => cluster.apply(left),
+            None => left,
+        };
         let webhooks = self.state.webhooks();
         if let (Some(_), Some(user)) = (&left.member_removed, user_id) {
             webhooks.member_removed(&self.app, left.channel.as_str(), user);

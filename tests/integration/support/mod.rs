@@ -18,6 +18,8 @@ use pusher_local::config::{Config, Listen};
 use pusher_local::printer::Printer;
 use pusher_local::{Listeners, Shutdown};
 
+pub mod redis;
+
 pub const APP_ID: &str = "1";
 pub const KEY: &str = "app-key";
 pub const SECRET: &str = "app-secret";
@@ -37,7 +39,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub shutdown: Shutdown,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<pusher_local::Result<()>>,
 }
 
 impl TestServer {
@@ -56,7 +58,11 @@ impl TestServer {
     /// Fires the shutdown and waits for the server to finish draining.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("server stops in time").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+            .expect("server ran");
     }
 
     pub fn ws_url(&self, key: &str) -> String {

@@ -1,0 +1,741 @@
+//! `RedisBroker`: several pusher-local nodes as one, over one Redis.
+//!
+//! - Deliveries: every node SUBSCRIBEs to `P events`. `publish` fans out to this node's sockets
+//!   first, then queues the envelope (with this node's id) for one publisher task, which
+//!   PUBLISHes in order, in pipelined batches. Incoming envelopes with our own id are dropped
+//!   (no echo), the others go to the registry's fan-out. Local delivery never waits on Redis.
+//! - Cluster state: per-node keys and Lua scripts, see [`scripts`]. The session asks
+//!   [`Broker::join`] / [`Broker::leave`] on every subscribe and unsubscribe; the script answers
+//!   with cluster-wide counts and presence transitions, so member_added/removed, occupied and
+//!   vacated happen once, on the node whose change made them.
+//! - Node death: each node beats every [`BEAT`] (`SET alive PX` [`ALIVE_TTL`]); after each beat
+//!   it runs the reaper script, which removes nodes whose key expired and returns the presence
+//!   members and channels their removal emptied. Those go out as [`Notice::NodeGone`], which
+//!   the state turns into member_removed frames and webhooks. A kill -9'd node is gone within
+//!   `ALIVE_TTL + BEAT` (6 s).
+//! - Redis lost: the subscription stream ends or a command fails → [`Notice::Down`] (printed
+//!   loudly); local delivery goes on and cluster questions fall back to this node's view. The
+//!   subscriber reconnects with backoff (to 5 s); once it is back and the state is rewritten
+//!   from the [`mirror::Mirror`] ([`scripts`] RESYNC), [`Notice::Up`]. A beat that finds its
+//!   own `alive` key missing (Redis restarted, or this node was paused and reaped) rewrites too.
+//!
+//! - [`scripts`]: the keys and Lua scripts.
+//! - [`mirror`]: this node's own state, as written to Redis.
+
+pub mod mirror;
+pub mod scripts;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Broker, ClusterJoin, ClusterLeave, Envelope, Notice};
+use crate::apps::{App, AppId};
+use crate::error::ClientError;
+use crate::protocol::{ChannelName, Frame};
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Member, CACHE_TTL};
+use mirror::Mirror;
+use scripts::Scripts;
+
+/// How often a node beats (and reaps).
+pub const BEAT: Duration = Duration::from_secs(1);
+/// How long a node counts as alive after its last beat.
+pub const ALIVE_TTL: Duration = Duration::from_secs(5);
+/// Envelopes that may wait for the publisher before new ones are dropped (Redis too slow).
+const QUEUE: usize = 16 * 1024;
+/// Envelopes per pipelined PUBLISH batch.
+const BATCH: usize = 256;
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Bound on connecting and on each command, so a dead Redis never stalls a session for long.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Redis could not be reached at start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach Redis at {url} (--redis-url)")]
+pub struct ConnectError {
+    /// The URL.
+    pub url: String,
+    /// Why.
+    #[source]
+    pub source: StartError,
+}
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The client refused the URL or the server did not answer. Its text already carries its
+    /// own cause, so it is not chained a second time.
+    #[error("{0}")]
+    Redis(redis::RedisError),
+    /// No answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// What the publisher task sends: one envelope, and for cache channels the new cached value.
+#[derive(Debug)]
+struct Outgoing {
+    payload: String,
+    cache: Option<(String, String)>,
+}
+
+/// A cache channel's last event as kept on Redis.
+#[derive(Serialize, Deserialize)]
+struct CacheValue {
+    event: String,
+    data: String,
+    frame: String,
+}
+
+/// A presence member as kept on Redis.
+#[derive(Serialize, Deserialize)]
+struct MemberValue {
+    user_id: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_info: Option<Box<RawValue>>,
+}
+
+fn member_json(member: &Member) -> String {
+    let value = MemberValue { user_id: member.user_id.clone(), user_info: member.user_info.clone() };
+    // Raw JSON values that were valid when received: serialising cannot fail.
+    serde_json::to_string(&value).expect("valid raw JSON")
+}
+
+fn member_from(key: &str, json: &str) -> Option<Member> {
+    let value: MemberValue = serde_json::from_str(json).ok()?;
+    Some(Member { key: key.into(), user_id: value.user_id, user_info: value.user_info })
+}
+
+struct Shared {
+    url: String,
+    /// The key prefix with its trailing `:`.
+    prefix: String,
+    node: String,
+    events: String,
+    client: redis::Client,
+    conn: ConnectionManager,
+    registry: ChannelRegistry,
+    scripts: Scripts,
+    mirror: Mutex<Mirror>,
+    /// Redis answers and our state is written there.
+    up: AtomicBool,
+    /// The subscriber is connected.
+    subscribed: AtomicBool,
+    outgoing: mpsc::Sender<Outgoing>,
+    dropped: AtomicU64,
+    notices: StdMutex<Option<mpsc::UnboundedSender<Notice>>>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// The Redis broker; see the module docs.
+#[derive(Clone)]
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker").field("url", &self.shared.url).field("node", &self.shared.node).finish()
+    }
+}
+
+impl From<redis::RedisError> for StartError {
+    fn from(error: redis::RedisError) -> Self {
+        StartError::Redis(error)
+    }
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StartError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, f).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StartError::Timeout(COMMAND_TIMEOUT)),
+    }
+}
+
+impl RedisBroker {
+    /// Connects, registers this node and starts the subscriber, the publisher and the beat.
+    ///
+    /// # Errors
+    /// [`ConnectError`] naming `url` when Redis does not answer.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        registry: ChannelRegistry,
+        notices: mpsc::UnboundedSender<Notice>,
+    ) -> Result<Arc<dyn Broker>, ConnectError> {
+        let fail = |source| ConnectError { url: url.to_owned(), source };
+        let client = redis::Client::open(url).map_err(|e| fail(e.into()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let mut conn = bounded(client.get_connection_manager_with_config(config)).await.map_err(fail)?;
+        bounded(redis::cmd("PING").query_async::<String>(&mut conn)).await.map_err(fail)?;
+        let prefix = format!("{prefix}:");
+        let events = format!("{prefix}events");
+        let stream = subscribe(&client, &events).await.map_err(fail)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let shared = Arc::new(Shared {
+            url: url.to_owned(),
+            node: node_id(),
+            prefix,
+            events,
+            client,
+            conn,
+            registry,
+            scripts: Scripts::new(),
+            mirror: Mutex::new(Mirror::default()),
+            up: AtomicBool::new(false),
+            subscribed: AtomicBool::new(true),
+            outgoing: tx,
+            dropped: AtomicU64::new(0),
+            notices: StdMutex::new(Some(notices)),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        shared.resync().await.map_err(|e| fail(e.into()))?;
+        shared.up.store(true, Ordering::SeqCst);
+        tracing::info!(node = %shared.node, url = %shared.url, "joined the cluster");
+        shared.tasks.spawn(listen(shared.clone(), stream));
+        shared.tasks.spawn(send(shared.clone(), rx));
+        shared.tasks.spawn(beat(shared.clone()));
+        Ok(Arc::new(RedisBroker { shared }))
+    }
+
+    /// This node's id in the cluster.
+    pub fn node(&self) -> &str {
+        &self.shared.node
+    }
+}
+
+/// A random node id: 16 hex digits.
+fn node_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+async fn subscribe(client: &redis::Client, events: &str) -> Result<PubSubStream, StartError> {
+    let mut pubsub = bounded(client.get_async_pubsub()).await?;
+    bounded(pubsub.subscribe(events)).await?;
+    Ok(pubsub.into_on_message())
+}
+
+impl Shared {
+    fn notify(&self, notice: Notice) {
+        if let Some(tx) = &*self.notices.lock().unwrap_or_else(|p| p.into_inner()) {
+            // The receiver lives until shutdown; a notice after it is of no use.
+            let _ = tx.send(notice);
+        }
+    }
+
+    /// Marks Redis as lost; says so once per outage.
+    fn down(&self, reason: &dyn std::fmt::Display) {
+        if self.up.swap(false, Ordering::SeqCst) {
+            tracing::warn!(url = %self.url, %reason, "redis lost");
+            self.notify(Notice::Down { url: self.url.clone(), reason: reason.to_string() });
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    /// Writes this node's whole state again; marks Redis as up when the subscriber is too.
+    async fn resync(&self) -> redis::RedisResult<()> {
+        let mirror = self.mirror.lock().await;
+        let mut conn = self.conn.clone();
+        self.scripts
+            .resync
+            .arg(&self.prefix)
+            .arg(&self.node)
+            .arg(ALIVE_TTL.as_millis() as u64)
+            .arg(mirror.snapshot())
+            .invoke_async::<i64>(&mut conn)
+            .await?;
+        if self.subscribed.load(Ordering::SeqCst) && !self.up.swap(true, Ordering::SeqCst) {
+            tracing::info!(url = %self.url, "redis back");
+            self.notify(Notice::Up { url: self.url.clone() });
+        }
+        Ok(())
+    }
+
+    fn receive(&self, payload: &[u8]) {
+        match Envelope::from_wire(payload) {
+            Ok((node, _)) if node == self.node => {}
+            Ok((_, envelope)) => {
+                self.registry.fan_out(&envelope.app_id, &envelope.delivery);
+            }
+            Err(error) => tracing::warn!(%error, "unreadable message on the events channel"),
+        }
+    }
+
+    fn cache_key(&self, app: &AppId, channel: &str) -> String {
+        format!("{}cache:{}:{channel}", self.prefix, app.as_str())
+    }
+
+    /// The reaper's answer, as a notice.
+    fn reaped(&self, rows: Vec<Vec<String>>) {
+        let mut gone: Option<(String, Vec<_>, Vec<_>, Vec<_>)> = None;
+        let channel = |name: &str| ChannelName::parse(name, usize::MAX).ok();
+        for row in rows {
+            let (removed, vacated, counts) = match &mut gone {
+                Some((_, r, v, c)) => (r, v, c),
+                None => {
+                    gone = Some((String::new(), Vec::new(), Vec::new(), Vec::new()));
+                    let Some((_, r, v, c)) = &mut gone else { unreachable!("just set") };
+                    (r, v, c)
+                }
+            };
+            match row.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["m", app, ch, json] => {
+                    let key = serde_json::from_str::<MemberValue>(json).ok().and_then(|m| user_key(&m.user_id));
+                    if let (Some(ch), Some(key)) = (channel(ch), key) {
+                        if let Some(member) = member_from(&key, json) {
+                            removed.push((AppId::new(*app), ch, member));
+                        }
+                    }
+                }
+                ["v", app, ch] => vacated.extend(channel(ch).map(|ch| (AppId::new(*app), ch))),
+                ["c", app, ch, n] => {
+                    if let (Some(ch), Ok(n)) = (channel(ch), n.parse()) {
+                        counts.push((AppId::new(*app), ch, n));
+                    }
+                }
+                ["n", node] => {
+                    let (_, removed, vacated, counts) = gone.take().unwrap_or_default();
+                    tracing::info!(node = %node, members = removed.len(), "reaped a node that stopped beating");
+                    self.notify(Notice::NodeGone { node: (*node).to_owned(), removed, vacated, counts });
+                }
+                other => tracing::warn!(row = ?other, "unexpected reaper row"),
+            }
+        }
+    }
+}
+
+/// The presence user key of a `user_id` value (string or number), as the session makes it.
+fn user_key(user_id: &RawValue) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(user_id.get()).ok()? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The subscriber: hands envelopes to the registry; on loss, reconnects with backoff.
+async fn listen(shared: Arc<Shared>, mut stream: PubSubStream) {
+    loop {
+        loop {
+            tokio::select! {
+                () = shared.stop.cancelled() => return,
+                message = stream.next() => match message {
+                    Some(message) => shared.receive(message.get_payload_bytes()),
+                    None => break,
+                },
+            }
+        }
+        shared.subscribed.store(false, Ordering::SeqCst);
+        shared.down(&"the subscription connection closed");
+        let mut delay = Duration::from_millis(100);
+        stream = loop {
+            tokio::select! {
+                () = shared.stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            match subscribe(&shared.client, &shared.events).await {
+                Ok(stream) => break stream,
+                Err(error) => {
+                    tracing::debug!(%error, ?delay, "redis still unreachable");
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+        shared.subscribed.store(true, Ordering::SeqCst);
+        if let Err(error) = shared.resync().await {
+            shared.down(&error);
+        }
+    }
+}
+
+/// The publisher: PUBLISHes queued envelopes in order, in pipelined batches.
+async fn send(shared: Arc<Shared>, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let ttl = CACHE_TTL.as_millis() as u64;
+    loop {
+        let n = tokio::select! {
+            () = shared.stop.cancelled() => return,
+            n = rx.recv_many(&mut batch, BATCH) => n,
+        };
+        if n == 0 {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for out in batch.drain(..) {
+            pipe.publish(&shared.events, out.payload).ignore();
+            if let Some((key, value)) = out.cache {
+                pipe.pset_ex(key, value, ttl).ignore();
+            }
+        }
+        let mut conn = shared.conn.clone();
+        if let Err(error) = pipe.query_async::<()>(&mut conn).await {
+            shared.down(&error);
+        }
+    }
+}
+
+/// The heartbeat and the reaper.
+async fn beat(shared: Arc<Shared>) {
+    let alive = format!("{}node:{}:alive", shared.prefix, shared.node);
+    let nodes = format!("{}nodes", shared.prefix);
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            () = tokio::time::sleep(BEAT) => {}
+        }
+        let mut conn = shared.conn.clone();
+        let before: redis::RedisResult<(Option<String>, i64)> = redis::pipe()
+            .cmd("SET")
+            .arg(&alive)
+            .arg("1")
+            .arg("PX")
+            .arg(ALIVE_TTL.as_millis() as u64)
+            .arg("GET")
+            .sadd(&nodes, &shared.node)
+            .query_async(&mut conn)
+            .await;
+        match before {
+            Err(error) => {
+                shared.down(&error);
+                continue;
+            }
+            // Our key was gone: Redis restarted, or we were paused and reaped. Write it all again.
+            Ok((None, _)) => {
+                if let Err(error) = shared.resync().await {
+                    shared.down(&error);
+                    continue;
+                }
+            }
+            Ok((Some(_), _)) if !shared.is_up() => {
+                if let Err(error) = shared.resync().await {
+                    shared.down(&error);
+                    continue;
+                }
+            }
+            Ok(_) => {}
+        }
+        let reaped: redis::RedisResult<Vec<Vec<String>>> =
+            shared.scripts.reap.arg(&shared.prefix).arg(&shared.node).arg("dead").invoke_async(&mut conn).await;
+        match reaped {
+            Ok(rows) => shared.reaped(rows),
+            Err(error) => shared.down(&error),
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, envelope: Envelope) -> usize {
+        let shared = &self.shared;
+        let delivered = shared.registry.fan_out(&envelope.app_id, &envelope.delivery);
+        if shared.is_up() {
+            let cache = match &envelope.delivery {
+                Delivery::Event { channel, frame, cache: Some(cached), .. } => {
+                    let value = CacheValue {
+                        event: cached.event.to_string(),
+                        data: cached.data.to_string(),
+                        frame: frame.as_str().to_owned(),
+                    };
+                    // Strings only: serialising cannot fail.
+                    let value = serde_json::to_string(&value).expect("plain JSON");
+                    Some((shared.cache_key(&envelope.app_id, channel.as_str()), value))
+                }
+                _ => None,
+            };
+            let out = Outgoing { payload: envelope.to_wire(&shared.node), cache };
+            if shared.outgoing.try_send(out).is_err() {
+                let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(dropped = n, "redis is not keeping up: cross-node envelopes dropped");
+                }
+            }
+        }
+        delivered
+    }
+
+    async fn channels(&self, app: &AppId, prefix: &str) -> Vec<ChannelInfo> {
+        let shared = &self.shared;
+        if !shared.is_up() {
+            return shared.registry.channels(app, prefix);
+        }
+        let mut conn = shared.conn.clone();
+        let rows: redis::RedisResult<Vec<String>> = shared
+            .scripts
+            .channels
+            .arg(&shared.prefix)
+            .arg(&shared.node)
+            .arg(app.as_str())
+            .arg(prefix)
+            .invoke_async(&mut conn)
+            .await;
+        match rows {
+            Ok(rows) => {
+                let mut list: Vec<ChannelInfo> = rows
+                    .chunks_exact(3)
+                    .map(|row| ChannelInfo {
+                        name: row[0].as_str().into(),
+                        subscription_count: row[1].parse().unwrap_or(0),
+                        user_count: row[2].parse().unwrap_or(0),
+                    })
+                    .collect();
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+                list
+            }
+            Err(error) => {
+                shared.down(&error);
+                shared.registry.channels(app, prefix)
+            }
+        }
+    }
+
+    async fn channel(&self, app: &AppId, channel: &ChannelName) -> (ChannelInfo, Option<(CachedEvent, Duration)>) {
+        let shared = &self.shared;
+        let local = || (shared.registry.channel(app, channel), shared.registry.cached(app, channel));
+        if !shared.is_up() {
+            return local();
+        }
+        let mut conn = shared.conn.clone();
+        let counts: redis::RedisResult<(usize, Vec<String>)> = shared
+            .scripts
+            .channel
+            .arg(&shared.prefix)
+            .arg(&shared.node)
+            .arg(app.as_str())
+            .arg(channel.as_str())
+            .invoke_async(&mut conn)
+            .await;
+        let (subscriptions, roster) = match counts {
+            Ok(counts) => counts,
+            Err(error) => {
+                shared.down(&error);
+                return local();
+            }
+        };
+        let info = ChannelInfo {
+            name: channel.shared().clone(),
+            subscription_count: subscriptions,
+            user_count: roster.len() / 2,
+        };
+        let cached = if channel.is_cache() {
+            let key = shared.cache_key(app, channel.as_str());
+            let got: redis::RedisResult<(Option<String>, i64)> =
+                redis::pipe().get(&key).pttl(&key).query_async(&mut conn).await;
+            match got {
+                Ok((Some(value), ttl)) => serde_json::from_str::<CacheValue>(&value).ok().map(|v| {
+                    let ttl = Duration::from_millis(u64::try_from(ttl).unwrap_or(0));
+                    (CachedEvent { event: v.event.into(), data: v.data.into() }, ttl)
+                }),
+                Ok((None, _)) => None,
+                Err(error) => {
+                    shared.down(&error);
+                    shared.registry.cached(app, channel)
+                }
+            }
+        } else {
+            None
+        };
+        (info, cached)
+    }
+
+    async fn users(&self, app: &AppId, channel: &ChannelName) -> Vec<Arc<str>> {
+        let shared = &self.shared;
+        if !shared.is_up() {
+            return shared.registry.users(app, channel);
+        }
+        let mut conn = shared.conn.clone();
+        let counts: redis::RedisResult<(usize, Vec<String>)> = shared
+            .scripts
+            .channel
+            .arg(&shared.prefix)
+            .arg(&shared.node)
+            .arg(app.as_str())
+            .arg(channel.as_str())
+            .invoke_async(&mut conn)
+            .await;
+        match counts {
+            Ok((_, roster)) => {
+                let mut ids: Vec<Arc<str>> = roster.chunks_exact(2).map(|kv| kv[0].as_str().into()).collect();
+                ids.sort();
+                ids
+            }
+            Err(error) => {
+                shared.down(&error);
+                shared.registry.users(app, channel)
+            }
+        }
+    }
+
+    async fn join(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        member: Option<&Member>,
+    ) -> Result<Option<ClusterJoin>, ClientError> {
+        let shared = &self.shared;
+        let user = member.map(|m| (&m.key, member_json(m)));
+        let json = user.as_ref().map(|(_, json)| json.clone()).unwrap_or_default();
+        let mut mirror = shared.mirror.lock().await;
+        let first_here = mirror.join(&app.id, channel.shared(), user);
+        if !shared.is_up() {
+            // Written by the resync once Redis is back; until then this node is its own cluster.
+            return Ok(None);
+        }
+        let mut conn = shared.conn.clone();
+        let answer: redis::RedisResult<(i64, i64, Vec<String>)> = shared
+            .scripts
+            .join
+            .arg(&shared.prefix)
+            .arg(&shared.node)
+            .arg(app.id.as_str())
+            .arg(channel.as_str())
+            .arg(member.map_or("", |m| &*m.key))
+            .arg(json)
+            .arg(app.limits.max_presence_members)
+            .arg(if first_here { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await;
+        let (subscriptions, first, roster) = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                shared.down(&error);
+                return Ok(None);
+            }
+        };
+        if subscriptions < 0 {
+            mirror.leave(&app.id, channel.shared(), member.map(|m| &*m.key));
+            return Err(ClientError::PresenceFull {
+                channel: channel.to_string(),
+                max: app.limits.max_presence_members,
+            });
+        }
+        drop(mirror);
+        let roster = member.map(|_| roster.chunks_exact(2).filter_map(|kv| member_from(&kv[0], &kv[1])).collect());
+        if channel.is_cache() {
+            self.seed_cache(&app.id, channel).await;
+        }
+        Ok(Some(ClusterJoin {
+            subscriptions: usize::try_from(subscriptions).unwrap_or(0),
+            first_member: first == 1,
+            roster,
+        }))
+    }
+
+    async fn leave(&self, app: &AppId, channel: &ChannelName, user: Option<&str>) -> Option<ClusterLeave> {
+        let shared = &self.shared;
+        let mut mirror = shared.mirror.lock().await;
+        let last_here = mirror.leave(app, channel.shared(), user);
+        if !shared.is_up() {
+            return None;
+        }
+        let mut conn = shared.conn.clone();
+        let answer: redis::RedisResult<(i64, i64)> = shared
+            .scripts
+            .leave
+            .arg(&shared.prefix)
+            .arg(&shared.node)
+            .arg(app.as_str())
+            .arg(channel.as_str())
+            .arg(user.unwrap_or(""))
+            .arg(if last_here { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await;
+        match answer {
+            Ok((subscriptions, last)) => Some(ClusterLeave {
+                subscriptions: usize::try_from(subscriptions).unwrap_or(0),
+                last_member: last == 1,
+            }),
+            Err(error) => {
+                shared.down(&error);
+                None
+            }
+        }
+    }
+
+    async fn close(&self) {
+        let shared = &self.shared;
+        shared.stop.cancel();
+        shared.tasks.close();
+        if tokio::time::timeout(COMMAND_TIMEOUT, shared.tasks.wait()).await.is_err() {
+            tracing::warn!("redis broker tasks did not stop in time");
+        }
+        if shared.is_up() {
+            // A clean leave: remove our keys now rather than after ALIVE_TTL.
+            let mut conn = shared.conn.clone();
+            let left: redis::RedisResult<Vec<Vec<String>>> = tokio::time::timeout(
+                COMMAND_TIMEOUT,
+                shared.scripts.reap.arg(&shared.prefix).arg(&shared.node).arg("self").invoke_async(&mut conn),
+            )
+            .await
+            .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))));
+            if let Err(error) = left {
+                tracing::warn!(%error, "could not remove this node's keys from redis");
+            }
+        }
+        shared.notices.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+impl RedisBroker {
+    /// A cache channel's first local subscriber on a node that never saw its last event: take
+    /// it from Redis so the replay is cluster-wide.
+    async fn seed_cache(&self, app: &AppId, channel: &ChannelName) {
+        let shared = &self.shared;
+        if shared.registry.cached(app, channel).is_some()
+            || shared.registry.channel(app, channel).subscription_count > 0
+        {
+            return;
+        }
+        let mut conn = shared.conn.clone();
+        let value: redis::RedisResult<Option<String>> = conn.get(shared.cache_key(app, channel.as_str())).await;
+        if let Ok(Some(value)) = value {
+            if let Ok(v) = serde_json::from_str::<CacheValue>(&value) {
+                let cache = Some(CachedEvent { event: v.event.into(), data: v.data.into() });
+                let delivery =
+                    Delivery::Event { channel: channel.clone(), frame: Frame::from(v.frame), except: None, cache };
+                // No local subscriber yet: this only stores the cached event.
+                shared.registry.fan_out(app, &delivery);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::server;
+
+    #[test]
+    fn members_round_trip_through_their_redis_form() {
+        let member = Member {
+            key: "42".into(),
+            user_id: RawValue::from_string("42".into()).unwrap(),
+            user_info: Some(RawValue::from_string("{\"name\":\"Ann\"}".into()).unwrap()),
+        };
+        let json = member_json(&member);
+        let back = member_from("42", &json).unwrap();
+        assert_eq!(back.user_id.get(), "42");
+        assert_eq!(back.user_info.unwrap().get(), "{\"name\":\"Ann\"}");
+        assert_eq!(user_key(&back.user_id).as_deref(), Some("42"));
+        assert!(server::member_removed("presence-a", &member.user_id).as_str().contains("42"));
+    }
+}
