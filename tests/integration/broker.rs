@@ -269,6 +269,87 @@ async fn a_cache_channels_last_event_is_cluster_wide(kind: Kind) {
     nodes.stop().await;
 }
 
+on_both!(webhooks_fire_once_per_cluster_from_the_node_that_made_the_change);
+async fn webhooks_fire_once_per_cluster_from_the_node_that_made_the_change(kind: Kind) {
+    let mut hook = crate::webhook::Receiver::start().await;
+    let url = hook.url();
+    let make = move || crate::webhook::config(std::slice::from_ref(&url));
+    let prefix = prefix();
+    let redis = match kind {
+        Kind::Local => None,
+        Kind::Redis => match RedisServer::start() {
+            Some(redis) => Some(redis),
+            None => return,
+        },
+    };
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let mut config = make();
+        if let Some(redis) = &redis {
+            config.redis_url = Some(redis.url());
+            config.redis_prefix.clone_from(&prefix);
+        }
+        servers.push(TestServer::with(config).await);
+        if redis.is_none() {
+            break;
+        }
+    }
+    let node = |i: usize| &servers[i % servers.len()];
+    let room = "presence-w";
+    let mut u1_a = node(0).client().await;
+    u1_a.subscribe_signed(room, Some(&presence_data("u1"))).await;
+    let mut u1_b = node(1).client().await;
+    u1_b.subscribe_signed(room, Some(&presence_data("u1"))).await;
+    let mut u2 = node(1).client().await;
+    u2.subscribe_signed(room, Some(&presence_data("u2"))).await;
+    for client in [&mut u1_a, &mut u1_b, &mut u2] {
+        client.send(json!({"event": "pusher:unsubscribe", "data": {"channel": room}})).await;
+    }
+    let until = Instant::now() + WAIT;
+    loop {
+        let (_, text) = node(0).api().get("/apps/1/channels/presence-w", &[]).await;
+        if serde_json::from_str::<Value>(&text).unwrap()["occupied"] == false {
+            break;
+        }
+        assert!(Instant::now() < until, "still occupied: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A marker after everything: its vacated webhook (same leave delay) comes last.
+    let mut marker = node(1).client().await;
+    marker.subscribe_public("marker").await;
+    marker.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "marker"}})).await;
+    let mut seen = Vec::new();
+    loop {
+        let event = hook.next_event().await;
+        let line = format!(
+            "{} {}{}",
+            event["name"].as_str().unwrap(),
+            event["channel"].as_str().unwrap(),
+            event["user_id"].as_str().map(|u| format!(" {u}")).unwrap_or_default()
+        );
+        if line == "channel_vacated marker" {
+            break;
+        }
+        seen.push(line);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "channel_occupied marker",
+            "channel_occupied presence-w",
+            "channel_vacated presence-w",
+            "member_added presence-w u1",
+            "member_added presence-w u2",
+            "member_removed presence-w u1",
+            "member_removed presence-w u2",
+        ]
+    );
+    for server in servers {
+        server.stop().await;
+    }
+}
+
 // ---- Redis only -------------------------------------------------------------------------
 
 /// The built binary as a node of its own, so that it can be killed with SIGKILL.

@@ -198,7 +198,8 @@ impl RedisBroker {
             registry,
             scripts: Scripts::new(),
             mirror: Mutex::new(Mirror::default()),
-            up: AtomicBool::new(false),
+            // Up from the start (connect fails otherwise): the first resync is no comeback.
+            up: AtomicBool::new(true),
             subscribed: AtomicBool::new(true),
             outgoing: tx,
             dropped: AtomicU64::new(0),
@@ -207,7 +208,6 @@ impl RedisBroker {
             tasks: TaskTracker::new(),
         });
         shared.resync().await.map_err(|e| fail(e.into()))?;
-        shared.up.store(true, Ordering::SeqCst);
         tracing::info!(node = %shared.node, url = %shared.url, "joined the cluster");
         shared.tasks.spawn(listen(shared.clone(), stream));
         shared.tasks.spawn(send(shared.clone(), rx));
@@ -243,7 +243,8 @@ impl Shared {
     /// Marks Redis as lost; says so once per outage.
     fn down(&self, reason: &dyn std::fmt::Display) {
         if self.up.swap(false, Ordering::SeqCst) {
-            tracing::warn!(url = %self.url, %reason, "redis lost");
+            // The printer says it loudly (Notice::Down); stderr gets the detail at debug.
+            tracing::debug!(url = %self.url, %reason, "redis lost");
             self.notify(Notice::Down { url: self.url.clone(), reason: reason.to_string() });
         }
     }
