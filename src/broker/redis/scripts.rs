@@ -24,7 +24,7 @@
 use redis::Script;
 
 /// Shared by every script. `ARGV[1]` is always `P`, `ARGV[2]` the calling node.
-const COMMON: &str = r#"
+pub const COMMON: &str = r#"
 local P, me = ARGV[1], ARGV[2]
 local function subs_key(n, app) return P .. 'node:' .. n .. ':subs:' .. app end
 local function presence_key(n, app, ch) return P .. 'node:' .. n .. ':presence:' .. app .. ':' .. ch end
@@ -73,7 +73,7 @@ end
 /// One local subscribe. ARGV: P, me, app, channel, user key ('' if not presence), member JSON,
 /// max members, '1' when this is the user's first socket on this node.
 /// Returns `{cluster subscriptions, first member anywhere (1/0, or -1: presence full), roster}`.
-const JOIN: &str = r#"
+pub const JOIN: &str = r#"
 local app, ch, user, member, max, local_first = ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local nodes = live_nodes()
 local first = 0
@@ -94,7 +94,7 @@ return {cluster_subs(nodes, app, ch), first, members}
 
 /// One local unsubscribe. ARGV: P, me, app, channel, user key (''), '1' when it was the user's
 /// last socket on this node. Returns `{cluster subscriptions, last member anywhere (1/0)}`.
-const LEAVE: &str = r#"
+pub const LEAVE: &str = r#"
 local app, ch, user, local_last = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local nodes = live_nodes()
 local last = 0
@@ -110,7 +110,7 @@ return {total, last}
 
 /// Channels of an app. ARGV: P, me, app, name prefix. Returns flat `{name, subscriptions,
 /// users, ...}` (users counted for presence channels only).
-const CHANNELS: &str = r#"
+pub const CHANNELS: &str = r#"
 local app, prefix = ARGV[3], ARGV[4]
 local nodes = live_nodes()
 local totals, names = {}, {}
@@ -138,7 +138,7 @@ return out
 "#;
 
 /// One channel. ARGV: P, me, app, channel. Returns `{subscriptions, roster}`.
-const CHANNEL: &str = r#"
+pub const CHANNEL: &str = r#"
 local app, ch = ARGV[3], ARGV[4]
 local nodes = live_nodes()
 return {cluster_subs(nodes, app, ch), roster(nodes, app, ch)}
@@ -147,7 +147,7 @@ return {cluster_subs(nodes, app, ch), roster(nodes, app, ch)}
 /// Writes this node's whole state again (after Redis lost it, or at start). ARGV: P, me,
 /// alive TTL in ms, JSON `{"subs": [[app, channel, n]...], "presence": [[app, channel, user,
 /// member]...]}`.
-const RESYNC: &str = r#"
+pub const RESYNC: &str = r#"
 local idx = index_key(me)
 for _, e in ipairs(redis.call('SMEMBERS', idx)) do
   local kind, app, ch = parse_index(e)
@@ -173,7 +173,7 @@ return 1
 /// Returns `{{'n', node}, {'m', app, channel, member JSON}, {'v', app, channel},
 /// {'c', app, channel, subscriptions}...}`: gone nodes, members whose last socket was there,
 /// channels now vacated, and channels still occupied with their new count.
-const REAP: &str = r#"
+pub const REAP: &str = r#"
 local gone = {}
 if ARGV[3] == 'self' then
   gone[1] = me
