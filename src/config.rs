@@ -249,6 +249,18 @@ pub enum ConfigError {
     },
 }
 
+/// `url` with its password (if any) replaced by `***`.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // A URL with a password has a host, so setting one is accepted.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Reads environment variables; injectable so tests are hermetic.
 pub trait Environment {
     /// The variable's value, if set and non-empty.
@@ -486,9 +498,11 @@ impl Config {
                 Ok(parsed) if matches!(parsed.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
                 Ok(parsed) => {
                     let reason = format!("scheme {:?} is not redis://", parsed.scheme());
-                    return Err(ConfigError::RedisUrl { setting, value: url, reason });
+                    return Err(ConfigError::RedisUrl { setting, value: redact_password(&url), reason });
                 }
-                Err(e) => return Err(ConfigError::RedisUrl { setting, value: url, reason: e.to_string() }),
+                Err(e) => {
+                    return Err(ConfigError::RedisUrl { setting, value: redact_password(&url), reason: e.to_string() })
+                }
             }
             config.redis_url = Some(url);
         }
@@ -550,6 +564,11 @@ impl Config {
         }
         Apps::new(self.apps.iter().cloned())?;
         Ok(())
+    }
+
+    /// The Redis URL with any password replaced by `***`, for messages and the banner.
+    pub fn redis_url_shown(&self) -> Option<String> {
+        self.redis_url.as_deref().map(redact_password)
     }
 
     /// The app table.
@@ -673,6 +692,8 @@ mod tests {
         assert_eq!(c.redis_prefix, DEFAULT_REDIS_PREFIX);
         let c = resolve(&["--redis-url", "redis://a"], &[("REDIS_URL", "redis://b")], dir.path());
         assert_eq!(c.redis_url.as_deref(), Some("redis://a"), "the flag beats REDIS_URL");
+        let c = resolve(&["-r", "redis://:hunter2@10.0.0.3:6380/1"], &[], dir.path());
+        assert_eq!(c.redis_url_shown().as_deref(), Some("redis://:***@10.0.0.3:6380/1"));
         let err = Config::resolve(&cli(&["-r", "http://h"]), &env(&[]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("--redis-url") && err.to_string().contains("http"), "{err}");
     }

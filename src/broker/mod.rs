@@ -154,7 +154,10 @@ pub async fn connect(config: &Config, registry: ChannelRegistry) -> Result<(Arc<
     let (tx, rx) = mpsc::unbounded_channel();
     let broker: Arc<dyn Broker> = match &config.redis_url {
         None => Arc::new(LocalBroker::new(registry)),
-        Some(url) => RedisBroker::connect(url, &config.redis_prefix, registry, tx).await?,
+        Some(url) => {
+            let shown = config.redis_url_shown().unwrap_or_default();
+            RedisBroker::connect(url, &shown, &config.redis_prefix, registry, tx).await?
+        }
     };
     Ok((broker, rx))
 }

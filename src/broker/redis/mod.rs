@@ -166,16 +166,18 @@ async fn bounded<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>)
 
 impl RedisBroker {
     /// Connects, registers this node and starts the subscriber, the publisher and the beat.
+    /// `shown` is the URL as messages name it (password hidden).
     ///
     /// # Errors
-    /// [`ConnectError`] naming `url` when Redis does not answer.
+    /// [`ConnectError`] naming `shown` when Redis does not answer.
     pub async fn connect(
         url: &str,
+        shown: &str,
         prefix: &str,
         registry: ChannelRegistry,
         notices: mpsc::UnboundedSender<Notice>,
     ) -> Result<Arc<dyn Broker>, ConnectError> {
-        let fail = |source| ConnectError { url: url.to_owned(), source };
+        let fail = |source| ConnectError { url: shown.to_owned(), source };
         let client = redis::Client::open(url).map_err(|e| fail(e.into()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
@@ -189,7 +191,7 @@ impl RedisBroker {
         let stream = subscribe(&client, &events).await.map_err(fail)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared {
-            url: url.to_owned(),
+            url: shown.to_owned(),
             node: node_id(),
             prefix,
             events,
