@@ -288,26 +288,20 @@ impl Shared {
         format!("{}cache:{}:{channel}", self.prefix, app.as_str())
     }
 
-    /// The reaper's answer, as a notice.
+    /// The reaper's answer, as one notice per node removed. Rows of one node come before
+    /// its `n` row.
     fn reaped(&self, rows: Vec<Vec<String>>) {
-        let mut gone: Option<(String, Vec<_>, Vec<_>, Vec<_>)> = None;
+        let (mut removed, mut vacated, mut counts) = (Vec::new(), Vec::new(), Vec::new());
         let channel = |name: &str| ChannelName::parse(name, usize::MAX).ok();
         for row in rows {
-            let (removed, vacated, counts) = match &mut gone {
-                Some((_, r, v, c)) => (r, v, c),
-                None => {
-                    gone = Some((String::new(), Vec::new(), Vec::new(), Vec::new()));
-                    let Some((_, r, v, c)) = &mut gone else { unreachable!("just set") };
-                    (r, v, c)
-                }
-            };
             match row.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
                 ["m", app, ch, json] => {
-                    let key = serde_json::from_str::<MemberValue>(json).ok().and_then(|m| user_key(&m.user_id));
-                    if let (Some(ch), Some(key)) = (channel(ch), key) {
-                        if let Some(member) = member_from(&key, json) {
-                            removed.push((AppId::new(*app), ch, member));
-                        }
+                    let member = serde_json::from_str::<MemberValue>(json)
+                        .ok()
+                        .and_then(|m| user_key(&m.user_id))
+                        .and_then(|key| member_from(&key, json));
+                    if let (Some(ch), Some(member)) = (channel(ch), member) {
+                        removed.push((AppId::new(*app), ch, member));
                     }
                 }
                 ["v", app, ch] => vacated.extend(channel(ch).map(|ch| (AppId::new(*app), ch))),
@@ -317,7 +311,8 @@ impl Shared {
                     }
                 }
                 ["n", node] => {
-                    let (_, removed, vacated, counts) = gone.take().unwrap_or_default();
+                    let (removed, vacated, counts) =
+                        (std::mem::take(&mut removed), std::mem::take(&mut vacated), std::mem::take(&mut counts));
                     tracing::info!(node = %node, members = removed.len(), "reaped a node that stopped beating");
                     self.notify(Notice::NodeGone { node: (*node).to_owned(), removed, vacated, counts });
                 }
