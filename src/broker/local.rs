@@ -7,23 +7,24 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Broker, Envelope};
-use crate::apps::{App, AppId};
+use crate::apps::AppId;
 use crate::error::ClientError;
 use crate::protocol::ChannelName;
-use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Member};
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Joined};
 
-use super::{ClusterJoin, ClusterLeave};
+use super::{subscribe_here, ClusterLeave, Joining};
 
 /// The in-process broker.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LocalBroker {
     registry: ChannelRegistry,
+    joins: std::sync::Mutex<()>,
 }
 
 impl LocalBroker {
     /// A broker over `registry`.
     pub fn new(registry: ChannelRegistry) -> Self {
-        Self { registry }
+        Self { registry, joins: std::sync::Mutex::new(()) }
     }
 }
 
@@ -45,9 +46,9 @@ impl Broker for LocalBroker {
         self.registry.users(app, channel)
     }
 
-    async fn join(&self, _: &App, _: &ChannelName, _: Option<&Member>) -> Result<Option<ClusterJoin>, ClientError> {
+    async fn subscribe(&self, joining: Joining) -> Result<Joined, ClientError> {
         // One node is the whole cluster: the registry's own view stands.
-        Ok(None)
+        subscribe_here(&self.registry, &self.joins, joining)
     }
 
     async fn leave(&self, _: &AppId, _: &ChannelName, _: Option<&str>) -> Option<ClusterLeave> {

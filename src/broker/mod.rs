@@ -6,10 +6,11 @@
 //! - [`redis`]: `RedisBroker`, several nodes as one over Redis (pub/sub for deliveries, shared
 //!   keys and Lua scripts for counts and presence, heartbeats for node death).
 //!
-//! Sockets never appear here; they belong to the registry. The session asks the broker about
-//! each subscribe and unsubscribe ([`Broker::join`], [`Broker::leave`]) so that occupied/vacated,
-//! member_added/removed and subscription counts are decided for the whole cluster; the local
-//! broker answers `None` there, which means "this node is the whole cluster".
+//! Sockets belong to the registry. A subscribe goes through [`Broker::subscribe`], which hands
+//! the socket to the registry (the local broker at once; the Redis broker in order with the
+//! cluster's presence announcements), and an unsubscribe is reported to [`Broker::leave`], so
+//! that occupied/vacated, member_added/removed and subscription counts are decided for the
+//! whole cluster.
 
 pub mod envelope;
 pub mod local;
@@ -23,8 +24,8 @@ use tokio::sync::mpsc;
 use crate::apps::{App, AppId};
 use crate::config::Config;
 use crate::error::ClientError;
-use crate::protocol::{server, ChannelName};
-use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Joined, Left, Member};
+use crate::protocol::{server, ChannelName, SocketId};
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joined, Left, Member, Outbox};
 
 pub use self::redis::{ConnectError, RedisBroker};
 pub use envelope::Envelope;
@@ -45,47 +46,58 @@ pub trait Broker: Send + Sync + 'static {
     ) -> (ChannelInfo, Option<(CachedEvent, std::time::Duration)>);
     /// Distinct presence user ids.
     async fn users(&self, app: &AppId, channel: &ChannelName) -> Vec<Arc<str>>;
-    /// Records, before the registry takes it, that a socket of this node subscribes to
-    /// `channel` (as `member` on presence channels). `None`: no cluster, use the registry's view.
+    /// Subscribes a socket of this node: records it cluster-wide (on Redis) and in the
+    /// registry, which queues subscription_succeeded (with the cluster's roster on presence
+    /// channels). The answer is the cluster's view of the change; a new member's
+    /// member_added has gone to every other subscriber by then (`Joined::member_added` is
+    /// left for the webhook).
     ///
     /// # Errors
     /// [`ClientError::PresenceFull`] when a new user would exceed the member limit cluster-wide.
-    async fn join(
-        &self,
-        app: &App,
-        channel: &ChannelName,
-        member: Option<&Member>,
-    ) -> Result<Option<ClusterJoin>, ClientError>;
-    /// Records that a socket of this node left `channel` (presence user key `user`).
+    async fn subscribe(&self, joining: Joining) -> Result<Joined, ClientError>;
+    /// Records that a socket of this node left `channel` (presence user key `user`), after the
+    /// registry let it go. `None`: no cluster, the registry's `Left` stands.
     async fn leave(&self, app: &AppId, channel: &ChannelName, user: Option<&str>) -> Option<ClusterLeave>;
     /// Stops background work; called once during shutdown.
     async fn close(&self);
 }
 
-/// A subscribe as the whole cluster sees it.
+/// One socket joining a channel: what [`Broker::subscribe`] hands the registry.
 #[derive(Debug, Clone)]
-pub struct ClusterJoin {
-    /// Connections subscribed to the channel on every node, this one included.
-    pub subscriptions: usize,
-    /// The user's first socket anywhere (member_added).
-    pub first_member: bool,
-    /// Presence channels: every member on every node, for subscription_succeeded.
-    pub roster: Option<Vec<Member>>,
+pub struct Joining {
+    /// The app.
+    pub app: Arc<App>,
+    /// The socket.
+    pub socket: SocketId,
+    /// Its outbox.
+    pub outbox: Outbox,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The presence member it subscribes as.
+    pub member: Option<Member>,
 }
 
-impl ClusterJoin {
-    /// The registry's `joined`, corrected to the cluster's view.
-    pub fn apply(&self, mut joined: Joined, channel: &ChannelName) -> Joined {
-        joined.occupied = self.subscriptions == 1;
-        if !self.first_member {
-            joined.member_added = None;
-        }
-        joined.subscribers = self.subscriptions;
-        if joined.subscription_count.is_some() {
-            joined.subscription_count = Some(server::subscription_count(channel.as_str(), self.subscriptions));
-        }
-        joined
+/// Subscribes on this node alone: the registry takes the socket and, for a new presence member,
+/// this node's other subscribers hear member_added, with no other subscribe in between (under
+/// `one_at_a_time`). Otherwise a socket subscribing at that moment could find the member in its
+/// roster and then hear it added as well.
+///
+/// # Errors
+/// As [`ChannelRegistry::subscribe`].
+pub fn subscribe_here(
+    registry: &ChannelRegistry,
+    one_at_a_time: &std::sync::Mutex<()>,
+    joining: Joining,
+) -> Result<Joined, ClientError> {
+    // A panic while holding it cannot leave anything half-done that this lock protects.
+    let _turn = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+    let Joining { app, socket, outbox, channel, member } = joining;
+    let joined = registry.subscribe(&app, socket, &outbox, &channel, member)?;
+    if let Some(frame) = &joined.member_added {
+        let delivery = Delivery::Event { channel, frame: frame.clone(), except: Some(socket), cache: None };
+        registry.fan_out(&app.id, &delivery);
     }
+    Ok(joined)
 }
 
 /// An unsubscribe as the whole cluster sees it.
@@ -95,6 +107,8 @@ pub struct ClusterLeave {
     pub subscriptions: usize,
     /// The user's last socket anywhere left (member_removed).
     pub last_member: bool,
+    /// member_removed already went to every node; the session only fires the webhook.
+    pub member_removed_sent: bool,
 }
 
 impl ClusterLeave {

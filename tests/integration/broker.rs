@@ -136,9 +136,6 @@ async fn presence_is_one_roster_with_member_added_and_removed_once_per_user(kind
     let mut u1_tab1 = nodes.node(0).client().await;
     let succeeded = u1_tab1.subscribe_signed(ch, Some(&presence_data("u1"))).await;
     assert_eq!(succeeded["presence"]["count"], 1);
-    // Node 0 announces u1 after its join; let that reach node 1 before u2 subscribes there (a
-    // subscriber that joins while an announcement is in flight can see a member twice).
-    settle(nodes.node(0), nodes.node(1)).await;
     let mut u2 = nodes.node(1).client().await;
     let succeeded = u2.subscribe_signed(ch, Some(&presence_data("u2"))).await;
     assert_eq!(succeeded["presence"]["count"], 2, "the roster is cluster-wide: {succeeded}");
@@ -188,6 +185,49 @@ async fn settle(from: &TestServer, to: &TestServer) {
     marker.subscribe_public("settle").await;
     from.api().trigger("settle", "marker", "").await;
     marker.expect("marker").await;
+}
+
+on_both!(concurrent_joins_on_several_nodes_give_every_member_each_other_exactly_once);
+async fn concurrent_joins_on_several_nodes_give_every_member_each_other_exactly_once(kind: Kind) {
+    let Some(nodes) = Nodes::start(kind, 2).await else { return };
+    let ch = "presence-crowd";
+    let users: Vec<String> = (0..16).map(|i| format!("u{i}")).collect();
+    let mut clients = Vec::new();
+    for (i, _) in users.iter().enumerate() {
+        clients.push(nodes.node(i).client().await);
+    }
+    // Everyone subscribes at once, half on each node; each remembers its roster.
+    let joins = clients.into_iter().zip(&users).map(|(mut client, user)| async move {
+        let succeeded = client.subscribe_signed(ch, Some(&presence_data(user))).await;
+        let roster: Vec<String> =
+            succeeded["presence"]["ids"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect();
+        (client, roster)
+    });
+    let joined = futures_util::future::join_all(joins).await;
+    // Everything announced so far has reached both nodes.
+    settle(nodes.node(0), nodes.node(1)).await;
+    settle(nodes.node(1), nodes.node(0)).await;
+    let mut joined = joined;
+    for ((client, known), user) in joined.iter_mut().zip(&users) {
+        client.send(json!({"event": "pusher:ping", "data": {}})).await;
+        loop {
+            let frame = client.recv().await;
+            match frame["event"].as_str().unwrap() {
+                "pusher:pong" => break,
+                "pusher_internal:member_added" => {
+                    let id = data_of(&frame)["user_id"].as_str().unwrap().to_owned();
+                    assert!(!known.contains(&id), "{user} heard of {id} twice: {known:?}");
+                    known.push(id);
+                }
+                other => panic!("{user} got {other}: {frame}"),
+            }
+        }
+        known.sort();
+        let mut all = users.clone();
+        all.sort();
+        assert_eq!(*known, all, "{user} knows every member once");
+    }
+    nodes.stop().await;
 }
 
 on_both!(channel_queries_and_subscription_count_answer_for_the_whole_cluster);
@@ -314,37 +354,42 @@ async fn webhooks_fire_once_per_cluster_from_the_node_that_made_the_change(kind:
         assert!(Instant::now() < until, "still occupied: {text}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // A marker after everything: its vacated webhook (same leave delay) comes last.
-    let mut marker = node(1).client().await;
-    marker.subscribe_public("marker").await;
-    marker.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "marker"}})).await;
-    let mut seen = Vec::new();
-    loop {
-        let event = hook.next_event().await;
-        let line = format!(
+    let expected = [
+        "channel_occupied presence-w",
+        "channel_vacated presence-w",
+        "member_added presence-w u1",
+        "member_added presence-w u2",
+        "member_removed presence-w u1",
+        "member_removed presence-w u2",
+    ];
+    let line = |event: &Value| {
+        format!(
             "{} {}{}",
             event["name"].as_str().unwrap(),
             event["channel"].as_str().unwrap(),
             event["user_id"].as_str().map(|u| format!(" {u}")).unwrap_or_default()
-        );
-        if line == "channel_vacated marker" {
+        )
+    };
+    let mut seen = Vec::new();
+    while !expected.iter().all(|e| seen.iter().any(|s: &String| s == e)) {
+        seen.push(line(&hook.next_event().await));
+    }
+    // Then a marker: had any node sent one of those twice, it would come before the marker's
+    // vacated webhook (same leave delay, started later).
+    let mut marker = node(1).client().await;
+    marker.subscribe_public("marker").await;
+    marker.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "marker"}})).await;
+    loop {
+        let event = line(&hook.next_event().await);
+        if event == "channel_vacated marker" {
             break;
         }
-        seen.push(line);
+        seen.push(event);
     }
     seen.sort();
-    assert_eq!(
-        seen,
-        [
-            "channel_occupied marker",
-            "channel_occupied presence-w",
-            "channel_vacated presence-w",
-            "member_added presence-w u1",
-            "member_added presence-w u2",
-            "member_removed presence-w u1",
-            "member_removed presence-w u2",
-        ]
-    );
+    let mut all = expected.to_vec();
+    all.insert(0, "channel_occupied marker");
+    assert_eq!(seen, all, "each webhook once");
     for server in servers {
         server.stop().await;
     }

@@ -37,18 +37,18 @@ impl Mirror {
         entry.0 == 1
     }
 
-    /// One local subscriber fewer; returns true when it was `user`'s last socket here.
-    pub fn leave(&mut self, app: &AppId, channel: &Arc<str>, user: Option<&str>) -> bool {
+    /// One local subscriber fewer; when it was `user`'s last socket here, returns the user's
+    /// member JSON.
+    pub fn leave(&mut self, app: &AppId, channel: &Arc<str>, user: Option<&str>) -> Option<String> {
         let id = (app.clone(), channel.clone());
-        let Some(local) = self.channels.get_mut(&id) else { return false };
+        let local = self.channels.get_mut(&id)?;
         local.subscribers = local.subscribers.saturating_sub(1);
-        let mut last = false;
+        let mut last = None;
         if let Some(key) = user {
             if let Some(entry) = local.users.get_mut(key) {
                 entry.0 -= 1;
                 if entry.0 == 0 {
-                    local.users.remove(key);
-                    last = true;
+                    last = local.users.remove(key).map(|(_, member)| member);
                 }
             }
         }
@@ -86,8 +86,8 @@ mod tests {
         let snap: serde_json::Value = serde_json::from_str(&m.snapshot()).unwrap();
         assert_eq!(snap["subs"].as_array().unwrap().len(), 2);
         assert_eq!(snap["presence"], json!([["1", "presence-a", "u1", "{}"]]));
-        assert!(!m.leave(&app, &ch, Some("u1")));
-        assert!(m.leave(&app, &ch, Some("u1")));
-        assert!(!m.leave(&app, &ch, Some("u1")), "nothing left to leave");
+        assert_eq!(m.leave(&app, &ch, Some("u1")), None);
+        assert_eq!(m.leave(&app, &ch, Some("u1")).as_deref(), Some("{}"));
+        assert_eq!(m.leave(&app, &ch, Some("u1")), None, "nothing left to leave");
     }
 }

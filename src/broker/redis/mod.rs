@@ -4,10 +4,22 @@
 //!   first, then queues the envelope (with this node's id) for one publisher task, which
 //!   PUBLISHes in order, in pipelined batches. Incoming envelopes with our own id are dropped
 //!   (no echo), the others go to the registry's fan-out. Local delivery never waits on Redis.
-//! - Cluster state: per-node keys and Lua scripts, see [`scripts`]. The session asks
-//!   [`Broker::join`] / [`Broker::leave`] on every subscribe and unsubscribe; the script answers
-//!   with cluster-wide counts and presence transitions, so member_added/removed, occupied and
-//!   vacated happen once, on the node whose change made them.
+//! - Cluster state: per-node keys and Lua scripts, see [`scripts`]. Every subscribe and
+//!   unsubscribe runs a script that answers with cluster-wide counts and presence transitions,
+//!   so member_added/removed, occupied and vacated happen once, on the node whose change made
+//!   them.
+//! - Presence order: the scripts PUBLISH member_added/removed themselves, atomically with the
+//!   roster change, as envelopes with no node id (every node delivers them, the sender too). A
+//!   presence subscribe's script then PUBLISHes an ack on the node's own acks channel, read on
+//!   the same connection as the events, and the socket is registered when the subscriber reads
+//!   that ack. So the socket hears exactly the announcements its roster does not already
+//!   include: no member twice, none missed, however many nodes join at once.
+//!
+//! ```text
+//! session ── subscribe ──▶ JOIN script ── PUBLISH member_added ──▶ every node's subscriber
+//!                              └───────── PUBLISH ack ──▶ this node's subscriber ─▶ registry
+//!                                                         (session awaits the registration)
+//! ```
 //! - Node death: each node beats every [`BEAT`] (`SET alive PX` [`ALIVE_TTL`]); after each beat
 //!   it runs the reaper script, which removes nodes whose key expired and returns the presence
 //!   members and channels their removal emptied. Those go out as [`Notice::NodeGone`], which
@@ -25,6 +37,7 @@
 pub mod mirror;
 pub mod scripts;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -35,15 +48,15 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Broker, ClusterJoin, ClusterLeave, Envelope, Notice};
-use crate::apps::{App, AppId};
+use super::{subscribe_here, Broker, ClusterLeave, Envelope, Joining, Notice};
+use crate::apps::AppId;
 use crate::error::ClientError;
-use crate::protocol::{ChannelName, Frame};
-use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Member, CACHE_TTL};
+use crate::protocol::{server, ChannelName, Frame};
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joined, Member, CACHE_TTL};
 use mirror::Mirror;
 use scripts::Scripts;
 
@@ -117,12 +130,34 @@ fn member_from(key: &str, json: &str) -> Option<Member> {
     Some(Member { key: key.into(), user_id: value.user_id, user_info: value.user_info })
 }
 
+/// A presence subscribe whose script ran: the subscriber registers the socket when the ack
+/// arrives, in order with the announcements around it.
+struct Pending {
+    subscription: Joining,
+    reply: oneshot::Sender<Result<Joined, ClientError>>,
+}
+
+/// The ack a JOIN script PUBLISHes on the node's acks channel.
+#[derive(Deserialize)]
+struct Ack {
+    id: String,
+    /// Flat `[key, member JSON, ...]`; Lua's JSON encoder writes an empty table as `{}`.
+    #[serde(default)]
+    roster: serde_json::Value,
+}
+
+fn roster_of(flat: &[String]) -> Vec<Member> {
+    flat.chunks_exact(2).filter_map(|kv| member_from(&kv[0], &kv[1])).collect()
+}
+
 struct Shared {
     url: String,
     /// The key prefix with its trailing `:`.
     prefix: String,
     node: String,
     events: String,
+    /// This node's acks channel (see `scripts::JOIN`).
+    acks: String,
     client: redis::Client,
     conn: ConnectionManager,
     registry: ChannelRegistry,
@@ -135,6 +170,11 @@ struct Shared {
     outgoing: mpsc::Sender<Outgoing>,
     dropped: AtomicU64,
     notices: StdMutex<Option<mpsc::UnboundedSender<Notice>>>,
+    /// Subscribes while Redis is away go one at a time (see `broker::subscribe_here`).
+    joins: StdMutex<()>,
+    /// Presence subscribes waiting for their ack, by request id.
+    pending: StdMutex<HashMap<u64, Pending>>,
+    next_request: AtomicU64,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -188,13 +228,16 @@ impl RedisBroker {
         bounded(redis::cmd("PING").query_async::<String>(&mut conn)).await.map_err(fail)?;
         let prefix = format!("{prefix}:");
         let events = format!("{prefix}events");
-        let stream = subscribe(&client, &events).await.map_err(fail)?;
+        let node = node_id();
+        let acks = format!("{prefix}node:{node}:acks");
+        let stream = subscribe(&client, &events, &acks).await.map_err(fail)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared {
             url: shown.to_owned(),
-            node: node_id(),
+            node,
             prefix,
             events,
+            acks,
             client,
             conn,
             registry,
@@ -206,6 +249,9 @@ impl RedisBroker {
             outgoing: tx,
             dropped: AtomicU64::new(0),
             notices: StdMutex::new(Some(notices)),
+            joins: StdMutex::new(()),
+            pending: StdMutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -223,14 +269,49 @@ impl RedisBroker {
     }
 }
 
+/// The registry's `joined`, corrected to the cluster's view.
+fn cluster_view(mut joined: Joined, channel: &ChannelName, subscriptions: usize, first_member: bool) -> Joined {
+    joined.occupied = subscriptions == 1;
+    if !first_member {
+        joined.member_added = None;
+    }
+    joined.subscribers = subscriptions;
+    if joined.subscription_count.is_some() {
+        joined.subscription_count = Some(server::subscription_count(channel.as_str(), subscriptions));
+    }
+    joined
+}
+
+/// Waits for the registration the subscriber makes when the ack arrives; without an ack in
+/// time (Redis went away after the script), takes the request back and registers it here
+/// with the script's `roster`.
+async fn registered(
+    shared: &Shared,
+    id: u64,
+    mut rx: oneshot::Receiver<Result<Joined, ClientError>>,
+    roster: &[Member],
+) -> Result<Joined, ClientError> {
+    const REPLIES: &str = "the subscriber replies to every request it takes from the pending map";
+    if let Ok(reply) = tokio::time::timeout(COMMAND_TIMEOUT, &mut rx).await {
+        return reply.expect(REPLIES);
+    }
+    match shared.take_pending(id) {
+        Some(pending) => shared.register(pending.subscription, roster),
+        // Taken just now by the subscriber: its reply is on the way.
+        None => rx.await.expect(REPLIES),
+    }
+}
+
 /// A random node id: 16 hex digits.
 fn node_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-async fn subscribe(client: &redis::Client, events: &str) -> Result<PubSubStream, StartError> {
+/// One connection for both channels: Redis delivers a connection's messages in publish order,
+/// across channels too, which is what orders acks with announcements.
+async fn subscribe(client: &redis::Client, events: &str, acks: &str) -> Result<PubSubStream, StartError> {
     let mut pubsub = bounded(client.get_async_pubsub()).await?;
-    bounded(pubsub.subscribe(events)).await?;
+    bounded(pubsub.subscribe(&[events, acks])).await?;
     Ok(pubsub.into_on_message())
 }
 
@@ -274,6 +355,9 @@ impl Shared {
         Ok(())
     }
 
+    /// An envelope from the events channel. Ours are dropped (delivered locally before they
+    /// were sent), except those with no node id: the scripts' presence announcements, which
+    /// every node delivers in stream order.
     fn receive(&self, payload: &[u8]) {
         match Envelope::from_wire(payload) {
             Ok((node, _)) if node == self.node => {}
@@ -282,6 +366,27 @@ impl Shared {
             }
             Err(error) => tracing::warn!(%error, "unreadable message on the events channel"),
         }
+    }
+
+    /// A presence subscribe is in: register the socket now, before the next announcement.
+    fn acknowledged(&self, payload: &[u8]) {
+        let Ok(ack) = serde_json::from_slice::<Ack>(payload) else {
+            tracing::warn!("unreadable message on the acks channel");
+            return;
+        };
+        let Some(pending) = ack.id.parse().ok().and_then(|id| self.take_pending(id)) else { return };
+        let flat: Vec<String> = serde_json::from_value(ack.roster).unwrap_or_default();
+        let _ = pending.reply.send(self.register(pending.subscription, &roster_of(&flat)));
+    }
+
+    fn take_pending(&self, id: u64) -> Option<Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)
+    }
+
+    /// Hands the socket to the registry, with `roster` on presence channels.
+    fn register(&self, s: Joining, roster: &[Member]) -> Result<Joined, ClientError> {
+        let roster = s.member.is_some().then_some(roster);
+        self.registry.subscribe_with_roster(&s.app, s.socket, &s.outbox, &s.channel, s.member, roster)
     }
 
     fn cache_key(&self, app: &AppId, channel: &str) -> String {
@@ -338,6 +443,9 @@ async fn listen(shared: Arc<Shared>, mut stream: PubSubStream) {
             tokio::select! {
                 () = shared.stop.cancelled() => return,
                 message = stream.next() => match message {
+                    Some(message) if message.get_channel_name() == shared.acks => {
+                        shared.acknowledged(message.get_payload_bytes());
+                    }
                     Some(message) => shared.receive(message.get_payload_bytes()),
                     None => break,
                 },
@@ -351,7 +459,7 @@ async fn listen(shared: Arc<Shared>, mut stream: PubSubStream) {
                 () = shared.stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            match subscribe(&shared.client, &shared.events).await {
+            match subscribe(&shared.client, &shared.events, &shared.acks).await {
                 Ok(stream) => break stream,
                 Err(error) => {
                     tracing::debug!(%error, ?delay, "redis still unreachable");
@@ -583,21 +691,44 @@ impl Broker for RedisBroker {
         }
     }
 
-    async fn join(
-        &self,
-        app: &App,
-        channel: &ChannelName,
-        member: Option<&Member>,
-    ) -> Result<Option<ClusterJoin>, ClientError> {
+    async fn subscribe(&self, s: Joining) -> Result<Joined, ClientError> {
         let shared = &self.shared;
-        let user = member.map(|m| (&m.key, member_json(m)));
-        let json = user.as_ref().map(|(_, json)| json.clone()).unwrap_or_default();
+        let local = |s: Joining| subscribe_here(&shared.registry, &shared.joins, s);
+        let (app, channel) = (s.app.clone(), s.channel.clone());
+        let json = s.member.as_ref().map(member_json);
         let mut mirror = shared.mirror.lock().await;
-        let first_here = mirror.join(&app.id, channel.shared(), user);
+        let first_here = mirror.join(
+            &app.id,
+            channel.shared(),
+            s.member.as_ref().map(|m| (&m.key, json.clone().unwrap_or_default())),
+        );
         if !shared.is_up() {
             // Written by the resync once Redis is back; until then this node is its own cluster.
-            return Ok(None);
+            drop(mirror);
+            return local(s);
         }
+        if channel.is_cache() {
+            self.seed_cache(&app.id, &channel).await;
+        }
+        let presence = s.member.is_some();
+        let (id, rx) = if presence {
+            let id = shared.next_request.fetch_add(1, Ordering::Relaxed);
+            let (reply, rx) = oneshot::channel();
+            shared
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, Pending { subscription: s.clone(), reply });
+            (id, Some(rx))
+        } else {
+            (0, None)
+        };
+        // The announcement every node delivers (node id "": the sender too), except to this socket.
+        let added = s.member.as_ref().map_or_else(String::new, |m| {
+            let frame = server::member_added(channel.as_str(), &m.as_ref());
+            let delivery = Delivery::Event { channel: channel.clone(), frame, except: Some(s.socket), cache: None };
+            Envelope { app_id: app.id.clone(), delivery }.to_wire("")
+        });
         let mut conn = shared.conn.clone();
         let answer: redis::RedisResult<(i64, i64, Vec<String>)> = shared
             .scripts
@@ -606,36 +737,53 @@ impl Broker for RedisBroker {
             .arg(&shared.node)
             .arg(app.id.as_str())
             .arg(channel.as_str())
-            .arg(member.map_or("", |m| &*m.key))
-            .arg(json)
+            .arg(s.member.as_ref().map_or("", |m| &*m.key))
+            .arg(json.unwrap_or_default())
             .arg(app.limits.max_presence_members)
             .arg(if first_here { "1" } else { "0" })
+            .arg(id.to_string())
+            .arg(&shared.acks)
+            .arg(added)
+            .arg(&shared.events)
             .invoke_async(&mut conn)
             .await;
         let (subscriptions, first, roster) = match answer {
             Ok(answer) => answer,
             Err(error) => {
                 shared.down(&error);
-                return Ok(None);
+                drop(mirror);
+                if let (Some(rx), None) = (rx, shared.take_pending(id)) {
+                    // The script ran and its ack came; only the answer was lost. Registered.
+                    return registered(shared, id, rx, &[]).await;
+                }
+                return local(s);
             }
         };
         if subscriptions < 0 {
-            mirror.leave(&app.id, channel.shared(), member.map(|m| &*m.key));
+            shared.take_pending(id);
+            mirror.leave(&app.id, channel.shared(), s.member.as_ref().map(|m| &*m.key));
             return Err(ClientError::PresenceFull {
                 channel: channel.to_string(),
                 max: app.limits.max_presence_members,
             });
         }
         drop(mirror);
-        let roster = member.map(|_| roster.chunks_exact(2).filter_map(|kv| member_from(&kv[0], &kv[1])).collect());
-        if channel.is_cache() {
-            self.seed_cache(&app.id, channel).await;
-        }
-        Ok(Some(ClusterJoin {
-            subscriptions: usize::try_from(subscriptions).unwrap_or(0),
-            first_member: first == 1,
-            roster,
-        }))
+        let user = s.member.as_ref().map(|m| m.key.clone());
+        let registered = match rx {
+            None => shared.register(s, &[]),
+            Some(rx) => registered(shared, id, rx, &roster_of(&roster)).await,
+        };
+        let joined = match registered {
+            Ok(joined) => joined,
+            Err(error) => {
+                // The registry refused what Redis took (it cannot be fuller than the cluster,
+                // so this is not expected): take it back.
+                self.leave(&app.id, &channel, user.as_deref()).await;
+                return Err(error);
+            }
+        };
+        let subscriptions = usize::try_from(subscriptions).unwrap_or(0);
+        Ok(cluster_view(joined, &channel, subscriptions, first == 1))
     }
 
     async fn leave(&self, app: &AppId, channel: &ChannelName, user: Option<&str>) -> Option<ClusterLeave> {
@@ -645,6 +793,15 @@ impl Broker for RedisBroker {
         if !shared.is_up() {
             return None;
         }
+        // Sent by the script, and only if this was the user's last socket anywhere.
+        let removed = last_here.as_deref().and_then(|json| serde_json::from_str::<MemberValue>(json).ok()).map_or_else(
+            String::new,
+            |m| {
+                let frame = server::member_removed(channel.as_str(), &m.user_id);
+                let delivery = Delivery::Event { channel: channel.clone(), frame, except: None, cache: None };
+                Envelope { app_id: app.clone(), delivery }.to_wire("")
+            },
+        );
         let mut conn = shared.conn.clone();
         let answer: redis::RedisResult<(i64, i64)> = shared
             .scripts
@@ -654,13 +811,16 @@ impl Broker for RedisBroker {
             .arg(app.as_str())
             .arg(channel.as_str())
             .arg(user.unwrap_or(""))
-            .arg(if last_here { "1" } else { "0" })
+            .arg(if last_here.is_some() { "1" } else { "0" })
+            .arg(removed)
+            .arg(&shared.events)
             .invoke_async(&mut conn)
             .await;
         match answer {
             Ok((subscriptions, last)) => Some(ClusterLeave {
                 subscriptions: usize::try_from(subscriptions).unwrap_or(0),
                 last_member: last == 1,
+                member_removed_sent: last == 1,
             }),
             Err(error) => {
                 shared.down(&error);

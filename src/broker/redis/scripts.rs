@@ -12,6 +12,7 @@
 //! P node:N:presence:APP:CH     HASH  user key -> member JSON, for users with a socket on N
 //! P cache:APP:CH               STR   a cache channel's last event (PX 30 min)
 //! P events                     pub/sub channel every node subscribes to (envelopes)
+//! P node:N:acks                pub/sub channel of node N: "your presence subscribe is in"
 //! ```
 //!
 //! Only per-node keys are written, and cluster numbers are sums over live nodes (those whose
@@ -71,8 +72,16 @@ end
 "#;
 
 /// One local subscribe. ARGV: P, me, app, channel, user key ('' if not presence), member JSON,
-/// max members, '1' when this is the user's first socket on this node.
+/// max members, '1' when this is the user's first socket on this node, request id, this node's
+/// acks channel, the member_added envelope, the events channel.
 /// Returns `{cluster subscriptions, first member anywhere (1/0, or -1: presence full), roster}`.
+///
+/// On presence channels it also PUBLISHes, in this order and atomically with the roster change:
+/// the member_added envelope (when the user is new to the cluster) on the events channel, then
+/// `{"id": request id, "roster": [key, member JSON, ...]}` on the node's acks channel. Every
+/// node's subscriber sees announcements in the order the scripts ran, so the subscribing node
+/// registers the socket exactly between the announcements its roster includes and the ones
+/// it does not: no member twice, none missed.
 pub const JOIN: &str = r#"
 local app, ch, user, member, max, local_first = ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local nodes = live_nodes()
@@ -88,19 +97,28 @@ end
 redis.call('HINCRBY', subs_key(me, app), ch, 1)
 redis.call('SADD', index_key(me), 's\n' .. app)
 local members = {}
-if user ~= '' then members = roster(nodes, app, ch) end
+if user ~= '' then
+  members = roster(nodes, app, ch)
+  if first == 1 and ARGV[11] ~= '' then redis.call('PUBLISH', ARGV[12], ARGV[11]) end
+  redis.call('PUBLISH', ARGV[10], cjson.encode({id = ARGV[9], roster = members}))
+end
 return {cluster_subs(nodes, app, ch), first, members}
 "#;
 
 /// One local unsubscribe. ARGV: P, me, app, channel, user key (''), '1' when it was the user's
-/// last socket on this node. Returns `{cluster subscriptions, last member anywhere (1/0)}`.
+/// last socket on this node, the member_removed envelope, the events channel. Returns
+/// `{cluster subscriptions, last member anywhere (1/0)}`; on the user's last socket anywhere it
+/// PUBLISHes the member_removed envelope, ordered with the roster change as in [`JOIN`].
 pub const LEAVE: &str = r#"
 local app, ch, user, local_last = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local nodes = live_nodes()
 local last = 0
 if user ~= '' and local_last == '1' then
   redis.call('HDEL', presence_key(me, app, ch), user)
-  if not present_elsewhere(nodes, me, app, ch, user) then last = 1 end
+  if not present_elsewhere(nodes, me, app, ch, user) then
+    last = 1
+    if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[7]) end
+  end
 end
 if redis.call('HINCRBY', subs_key(me, app), ch, -1) <= 0 then redis.call('HDEL', subs_key(me, app), ch) end
 local total = cluster_subs(nodes, app, ch)
