@@ -33,7 +33,8 @@
 //! REST: rest::filters::authenticate ─▶ rest::handlers ─▶ state.publish
 //! state.publish(event): encode once ─▶ broker.publish(envelope) ─▶ registry.fan_out ─▶ Outbox ─▶ socket
 //!                       (Redis: then PUBLISH ─▶ other nodes' broker ─▶ their registry.fan_out)
-//! subscribe/leave: ws::session ─▶ broker.join/leave (cluster view) ─▶ registry ─▶ webhooks
+//! subscribe: ws::session ─▶ broker.subscribe (cluster view; hands the socket to the registry) ─▶ webhooks
+//! leave:     ws::session ─▶ registry.unsubscribe ─▶ broker.leave (cluster view) ─▶ webhooks
 //! webhooks: ws::session (Joined/Left) + state.publish (client events) ─▶ webhook::Webhooks
 //!           ─▶ webhook::Outbox (kept) ─▶ bounded queue ─▶ webhook::sender ─▶ POST, retries
 //! ```
