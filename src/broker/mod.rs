@@ -175,3 +175,63 @@ pub async fn connect(config: &Config, registry: ChannelRegistry) -> Result<(Arc<
     };
     Ok((broker, rx))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    fn channel(name: &str) -> ChannelName {
+        ChannelName::parse(name, 164).unwrap()
+    }
+
+    #[test]
+    fn a_leave_takes_the_clusters_word_for_vacated_counts_and_the_last_member() {
+        let left = || Left {
+            channel: channel("room"),
+            vacated: true,
+            member_removed: Some(server::member_removed("room", &RawValue::from_string("\"u\"".into()).unwrap())),
+            subscription_count: Some(server::subscription_count("room", 0)),
+            subscribers: 0,
+        };
+        // Empty here, but two sockets on other nodes, one of them the same user.
+        let view = ClusterLeave { subscriptions: 2, last_member: false, member_removed_sent: false }.apply(left());
+        assert!(!view.vacated && view.member_removed.is_none());
+        assert_eq!(view.subscribers, 2);
+        assert!(view.subscription_count.unwrap().as_str().contains("\\\"subscription_count\\\":2"));
+        // The last socket anywhere.
+        let view = ClusterLeave { subscriptions: 0, last_member: true, member_removed_sent: true }.apply(left());
+        assert!(view.vacated && view.member_removed.is_some() && view.subscription_count.is_none());
+    }
+
+    #[test]
+    fn subscribing_here_tells_the_other_subscribers_of_a_new_member_but_not_the_subscriber() {
+        let registry = ChannelRegistry::new();
+        let lock = std::sync::Mutex::new(());
+        let app = Arc::new(App::new("1", "k", "s"));
+        let member = |id: &str| Member {
+            key: id.into(),
+            user_id: RawValue::from_string(format!("\"{id}\"")).unwrap(),
+            user_info: None,
+        };
+        let (a, mut ra) = Outbox::new(8);
+        let (b, mut rb) = Outbox::new(8);
+        let ch = channel("presence-r");
+        let join = |socket: u32, outbox: &Outbox, id: &str| Joining {
+            app: app.clone(),
+            socket: SocketId::new(1, socket),
+            outbox: outbox.clone(),
+            channel: ch.clone(),
+            member: Some(member(id)),
+        };
+        subscribe_here(&registry, &lock, join(1, &a, "u1")).unwrap();
+        ra.take_queued();
+        let joined = subscribe_here(&registry, &lock, join(2, &b, "u2")).unwrap();
+        assert!(joined.member_added.is_some(), "left for the webhook");
+        let heard: Vec<String> = ra.take_queued().iter().map(|f| f.as_str().to_owned()).collect();
+        assert_eq!(heard.len(), 1);
+        assert!(heard[0].contains("member_added") && heard[0].contains("u2"), "{heard:?}");
+        let own: Vec<String> = rb.take_queued().iter().map(|f| f.as_str().to_owned()).collect();
+        assert!(own.iter().all(|f| !f.contains("member_added")), "{own:?}");
+    }
+}
