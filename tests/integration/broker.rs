@@ -503,6 +503,10 @@ async fn until_delivered(from: &TestServer, client: &mut Client, channel: &str, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_crashing_keeps_local_delivery_and_the_cluster_comes_back_whole() {
     let Some(mut nodes) = Nodes::start(Kind::Redis, 2).await else { return };
+    // A third node whose terminal output we read.
+    let log = Captured::default();
+    let watched =
+        TestServer::with_printer(redis_config(&nodes.redis.as_ref().unwrap().url(), "watched"), log.printer()).await;
     let mut near = nodes.node(0).client().await;
     let mut far = nodes.node(1).client().await;
     near.subscribe_public("news").await;
@@ -513,12 +517,14 @@ async fn redis_crashing_keeps_local_delivery_and_the_cluster_comes_back_whole() 
 
     let mut redis = nodes.redis.take().expect("a Redis case");
     redis.kill();
+    log.until("cross-node delivery is DOWN", Duration::from_secs(10)).await;
     // Local subscribers keep being served.
     let (status, _) = nodes.node(0).api().trigger("news", "local", "1").await;
     assert_eq!(status, 200);
     assert_eq!(near.expect("local").await["data"], "1");
 
     redis.restart(); // empty: every node must write its state again
+    log.until("cross-node delivery restored", Duration::from_secs(15)).await;
     until_delivered(nodes.node(0), &mut far, "news", Duration::from_secs(15)).await;
     until_delivered(nodes.node(1), &mut near, "news", Duration::from_secs(15)).await;
     let until = Instant::now() + Duration::from_secs(10);
@@ -530,6 +536,7 @@ async fn redis_crashing_keeps_local_delivery_and_the_cluster_comes_back_whole() 
         assert!(Instant::now() < until, "presence not re-established: {text}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    watched.stop().await;
     nodes.stop().await;
     drop(redis);
 }
