@@ -193,6 +193,20 @@ impl AppState {
                 "Redis at {url} is back: cross-node delivery restored, this node's subscriptions and \
                  presence members written again."
             ))),
+            Notice::MembersBack { added } => {
+                self.inner.printer.line(Line::Error(format!(
+                    "this node was taken for dead (no heartbeat for 5 s) and is back: {} presence member(s) \
+                     announced again",
+                    added.len()
+                )));
+                for (app_id, channel, member) in added {
+                    let frame = server::member_added(channel.as_str(), &member.as_ref());
+                    self.announce(&app_id, &channel, frame, None).await;
+                    if let Some(app) = self.inner.apps.find_by_id(app_id.as_str()) {
+                        self.inner.webhooks.member_added(app, channel.as_str(), &member.key);
+                    }
+                }
+            }
             Notice::NodeGone { node, removed, vacated, counts } => {
                 self.inner.printer.line(Line::Text(format!(
                     "node {node} stopped beating: {} presence member(s) removed, {} channel(s) vacated",

@@ -154,6 +154,12 @@ pub enum Notice {
         /// Channels still occupied, with their new subscription count.
         counts: Vec<(AppId, ChannelName, usize)>,
     },
+    /// This node stalled past its heartbeat, was taken for dead (its members announced
+    /// removed) and is back: these members are present again.
+    MembersBack {
+        /// The members, with their app and channel.
+        added: Vec<(AppId, ChannelName, Member)>,
+    },
 }
 
 /// Receives [`Notice`]s; `server::run` drains it into `AppState::on_notice`.

@@ -461,15 +461,7 @@ async fn a_node_killed_with_sigkill_leaves_no_ghost_member_within_ten_seconds() 
     doomed.child.kill().unwrap(); // SIGKILL: no goodbye
     doomed.child.wait().unwrap();
     let killed = Instant::now();
-    let frame = loop {
-        assert!(killed.elapsed() < Duration::from_secs(10), "no member_removed within 10 s of the kill");
-        // Short reads (cancel-safe), so the 10 s bound is this loop's, not the client's wait.
-        match tokio::time::timeout(Duration::from_millis(250), watcher.next()).await {
-            Ok(Next::Frame(frame)) if frame["event"] == "pusher_internal:member_removed" => break frame,
-            Ok(Next::Frame(_)) | Err(_) => continue,
-            Ok(Next::Closed(..)) => panic!("the watcher was closed"),
-        }
-    };
+    let frame = until_event(&mut watcher, "pusher_internal:member_removed", Duration::from_secs(10)).await;
     assert_eq!(data_of(&frame)["user_id"], "ghost");
     eprintln!("member_removed {:?} after SIGKILL", killed.elapsed());
     let api = survivor.api();
@@ -482,6 +474,46 @@ async fn a_node_killed_with_sigkill_leaves_no_ghost_member_within_ten_seconds() 
         "the dead node's subscriptions stop counting"
     );
     watcher.assert_alive().await;
+    survivor.stop().await;
+}
+
+/// Reads `client` (short, cancel-safe reads) until `event` comes, for at most `within`.
+async fn until_event(client: &mut Client, event: &str, within: Duration) -> Value {
+    let until = Instant::now() + within;
+    loop {
+        assert!(Instant::now() < until, "no {event} within {within:?}");
+        match tokio::time::timeout(Duration::from_millis(250), client.next()).await {
+            Ok(Next::Frame(frame)) if frame["event"] == event => return frame,
+            Ok(Next::Frame(_)) | Err(_) => continue,
+            Ok(Next::Closed(..)) => panic!("closed while waiting for {event}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stalled_past_its_heartbeat_is_removed_and_its_members_come_back_when_it_wakes() {
+    let Some(redis) = RedisServer::start() else { return };
+    let prefix = prefix();
+    let survivor = TestServer::with(redis_config(&redis.url(), &prefix)).await;
+    let sleepy = NodeProcess::spawn(&redis.url(), &prefix);
+    let mut watcher = survivor.client().await;
+    watcher.subscribe_signed("presence-nap", Some(&presence_data("stays"))).await;
+    let mut napper = sleepy.client().await;
+    napper.subscribe_signed("presence-nap", Some(&presence_data("napper"))).await;
+    assert_eq!(data_of(&watcher.expect("pusher_internal:member_added").await)["user_id"], "napper");
+
+    let signal = |sig: &str| {
+        let pid = sleepy.child.id().to_string();
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    };
+    signal("-STOP"); // frozen: no heartbeat, sockets still open
+    let removed = until_event(&mut watcher, "pusher_internal:member_removed", Duration::from_secs(10)).await;
+    assert_eq!(data_of(&removed)["user_id"], "napper");
+    signal("-CONT");
+    let back = until_event(&mut watcher, "pusher_internal:member_added", Duration::from_secs(10)).await;
+    assert_eq!(data_of(&back)["user_id"], "napper");
+    let (_, text) = survivor.api().get("/apps/1/channels/presence-nap/users", &[]).await;
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"users": [{"id": "napper"}, {"id": "stays"}]}));
     survivor.stop().await;
 }
 

@@ -29,7 +29,9 @@
 //!   loudly); local delivery goes on and cluster questions fall back to this node's view. The
 //!   subscriber reconnects with backoff (to 5 s); once it is back and the state is rewritten
 //!   from the [`mirror::Mirror`] ([`scripts`] RESYNC), [`Notice::Up`]. A beat that finds its
-//!   own `alive` key missing (Redis restarted, or this node was paused and reaped) rewrites too.
+//!   own `alive` key missing (Redis restarted, or this node stalled and was reaped) rewrites
+//!   too; when it was reaped (same Redis epoch), the members it brings back go out as
+//!   [`Notice::MembersBack`], to be announced again.
 //!
 //! - [`scripts`]: the keys and Lua scripts.
 //! - [`mirror`]: this node's own state, as written to Redis.
@@ -170,6 +172,8 @@ struct Shared {
     outgoing: mpsc::Sender<Outgoing>,
     dropped: AtomicU64,
     notices: StdMutex<Option<mpsc::UnboundedSender<Notice>>>,
+    /// The Redis dataset's epoch as last seen (see `scripts::RESYNC`).
+    epoch: StdMutex<String>,
     /// Subscribes while Redis is away go one at a time (see `broker::subscribe_here`).
     joins: StdMutex<()>,
     /// Presence subscribes waiting for their ack, by request id.
@@ -250,12 +254,13 @@ impl RedisBroker {
             dropped: AtomicU64::new(0),
             notices: StdMutex::new(Some(notices)),
             joins: StdMutex::new(()),
+            epoch: StdMutex::new(String::new()),
             pending: StdMutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        shared.resync().await.map_err(|e| fail(e.into()))?;
+        shared.resync(false).await.map_err(|e| fail(e.into()))?;
         tracing::info!(node = %shared.node, url = %shared.url, "joined the cluster");
         shared.tasks.spawn(listen(shared.clone(), stream));
         shared.tasks.spawn(send(shared.clone(), rx));
@@ -337,17 +342,43 @@ impl Shared {
     }
 
     /// Writes this node's whole state again; marks Redis as up when the subscriber is too.
-    async fn resync(&self) -> redis::RedisResult<()> {
+    /// `lost`: our heartbeat key had expired. If other nodes reaped us meanwhile (same epoch),
+    /// the members we bring back are announced again ([`Notice::MembersBack`]).
+    async fn resync(&self, lost: bool) -> redis::RedisResult<()> {
         let mirror = self.mirror.lock().await;
+        let seen = self.epoch.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut conn = self.conn.clone();
-        self.scripts
+        let (epoch, back): (String, Vec<Vec<String>>) = self
+            .scripts
             .resync
             .arg(&self.prefix)
             .arg(&self.node)
             .arg(ALIVE_TTL.as_millis() as u64)
             .arg(mirror.snapshot())
-            .invoke_async::<i64>(&mut conn)
+            .arg(format!("{:016x}", rand::random::<u64>()))
+            .arg(seen)
+            .arg(if lost { "1" } else { "0" })
+            .invoke_async(&mut conn)
             .await?;
+        drop(mirror);
+        *self.epoch.lock().unwrap_or_else(|p| p.into_inner()) = epoch;
+        let added: Vec<(AppId, ChannelName, Member)> = back
+            .iter()
+            .filter_map(|row| match row.as_slice() {
+                [app, ch, json] => {
+                    let member = serde_json::from_str::<MemberValue>(json)
+                        .ok()
+                        .and_then(|m| user_key(&m.user_id))
+                        .and_then(|key| member_from(&key, json))?;
+                    Some((AppId::new(app.as_str()), ChannelName::parse(ch, usize::MAX).ok()?, member))
+                }
+                _ => None,
+            })
+            .collect();
+        if !added.is_empty() {
+            tracing::info!(members = added.len(), "taken for dead while stalled: members announced again");
+            self.notify(Notice::MembersBack { added });
+        }
         if self.subscribed.load(Ordering::SeqCst) && !self.up.swap(true, Ordering::SeqCst) {
             tracing::info!(url = %self.url, "redis back");
             self.notify(Notice::Up { url: self.url.clone() });
@@ -468,7 +499,7 @@ async fn listen(shared: Arc<Shared>, mut stream: PubSubStream) {
             }
         };
         shared.subscribed.store(true, Ordering::SeqCst);
-        if let Err(error) = shared.resync().await {
+        if let Err(error) = shared.resync(false).await {
             shared.down(&error);
         }
     }
@@ -527,13 +558,13 @@ async fn beat(shared: Arc<Shared>) {
             }
             // Our key was gone: Redis restarted, or we were paused and reaped. Write it all again.
             Ok((None, _)) => {
-                if let Err(error) = shared.resync().await {
+                if let Err(error) = shared.resync(true).await {
                     shared.down(&error);
                     continue;
                 }
             }
             Ok((Some(_), _)) if !shared.is_up() => {
-                if let Err(error) = shared.resync().await {
+                if let Err(error) = shared.resync(false).await {
                     shared.down(&error);
                     continue;
                 }

@@ -11,6 +11,7 @@
 //! P node:N:subs:APP            HASH  channel -> N's local subscription count
 //! P node:N:presence:APP:CH     HASH  user key -> member JSON, for users with a socket on N
 //! P cache:APP:CH               STR   a cache channel's last event (PX 30 min)
+//! P epoch                      STR   set once per Redis dataset (tells "reaped" from "Redis reset")
 //! P events                     pub/sub channel every node subscribes to (envelopes)
 //! P node:N:acks                pub/sub channel of node N: "your presence subscribe is in"
 //! ```
@@ -162,10 +163,23 @@ local nodes = live_nodes()
 return {cluster_subs(nodes, app, ch), roster(nodes, app, ch)}
 "#;
 
-/// Writes this node's whole state again (after Redis lost it, or at start). ARGV: P, me,
-/// alive TTL in ms, JSON `{"subs": [[app, channel, n]...], "presence": [[app, channel, user,
-/// member]...]}`.
+/// Writes this node's whole state again (at start, after Redis lost it, or after other nodes
+/// took this one for dead). ARGV: P, me, alive TTL in ms, JSON `{"subs": [[app, channel, n]...],
+/// "presence": [[app, channel, user, member]...]}`, a fresh epoch, the epoch this node last saw
+/// ('' at start), '1' when its heartbeat key had expired.
+///
+/// `P epoch` is set once per Redis dataset; the same epoch with an expired heartbeat means the
+/// node was reaped (it stalled past the TTL) rather than Redis starting empty. Returns `{epoch,
+/// {{app, channel, member JSON}...}}`: the epoch, and when reaped the members this node brings
+/// back that no other node has (they were announced removed: the caller announces them again).
 pub const RESYNC: &str = r#"
+local epoch = redis.call('GET', P .. 'epoch')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('SET', P .. 'epoch', epoch)
+end
+local reaped = ARGV[7] == '1' and epoch == ARGV[6]
+local nodes = live_nodes()
 local idx = index_key(me)
 for _, e in ipairs(redis.call('SMEMBERS', idx)) do
   local kind, app, ch = parse_index(e)
@@ -177,13 +191,15 @@ for _, s in ipairs(data.subs) do
   redis.call('HSET', subs_key(me, s[1]), s[2], s[3])
   redis.call('SADD', idx, 's\n' .. s[1])
 end
+local back = {}
 for _, p in ipairs(data.presence) do
+  if reaped and not present_elsewhere(nodes, me, p[1], p[2], p[3]) then back[#back + 1] = {p[1], p[2], p[4]} end
   redis.call('HSET', presence_key(me, p[1], p[2]), p[3], p[4])
   redis.call('SADD', idx, 'p\n' .. p[1] .. '\n' .. p[2])
 end
 redis.call('SADD', P .. 'nodes', me)
 redis.call('SET', alive_key(me), '1', 'PX', ARGV[3])
-return 1
+return {epoch, back}
 "#;
 
 /// Removes nodes and everything they wrote. ARGV: P, me, mode: 'dead' removes every
