@@ -69,9 +69,13 @@ pub struct Cli {
     )]
     pub websocket_host: Option<String>,
 
-    /// Redis URL for running several nodes as one (not available yet)
+    /// Redis URL: run as one node of the cluster of every node on this Redis and prefix (also $REDIS_URL)
     #[arg(long = "redis-url", aliases = ["redis_url", "redis_address"], short = 'r', env = "PUSHER_LOCAL_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
+
+    /// Key and channel prefix on Redis: nodes with the same URL and prefix form one cluster
+    #[arg(long = "redis-prefix", alias = "redis_prefix", env = "PUSHER_LOCAL_REDIS_PREFIX", value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
 
     /// Print every frame and API call (-vv adds debug diagnostics on stderr)
     #[arg(long, short = 'v', action = clap::ArgAction::Count)]

@@ -116,12 +116,19 @@ pub struct Config {
     pub fixtures: PathBuf,
     /// Fixtures to replay at start-up.
     pub replay: Vec<String>,
+    /// Redis for several nodes as one; `None` runs the embedded single-node broker.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel: nodes on one Redis with one prefix are a cluster.
+    pub redis_prefix: String,
 }
 
 /// The default recordings database, relative to the working directory.
 pub const DEFAULT_DB: &str = "pusher-local.db";
 /// The default fixtures folder, relative to the working directory.
 pub const DEFAULT_FIXTURES: &str = "fixtures";
+
+/// The default Redis key prefix.
+pub const DEFAULT_REDIS_PREFIX: &str = "pusher-local";
 
 /// The default app id: numeric, because the Python SDK requires that.
 pub const DEFAULT_APP_ID: &str = "1";
@@ -157,6 +164,8 @@ impl Default for Config {
             db: PathBuf::from(DEFAULT_DB),
             fixtures: PathBuf::from(DEFAULT_FIXTURES),
             replay: Vec::new(),
+            redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
         }
     }
 }
@@ -249,9 +258,28 @@ pub enum ConfigError {
     /// A `--filter` is not `KEY=GLOB`.
     #[error(transparent)]
     Filter(#[from] FilterError),
-    /// `--redis-url` was given; multi-node mode is not built yet.
-    #[error("--redis-url / -r is not supported yet: this version runs the embedded single-node broker only (multi-node over Redis is planned). Remove the flag (or PUSHER_LOCAL_REDIS_URL) to start.")]
-    RedisNotYet,
+    /// The Redis URL does not parse.
+    #[error("{setting}={value:?} is not a Redis URL (redis://HOST:PORT/DB): {reason}")]
+    RedisUrl {
+        /// The flag or variable it came from.
+        setting: &'static str,
+        /// Its value.
+        value: String,
+        /// The parser's reason.
+        reason: String,
+    },
+}
+
+/// `url` with its password (if any) replaced by `***`.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // A URL with a password has a host, so setting one is accepted.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Reads environment variables; injectable so tests are hermetic.
@@ -369,9 +397,6 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, variable or flag at fault.
     pub fn resolve(cli: &Cli, env: &impl Environment, cwd: &Path) -> Result<Config, ConfigError> {
-        if cli.redis_url.is_some() {
-            return Err(ConfigError::RedisNotYet);
-        }
         let mut config = Config::default();
         let mut creds = Credentials::default();
 
@@ -492,6 +517,27 @@ impl Config {
         if !cli.webhook.is_empty() {
             config.apps[0].webhooks = cli.webhook.iter().map(crate::webhook::Target::new).collect();
         }
+        // `REDIS_URL` is where hosting platforms and docker-compose files put it.
+        let redis = match &cli.redis_url {
+            Some(url) => Some(("--redis-url / PUSHER_LOCAL_REDIS_URL", url.clone())),
+            None => env.var("REDIS_URL").map(|url| ("REDIS_URL", url)),
+        };
+        if let Some((setting, url)) = redis {
+            match url::Url::parse(&url) {
+                Ok(parsed) if matches!(parsed.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
+                Ok(parsed) => {
+                    let reason = format!("scheme {:?} is not redis://", parsed.scheme());
+                    return Err(ConfigError::RedisUrl { setting, value: redact_password(&url), reason });
+                }
+                Err(e) => {
+                    return Err(ConfigError::RedisUrl { setting, value: redact_password(&url), reason: e.to_string() })
+                }
+            }
+            config.redis_url = Some(url);
+        }
+        if let Some(prefix) = &cli.redis_prefix {
+            config.redis_prefix.clone_from(prefix);
+        }
         config.verbose = cli.verbose;
         config.quiet = cli.quiet;
         config.color = cli.color.unwrap_or_default();
@@ -560,6 +606,11 @@ impl Config {
         }
         Apps::new(self.apps.iter().cloned())?;
         Ok(())
+    }
+
+    /// The Redis URL with any password replaced by `***`, for messages and the banner.
+    pub fn redis_url_shown(&self) -> Option<String> {
+        self.redis_url.as_deref().map(redact_password)
     }
 
     /// The app table.
@@ -693,10 +744,21 @@ mod tests {
     }
 
     #[test]
-    fn redis_is_refused_clearly_for_now() {
+    fn redis_url_from_the_flag_or_redis_url_and_a_bad_one_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Config::resolve(&cli(&["-r", "redis://127.0.0.1"]), &env(&[]), dir.path()).unwrap_err();
-        assert!(err.to_string().contains("not supported yet"));
+        assert_eq!(resolve(&[], &[], dir.path()).redis_url, None);
+        let c = resolve(&["-r", "redis://127.0.0.1:7000", "--redis-prefix", "team"], &[], dir.path());
+        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:7000"));
+        assert_eq!(c.redis_prefix, "team");
+        let c = resolve(&[], &[("REDIS_URL", "redis://10.0.0.2")], dir.path());
+        assert_eq!(c.redis_url.as_deref(), Some("redis://10.0.0.2"));
+        assert_eq!(c.redis_prefix, DEFAULT_REDIS_PREFIX);
+        let c = resolve(&["--redis-url", "redis://a"], &[("REDIS_URL", "redis://b")], dir.path());
+        assert_eq!(c.redis_url.as_deref(), Some("redis://a"), "the flag beats REDIS_URL");
+        let c = resolve(&["-r", "redis://:hunter2@10.0.0.3:6380/1"], &[], dir.path());
+        assert_eq!(c.redis_url_shown().as_deref(), Some("redis://:***@10.0.0.3:6380/1"));
+        let err = Config::resolve(&cli(&["-r", "http://h"]), &env(&[]), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("--redis-url") && err.to_string().contains("http"), "{err}");
     }
 
     #[test]

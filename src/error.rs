@@ -1,7 +1,7 @@
 //! Error types and their one mapping each to Pusher codes.
 //!
-//! - [`Error`]: what can stop the server (config, binding a port, the recordings database,
-//!   `--replay` fixtures).
+//! - [`Error`]: what can stop the server (config, binding a port, reaching Redis, the
+//!   recordings database, `--replay` fixtures).
 //! - [`HandshakeError`]: why a WebSocket was refused at connect; always closes, with a code.
 //! - [`ClientError`]: what a connected client did wrong; answered with `pusher:error`, code from
 //!   [`ClientError::code`] (exhaustive, no catch-all), and the socket stays open.
@@ -47,6 +47,9 @@ pub enum Error {
     /// The fixtures folder cannot be watched.
     #[error(transparent)]
     Watch(#[from] WatchError),
+    /// `--redis-url` names a Redis that does not answer.
+    #[error(transparent)]
+    Broker(#[from] crate::broker::ConnectError),
 }
 
 /// A convenient alias.

@@ -16,7 +16,9 @@
 //!   codes.
 //! - [`auth`]: HMAC signatures for subscriptions, signin and HTTP requests.
 //! - [`state`]: `AppState` and `publish`, the one choke point every event passes.
-//! - [`broker`]: the multi-node seam (`Broker` trait) and the embedded `LocalBroker`.
+//! - [`broker`]: the multi-node seam (`Broker` trait), the embedded `LocalBroker`, and
+//!   `RedisBroker` (several nodes as one: pub/sub deliveries, per-node keys and Lua scripts for
+//!   cluster-wide counts and presence, heartbeats and a reaper for nodes that die, reconnect).
 //! - [`registry`]: channels, presence rosters, users, and fan-out to per-socket outboxes.
 //! - [`webhook`]: webhooks reported by the session and `publish`: leave delays, batching,
 //!   signed bodies, the local outbox, the retrying sender.
@@ -32,6 +34,9 @@
 //! WS:   ws::connection (frame) ─▶ ClientMessage ─▶ ws::session ─▶ registry / state.publish
 //! REST: rest::filters::authenticate ─▶ rest::handlers ─▶ state.publish
 //! state.publish(event): encode once ─▶ broker.publish(envelope) ─▶ registry.fan_out ─▶ Outbox ─▶ socket
+//!                       (Redis: then PUBLISH ─▶ other nodes' broker ─▶ their registry.fan_out)
+//! subscribe: ws::session ─▶ broker.subscribe (cluster view; hands the socket to the registry) ─▶ webhooks
+//! leave:     ws::session ─▶ registry.unsubscribe ─▶ broker.leave (cluster view) ─▶ webhooks
 //! webhooks: ws::session (Joined/Left) + state.publish (client events) ─▶ webhook::Webhooks
 //!           ─▶ webhook::Outbox (kept) ─▶ bounded queue ─▶ webhook::sender ─▶ POST, retries
 //! record:   state.publish ─▶ recorder::Recorder (queue) ─▶ writer thread ─▶ SQLite, group commit
@@ -40,7 +45,6 @@
 //!           `pusher-local replay` ─▶ recorder::replay::HttpPublisher ─▶ signed POST /events
 //! ```
 //!
-//! Out of scope here: Redis (multi-node); it plugs into `broker`.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

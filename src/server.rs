@@ -149,14 +149,17 @@ async fn startup_replay(state: &AppState, name: &str) -> Result<()> {
 /// Serves until `shutdown` is cancelled, then drains.
 ///
 /// # Errors
-/// Before serving: the recordings database (`--record`), the fixtures folder, a `--replay`
-/// fixture. Once serving, it runs until shutdown.
+/// Before serving: Redis when `--redis-url` is set, the recordings database (`--record`), the
+/// fixtures folder, a `--replay` fixture. Once serving, it runs until shutdown.
+///
+/// [`Error::Broker`] when `--redis-url` names a Redis that does not answer; nothing is served
+/// then (never a silent fallback to a single node).
 pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) -> Result<()> {
     let registry = ChannelRegistry::new();
     let registry_for_shutdown = registry.clone();
+    let (broker, mut notices) = broker::connect(&config, registry.clone()).await?;
     let recorder = start_recorder(&config, &printer).await?;
     let (fixtures, _watch) = open_fixtures(&config, &printer, &shutdown).await?;
-    let broker = broker::connect(registry.clone());
     let state = AppState::new(
         Arc::new(config),
         registry,
@@ -166,6 +169,14 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
         recorder.clone(),
         fixtures,
     );
+    // What the cluster reports (Redis lost or back, a node gone): until `broker.close()` drops
+    // the sender.
+    let cluster = state.clone();
+    let notice_task = tokio::spawn(async move {
+        while let Some(notice) = notices.recv().await {
+            cluster.on_notice(notice).await;
+        }
+    });
     for name in state.config().replay.clone() {
         startup_replay(&state, &name).await?;
     }
@@ -228,6 +239,8 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
         }
     }
     broker.close().await;
+    // The broker dropped its sender: the loop ends after the last notice.
+    let _ = tokio::time::timeout(state.config().shutdown_grace, notice_task).await;
     printer.line(Line::Text("pusher-local stopped".into()));
     Ok(())
 }

@@ -9,11 +9,11 @@
 use std::sync::Arc;
 
 use crate::apps::{AppId, Apps};
-use crate::broker::{Broker, Envelope};
+use crate::broker::{Broker, Envelope, Notice};
 use crate::config::Config;
 use crate::control::replays::Replays;
 use crate::printer::{Line, Printer};
-use crate::protocol::{server, ChannelName, Frame, SocketId, SocketIds};
+use crate::protocol::{server, ChannelKind, ChannelName, Frame, SocketId, SocketIds};
 use crate::recorder::watch::Fixtures;
 use crate::recorder::{Commit, Entry, Recorder};
 use crate::registry::{CachedEvent, ChannelRegistry, Delivery};
@@ -228,6 +228,63 @@ impl AppState {
     pub async fn announce(&self, app_id: &AppId, channel: &ChannelName, frame: Frame, except: Option<SocketId>) {
         let delivery = Delivery::Event { channel: channel.clone(), frame, except, cache: None };
         self.inner.broker.publish(Envelope { app_id: app_id.clone(), delivery }).await;
+    }
+
+    /// Acts on what the cluster reported: prints Redis outages loudly, and for a node that died
+    /// announces member_removed (and subscription_count) to every node and fires the webhooks
+    /// its sessions can no longer fire.
+    pub async fn on_notice(&self, notice: Notice) {
+        match notice {
+            Notice::Down { url, reason } => self.inner.printer.line(Line::Error(format!(
+                "Redis at {url} is unreachable ({reason}): cross-node delivery is DOWN. This node keeps \
+                 serving its own sockets and reconnects with backoff."
+            ))),
+            Notice::Up { url } => self.inner.printer.line(Line::Text(format!(
+                "Redis at {url} is back: cross-node delivery restored, this node's subscriptions and \
+                 presence members written again."
+            ))),
+            Notice::MembersBack { added } => {
+                self.inner.printer.line(Line::Error(format!(
+                    "this node was taken for dead (no heartbeat for 5 s) and is back: {} presence member(s) \
+                     announced again",
+                    added.len()
+                )));
+                for (app_id, channel, member) in added {
+                    let frame = server::member_added(channel.as_str(), &member.as_ref());
+                    self.announce(&app_id, &channel, frame, None).await;
+                    if let Some(app) = self.inner.apps.find_by_id(app_id.as_str()) {
+                        self.inner.webhooks.member_added(app, channel.as_str(), &member.key);
+                    }
+                }
+            }
+            Notice::NodeGone { node, removed, vacated, counts } => {
+                self.inner.printer.line(Line::Text(format!(
+                    "node {node} stopped beating: {} presence member(s) removed, {} channel(s) vacated",
+                    removed.len(),
+                    vacated.len()
+                )));
+                for (app_id, channel, member) in removed {
+                    let frame = server::member_removed(channel.as_str(), &member.user_id);
+                    self.announce(&app_id, &channel, frame, None).await;
+                    if let Some(app) = self.inner.apps.find_by_id(app_id.as_str()) {
+                        self.inner.webhooks.member_removed(app, channel.as_str(), &member.key);
+                    }
+                }
+                for (app_id, channel) in vacated {
+                    if let Some(app) = self.inner.apps.find_by_id(app_id.as_str()) {
+                        self.inner.webhooks.channel_vacated(app, channel.as_str());
+                    }
+                }
+                for (app_id, channel, count) in counts {
+                    let Some(app) = self.inner.apps.find_by_id(app_id.as_str()).cloned() else { continue };
+                    if app.subscription_count && channel.kind() != ChannelKind::Presence {
+                        self.inner.webhooks.subscription_count(&app, channel.as_str(), count);
+                        self.announce(&app_id, &channel, server::subscription_count(channel.as_str(), count), None)
+                            .await;
+                    }
+                }
+            }
+        }
     }
 
     /// Closes every connection signed in as `user_id`, cluster-wide.

@@ -8,19 +8,23 @@ use async_trait::async_trait;
 
 use super::{Broker, Envelope};
 use crate::apps::AppId;
+use crate::error::ClientError;
 use crate::protocol::ChannelName;
-use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry};
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Joined};
+
+use super::{subscribe_here, ClusterLeave, Joining};
 
 /// The in-process broker.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LocalBroker {
     registry: ChannelRegistry,
+    joins: std::sync::Mutex<()>,
 }
 
 impl LocalBroker {
     /// A broker over `registry`.
     pub fn new(registry: ChannelRegistry) -> Self {
-        Self { registry }
+        Self { registry, joins: std::sync::Mutex::new(()) }
     }
 }
 
@@ -40,6 +44,15 @@ impl Broker for LocalBroker {
 
     async fn users(&self, app: &AppId, channel: &ChannelName) -> Vec<Arc<str>> {
         self.registry.users(app, channel)
+    }
+
+    async fn subscribe(&self, joining: Joining) -> Result<Joined, ClientError> {
+        // One node is the whole cluster: the registry's own view stands.
+        subscribe_here(&self.registry, &self.joins, joining)
+    }
+
+    async fn leave(&self, _: &AppId, _: &ChannelName, _: Option<&str>) -> Option<ClusterLeave> {
+        None
     }
 
     async fn close(&self) {}

@@ -1,22 +1,33 @@
 //! The multi-node seam: one small trait, [`Broker`], that delivers envelopes to every subscriber
-//! (on this node, and for a future Redis broker on every node) and answers cluster-wide queries.
+//! (on this node, and with Redis on every node of the cluster) and answers cluster-wide queries.
 //!
-//! - [`envelope`]: `Envelope`, what travels between nodes.
+//! - [`envelope`]: `Envelope`, what travels between nodes, and its wire form.
 //! - [`local`]: `LocalBroker`, the embedded single-node broker.
+//! - [`redis`]: `RedisBroker`, several nodes as one over Redis (pub/sub for deliveries, shared
+//!   keys and Lua scripts for counts and presence, heartbeats for node death).
 //!
-//! Sockets never appear here; they belong to the registry.
+//! Sockets belong to the registry. A subscribe goes through [`Broker::subscribe`], which hands
+//! the socket to the registry (the local broker at once; the Redis broker in order with the
+//! cluster's presence announcements), and an unsubscribe is reported to [`Broker::leave`], so
+//! that occupied/vacated, member_added/removed and subscription counts are decided for the
+//! whole cluster.
 
 pub mod envelope;
 pub mod local;
+pub mod redis;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc;
 
-use crate::apps::AppId;
-use crate::protocol::ChannelName;
-use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry};
+use crate::apps::{App, AppId};
+use crate::config::Config;
+use crate::error::ClientError;
+use crate::protocol::{server, ChannelName, SocketId};
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joined, Left, Member, Outbox};
 
+pub use self::redis::{ConnectError, RedisBroker};
 pub use envelope::Envelope;
 pub use local::LocalBroker;
 
@@ -35,11 +46,198 @@ pub trait Broker: Send + Sync + 'static {
     ) -> (ChannelInfo, Option<(CachedEvent, std::time::Duration)>);
     /// Distinct presence user ids.
     async fn users(&self, app: &AppId, channel: &ChannelName) -> Vec<Arc<str>>;
+    /// Subscribes a socket of this node: records it cluster-wide (on Redis) and in the
+    /// registry, which queues subscription_succeeded (with the cluster's roster on presence
+    /// channels). The answer is the cluster's view of the change; a new member's
+    /// member_added has gone to every other subscriber by then (`Joined::member_added` is
+    /// left for the webhook).
+    ///
+    /// # Errors
+    /// [`ClientError::PresenceFull`] when a new user would exceed the member limit cluster-wide.
+    async fn subscribe(&self, joining: Joining) -> Result<Joined, ClientError>;
+    /// Records that a socket of this node left `channel` (presence user key `user`), after the
+    /// registry let it go. `None`: no cluster, the registry's `Left` stands.
+    async fn leave(&self, app: &AppId, channel: &ChannelName, user: Option<&str>) -> Option<ClusterLeave>;
     /// Stops background work; called once during shutdown.
     async fn close(&self);
 }
 
-/// Builds the broker for this process: the embedded one (Redis arrives in a later version).
-pub fn connect(registry: ChannelRegistry) -> Arc<dyn Broker> {
-    Arc::new(LocalBroker::new(registry))
+/// One socket joining a channel: what [`Broker::subscribe`] hands the registry.
+#[derive(Debug, Clone)]
+pub struct Joining {
+    /// The app.
+    pub app: Arc<App>,
+    /// The socket.
+    pub socket: SocketId,
+    /// Its outbox.
+    pub outbox: Outbox,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The presence member it subscribes as.
+    pub member: Option<Member>,
+}
+
+/// Subscribes on this node alone: the registry takes the socket and, for a new presence member,
+/// this node's other subscribers hear member_added, with no other subscribe in between (under
+/// `one_at_a_time`). Otherwise a socket subscribing at that moment could find the member in its
+/// roster and then hear it added as well.
+///
+/// # Errors
+/// As [`ChannelRegistry::subscribe`].
+pub fn subscribe_here(
+    registry: &ChannelRegistry,
+    one_at_a_time: &std::sync::Mutex<()>,
+    joining: Joining,
+) -> Result<Joined, ClientError> {
+    // A panic while holding it cannot leave anything half-done that this lock protects.
+    let _turn = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+    let Joining { app, socket, outbox, channel, member } = joining;
+    let joined = registry.subscribe(&app, socket, &outbox, &channel, member)?;
+    if let Some(frame) = &joined.member_added {
+        let delivery = Delivery::Event { channel, frame: frame.clone(), except: Some(socket), cache: None };
+        registry.fan_out(&app.id, &delivery);
+    }
+    Ok(joined)
+}
+
+/// An unsubscribe as the whole cluster sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterLeave {
+    /// Connections still subscribed on every node.
+    pub subscriptions: usize,
+    /// The user's last socket anywhere left (member_removed).
+    pub last_member: bool,
+    /// member_removed already went to every node; the session only fires the webhook.
+    pub member_removed_sent: bool,
+}
+
+impl ClusterLeave {
+    /// The registry's `left`, corrected to the cluster's view.
+    pub fn apply(&self, mut left: Left) -> Left {
+        left.vacated = self.subscriptions == 0;
+        if !self.last_member {
+            left.member_removed = None;
+        }
+        left.subscribers = self.subscriptions;
+        if left.vacated {
+            left.subscription_count = None;
+        } else if left.subscription_count.is_some() {
+            left.subscription_count = Some(server::subscription_count(left.channel.as_str(), self.subscriptions));
+        }
+        left
+    }
+}
+
+/// Something the cluster did that the node must act on (print it, announce it, webhook it).
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// Redis went away: local delivery goes on, cross-node delivery is down.
+    Down {
+        /// The Redis URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Redis is back and this node's state is written again.
+    Up {
+        /// The Redis URL.
+        url: String,
+    },
+    /// A node stopped beating and this node cleaned up after it.
+    NodeGone {
+        /// Its id.
+        node: String,
+        /// Presence members whose last socket was on that node.
+        removed: Vec<(AppId, ChannelName, Member)>,
+        /// Channels nobody is subscribed to any more.
+        vacated: Vec<(AppId, ChannelName)>,
+        /// Channels still occupied, with their new subscription count.
+        counts: Vec<(AppId, ChannelName, usize)>,
+    },
+    /// This node stalled past its heartbeat, was taken for dead (its members announced
+    /// removed) and is back: these members are present again.
+    MembersBack {
+        /// The members, with their app and channel.
+        added: Vec<(AppId, ChannelName, Member)>,
+    },
+}
+
+/// Receives [`Notice`]s; `server::run` drains it into `AppState::on_notice`.
+pub type Notices = mpsc::UnboundedReceiver<Notice>;
+
+/// Builds the broker `config` names: Redis when `redis_url` is set, else the embedded one. A
+/// Redis that cannot be reached is an error, never a silent fallback to a single node.
+///
+/// # Errors
+/// [`ConnectError`] naming the URL.
+pub async fn connect(config: &Config, registry: ChannelRegistry) -> Result<(Arc<dyn Broker>, Notices), ConnectError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let broker: Arc<dyn Broker> = match &config.redis_url {
+        None => Arc::new(LocalBroker::new(registry)),
+        Some(url) => {
+            let shown = config.redis_url_shown().unwrap_or_default();
+            RedisBroker::connect(url, &shown, &config.redis_prefix, registry, tx).await?
+        }
+    };
+    Ok((broker, rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    fn channel(name: &str) -> ChannelName {
+        ChannelName::parse(name, 164).unwrap()
+    }
+
+    #[test]
+    fn a_leave_takes_the_clusters_word_for_vacated_counts_and_the_last_member() {
+        let left = || Left {
+            channel: channel("room"),
+            vacated: true,
+            member_removed: Some(server::member_removed("room", &RawValue::from_string("\"u\"".into()).unwrap())),
+            subscription_count: Some(server::subscription_count("room", 0)),
+            subscribers: 0,
+        };
+        // Empty here, but two sockets on other nodes, one of them the same user.
+        let view = ClusterLeave { subscriptions: 2, last_member: false, member_removed_sent: false }.apply(left());
+        assert!(!view.vacated && view.member_removed.is_none());
+        assert_eq!(view.subscribers, 2);
+        assert!(view.subscription_count.unwrap().as_str().contains("\\\"subscription_count\\\":2"));
+        // The last socket anywhere.
+        let view = ClusterLeave { subscriptions: 0, last_member: true, member_removed_sent: true }.apply(left());
+        assert!(view.vacated && view.member_removed.is_some() && view.subscription_count.is_none());
+    }
+
+    #[test]
+    fn subscribing_here_tells_the_other_subscribers_of_a_new_member_but_not_the_subscriber() {
+        let registry = ChannelRegistry::new();
+        let lock = std::sync::Mutex::new(());
+        let app = Arc::new(App::new("1", "k", "s"));
+        let member = |id: &str| Member {
+            key: id.into(),
+            user_id: RawValue::from_string(format!("\"{id}\"")).unwrap(),
+            user_info: None,
+        };
+        let (a, mut ra) = Outbox::new(8);
+        let (b, mut rb) = Outbox::new(8);
+        let ch = channel("presence-r");
+        let join = |socket: u32, outbox: &Outbox, id: &str| Joining {
+            app: app.clone(),
+            socket: SocketId::new(1, socket),
+            outbox: outbox.clone(),
+            channel: ch.clone(),
+            member: Some(member(id)),
+        };
+        subscribe_here(&registry, &lock, join(1, &a, "u1")).unwrap();
+        ra.take_queued();
+        let joined = subscribe_here(&registry, &lock, join(2, &b, "u2")).unwrap();
+        assert!(joined.member_added.is_some(), "left for the webhook");
+        let heard: Vec<String> = ra.take_queued().iter().map(|f| f.as_str().to_owned()).collect();
+        assert_eq!(heard.len(), 1);
+        assert!(heard[0].contains("member_added") && heard[0].contains("u2"), "{heard:?}");
+        let own: Vec<String> = rb.take_queued().iter().map(|f| f.as_str().to_owned()).collect();
+        assert!(own.iter().all(|f| !f.contains("member_added")), "{own:?}");
+    }
 }

@@ -48,6 +48,9 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, color: bo
         let others: Vec<String> = config.apps[1..].iter().map(|a| format!("{} (key {})", a.id, a.key)).collect();
         out += &format!("  also serving apps {}\n", others.join(", "));
     }
+    if let Some(url) = config.redis_url_shown() {
+        out += &format!("  cluster of every node on Redis {url} with prefix {}\n", config.redis_prefix);
+    }
     let client = format!(
         "{{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: false, enabledTransports: ['ws', 'wss'] }}"
     );
@@ -84,6 +87,20 @@ mod tests {
         assert!(text.contains("useTLS: false"));
         assert!(text.contains("PUSHER_APP_SECRET=app-secret"));
         assert!(!text.contains('\u{1b}'));
+        assert!(!text.contains("cluster of every node"), "no Redis, no cluster line");
+    }
+
+    #[test]
+    fn a_cluster_node_says_which_redis_and_prefix_without_the_password() {
+        let config = Config {
+            redis_url: Some("redis://:pw@10.0.0.5:6379".into()),
+            redis_prefix: "team".into(),
+            ..Config::default()
+        };
+        let addr: SocketAddr = "127.0.0.1:6001".parse().unwrap();
+        let text = render(&config, addr, addr, false);
+        assert!(text.contains("cluster of every node on Redis redis://:***@10.0.0.5:6379 with prefix team"), "{text}");
+        assert!(!text.contains(":pw@"));
     }
 
     #[test]

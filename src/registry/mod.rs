@@ -233,6 +233,23 @@ impl ChannelRegistry {
         channel: &ChannelName,
         member: Option<Member>,
     ) -> Result<Joined, ClientError> {
+        self.subscribe_with_roster(app, socket, outbox, channel, member, None)
+    }
+
+    /// [`ChannelRegistry::subscribe`], with presence subscription_succeeded listing `roster`
+    /// (the cluster's members, from the broker) instead of this node's.
+    ///
+    /// # Errors
+    /// As [`ChannelRegistry::subscribe`].
+    pub fn subscribe_with_roster(
+        &self,
+        app: &App,
+        socket: SocketId,
+        outbox: &Outbox,
+        channel: &ChannelName,
+        member: Option<Member>,
+        roster: Option<&[Member]>,
+    ) -> Result<Joined, ClientError> {
         let mut state = self.lock();
         let rooms = state.entry(app.id.clone()).or_default();
         let ch = rooms.channels.entry(channel.shared().clone()).or_insert_with(|| Channel {
@@ -257,8 +274,15 @@ impl ChannelRegistry {
             if first {
                 joined.member_added = Some(server::member_added(channel.as_str(), &member.as_ref()));
             }
-            outbox
-                .send(server::presence_subscription_succeeded(channel.as_str(), ch.members.iter().map(Member::as_ref)));
+            let succeeded = match roster {
+                Some(roster) => {
+                    server::presence_subscription_succeeded(channel.as_str(), roster.iter().map(Member::as_ref))
+                }
+                None => {
+                    server::presence_subscription_succeeded(channel.as_str(), ch.members.iter().map(Member::as_ref))
+                }
+            };
+            outbox.send(succeeded);
         } else {
             outbox.send(server::subscription_succeeded(channel.as_str()));
         }

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use crate::apps::App;
 use crate::auth::channel::{check, signin_string, subscription_string, AuthError};
 use crate::auth::diagnose;
+use crate::broker::Joining;
 use crate::error::ClientError;
 use crate::printer::Line;
 use crate::protocol::{server, ChannelKind, ChannelName, ClientMessage, SocketId, Subscribe};
@@ -199,7 +200,18 @@ impl Session {
             }
         };
         let user_id = member.as_ref().map(|m| m.key.clone());
-        let joined = self.state.registry().subscribe(&self.app, self.socket_id, &self.outbox, &channel, member)?;
+        // Through the broker: on Redis the socket is registered in order with the cluster's
+        // presence announcements, and the roster and counts are the whole cluster's.
+        let joining = Joining {
+            app: self.app.clone(),
+            socket: self.socket_id,
+            outbox: self.outbox.clone(),
+            channel: channel.clone(),
+            member,
+        };
+        // member_added has reached the other subscribers already (in order with this
+        // subscribe); it is left in `joined` for the webhook.
+        let joined = self.state.broker().subscribe(joining).await?;
         let webhooks = self.state.webhooks();
         if joined.occupied {
             webhooks.channel_occupied(&self.app, channel.as_str());
@@ -214,9 +226,6 @@ impl Session {
             webhooks.subscription_count(&self.app, channel.as_str(), joined.subscribers);
         }
         self.subscriptions.insert(channel.shared().clone(), Subscription { channel: channel.clone(), user_id });
-        if let Some(frame) = joined.member_added {
-            self.state.announce(&self.app.id, &channel, frame, Some(self.socket_id)).await;
-        }
         if let Some(frame) = joined.subscription_count {
             self.state.announce(&self.app.id, &channel, frame, None).await;
         }
@@ -236,6 +245,11 @@ impl Session {
     /// Tells the others (member_removed, subscription_count) and reports the webhooks;
     /// `user_id` is the presence user this socket was subscribed as.
     async fn announce_left(&self, left: Left, user_id: Option<&Arc<str>>) {
+        let (left, member_removed_sent) =
+            match self.state.broker().leave(&self.app.id, &left.channel, user_id.map(|u| &**u)).await {
+                Some(cluster) => (cluster.apply(left), cluster.member_removed_sent),
+                None => (left, false),
+            };
         let webhooks = self.state.webhooks();
         if let (Some(_), Some(user)) = (&left.member_removed, user_id) {
             webhooks.member_removed(&self.app, left.channel.as_str(), user);
@@ -246,7 +260,7 @@ impl Session {
         if left.subscription_count.is_some() {
             webhooks.subscription_count(&self.app, left.channel.as_str(), left.subscribers);
         }
-        if let Some(frame) = left.member_removed {
+        if let Some(frame) = left.member_removed.filter(|_| !member_removed_sent) {
             self.state.announce(&self.app.id, &left.channel, frame, None).await;
         }
         if let Some(frame) = left.subscription_count {

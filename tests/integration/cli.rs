@@ -108,11 +108,17 @@ fn broken_config_file_is_a_clear_error_with_path_and_line() {
 }
 
 #[test]
-fn redis_url_is_refused_with_not_yet() {
+fn unreachable_redis_is_a_clear_error_naming_the_url_and_a_non_zero_exit() {
+    // See: issue 5. Never a silent fallback to a single node.
     let dir = tempfile::tempdir().unwrap();
-    let out = command(dir.path()).args(["-r", "redis://127.0.0.1:6379"]).output().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{free}");
+    let out = command(dir.path()).args(["--port", "0", "-r", &url]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot reach Redis at {url}")), "{err}");
+    let out = command(dir.path()).args(["--port", "0"]).env("REDIS_URL", &url).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "REDIS_URL is read too");
 }
 
 #[test]

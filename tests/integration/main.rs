@@ -3,6 +3,8 @@
 //!   signin, keepalive, bad frames, shutdown): `ws.rs`;
 //! - the HTTP API (signatures, endpoints, status codes, bodies): `rest.rs`;
 //! - the binary itself (flags, config layering, banner, exit codes, signals): `cli.rs`;
+//! - behaviour that must be the same on every broker, embedded and Redis (cross-node events,
+//!   cluster-wide presence and queries, a killed node, Redis restarting): `broker.rs`;
 //! - webhooks (kinds, delays, signing, retries, outbox, control API, `webhooks` commands):
 //!   `webhook.rs`;
 //! - recording, fixtures, replay and capture (the store, the fixtures folder, replay timing,
@@ -11,6 +13,7 @@
 //! Servers run in-process on port 0 (`support::TestServer`). Don't add a `misc.rs`.
 //! The official-SDK suite is a separate binary, `tests/sdk.rs`.
 
+mod broker;
 mod cli;
 mod recorder;
 mod rest;

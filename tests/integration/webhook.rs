@@ -54,15 +54,15 @@ struct Script {
     delay: Duration,
 }
 
-/// A webhook endpoint on 127.0.0.1:0.
-struct Receiver {
+/// A webhook endpoint on 127.0.0.1:0 (also used by the broker suite).
+pub struct Receiver {
     addr: SocketAddr,
     rx: mpsc::UnboundedReceiver<Request>,
     script: Arc<Mutex<Script>>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub async fn start() -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -113,7 +113,7 @@ impl Receiver {
         Receiver { addr, rx, script }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}/pusher/webhook", self.addr)
     }
 
@@ -126,7 +126,7 @@ impl Receiver {
     }
 
     /// The next webhook's single event.
-    async fn next_event(&mut self) -> Value {
+    pub async fn next_event(&mut self) -> Value {
         let request = self.next().await;
         let events = request.events();
         assert_eq!(events.len(), 1, "one event per POST: {}", request.body);
@@ -146,7 +146,7 @@ impl Receiver {
 
 const LEAVE_DELAY: Duration = Duration::from_millis(200);
 
-fn config(urls: &[String]) -> Config {
+pub fn config(urls: &[String]) -> Config {
     let mut config = support::config();
     config.apps[0].webhooks = urls.iter().map(Target::new).collect();
     config.webhooks.leave_delay = LEAVE_DELAY;

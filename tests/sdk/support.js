@@ -10,7 +10,8 @@
 // Synchronisation is always on SDK events (connection state changes, channel
 // bindings, raw inbound frames), never on sleeps.
 
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
+const net = require('node:net');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -415,6 +416,68 @@ async function startServer(options = {}) {
   return server;
 }
 
+/** A free loopback port (bound, read, released). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something answers PING with +PONG on `port`, or rejects after `ms`. */
+function redisAnswers(port, ms) {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const socket = net.connect(port, '127.0.0.1');
+      let reply = '';
+      const retry = () => {
+        socket.destroy();
+        if (Date.now() > deadline) reject(new Error(`redis-server did not answer on port ${port}`));
+        else setTimeout(attempt, 20);
+      };
+      socket.once('error', retry);
+      socket.on('data', (chunk) => {
+        reply += chunk.toString('utf8');
+        if (reply.startsWith('+PONG')) {
+          socket.destroy();
+          resolve();
+        }
+      });
+      socket.once('connect', () => socket.write('PING\r\n'));
+    };
+    attempt();
+  });
+}
+
+/**
+ * Starts a `redis-server` on a random loopback port (no persistence) for the
+ * cluster tests. Returns `null` when redis-server is not installed and CI is
+ * unset (the caller skips loudly); under CI its absence is an error.
+ */
+async function startRedis() {
+  const probe = spawnSync('redis-server', ['--version']);
+  if (probe.error || probe.status !== 0) {
+    if (process.env.CI) throw new Error('redis-server is not installed and CI is set: the cluster tests must run');
+    return null;
+  }
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  await redisAnswers(port, START_TIMEOUT_MS);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop() {
+      child.kill('SIGKILL');
+    },
+  };
+}
+
 /**
  * Declares a `node:test` test that runs against `getServer()`. Clients created
  * during the test are disconnected afterwards, and a failure prints the
@@ -459,6 +522,7 @@ module.exports = {
   SOCKET_ID_RE,
   EventLog,
   startServer,
+  startRedis,
   sdkTest,
   withTimeout,
   expectStatus,

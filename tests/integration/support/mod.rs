@@ -18,6 +18,8 @@ use pusher_local::config::{Config, Listen};
 use pusher_local::printer::Printer;
 use pusher_local::{Listeners, Shutdown};
 
+pub mod redis;
+
 pub const APP_ID: &str = "1";
 pub const KEY: &str = "app-key";
 pub const SECRET: &str = "app-secret";
@@ -44,7 +46,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub shutdown: Shutdown,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<pusher_local::Result<()>>,
 }
 
 impl TestServer {
@@ -53,18 +55,25 @@ impl TestServer {
     }
 
     pub async fn with(config: Config) -> TestServer {
+        Self::with_printer(config, Printer::silent()).await
+    }
+
+    pub async fn with_printer(config: Config, printer: Printer) -> TestServer {
         let listeners = Listeners::bind(&config.listen).await.expect("bind");
         let (api_addr, addr) = listeners.local_addrs();
         let shutdown = Shutdown::new();
-        let server = pusher_local::run(listeners, config, Printer::silent(), shutdown.clone());
-        let task = tokio::spawn(async move { server.await.expect("server starts") });
+        let task = tokio::spawn(pusher_local::run(listeners, config, printer, shutdown.clone()));
         TestServer { addr, api_addr, shutdown, task }
     }
 
     /// Fires the shutdown and waits for the server to finish draining.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("server stops in time").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+            .expect("server ran");
     }
 
     pub fn ws_url(&self, key: &str) -> String {
@@ -81,6 +90,43 @@ impl TestServer {
             http: reqwest::Client::new(),
             key: KEY.into(),
             secret: SECRET.into(),
+        }
+    }
+}
+
+/// A printer whose text lines (no colour) land in a buffer the test can read.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn printer(&self) -> Printer {
+        use pusher_local::printer::{Filter, Format, Sink, TextOptions, Verbosity};
+        let text = TextOptions { color: false, full: false, width: None, show_app: false };
+        let sink = Sink { out: Box::new(self.clone()), format: Format::Text, text, verbosity: Verbosity::Normal };
+        Printer::spawn(vec![sink], Filter::default(), false)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (bounded) until the output contains `needle`.
+    pub async fn until(&self, needle: &str, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while !self.text().contains(needle) {
+            assert!(std::time::Instant::now() < deadline, "no {needle:?} within {within:?} in:\n{}", self.text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
