@@ -139,3 +139,20 @@ it('a signed-in user joins a presence channel whose auth has no channel_data, as
   assert.deepEqual(data, { hi: true });
   assert.equal(metadata.user_id, 'signed-1');
 });
+
+it('pusher-js watchlist bindings get the initial offline status, then online and offline changes', async (s) => {
+  const watcher = await s.connect('watcher', { user: { id: 'watcher', watchlist: ['friend'] } });
+  const watchlist = watcher.pusher.user.watchlist;
+  const initial = watcher.once(watchlist, 'offline');
+  await signIn(watcher);
+  assert.deepEqual((await initial)[0], { name: 'offline', user_ids: ['friend'] });
+
+  const online = watcher.once(watchlist, 'online');
+  const friend = await s.connect('friend', { user: { id: 'friend' } });
+  await signIn(friend);
+  assert.deepEqual((await online)[0], { name: 'online', user_ids: ['friend'] });
+
+  const offline = watcher.once(watchlist, 'offline');
+  friend.disconnect();
+  assert.deepEqual((await offline)[0], { name: 'offline', user_ids: ['friend'] });
+});
