@@ -467,6 +467,23 @@ async fn idle_clients_are_pinged_and_closed_with_4201_when_they_do_not_answer() 
     assert_eq!(silent.expect_close().await, Some(4201));
 }
 
+/// The Java and Swift clients never answer `pusher:ping`, but their WebSocket libraries answer a
+/// protocol Ping (as tungstenite does here when it reads): that keeps them connected.
+#[tokio::test]
+async fn an_idle_client_that_only_answers_websocket_pings_stays_connected() {
+    let mut config = config();
+    config.activity_timeout = Duration::from_secs(1);
+    config.pong_timeout = Duration::from_secs(1);
+    let server = TestServer::with(config).await;
+    let mut java_like = server.client().await;
+    // Each read lets tungstenite send the Pong for the Ping that came with the pusher:ping;
+    // without it, the second read would be the 4201 close.
+    for _ in 0..3 {
+        java_like.expect("pusher:ping").await;
+    }
+    java_like.assert_alive().await;
+}
+
 #[tokio::test]
 async fn shutdown_sends_4200_to_every_socket() {
     let server = TestServer::start().await;
