@@ -636,6 +636,24 @@ async fn the_swift_subprotocol_is_echoed_only_when_offered() {
     }
 }
 
+/// The Swift client subscribes to public channels with `{"channel": …}` only (no `auth`) and puts
+/// `channel` first in private and presence subscribes.
+#[tokio::test]
+async fn swift_style_subscribe_frames_are_accepted() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    c.send_text(r#"{"event":"pusher:subscribe","data":{"channel":"swift-public"}}"#).await;
+    assert_eq!(c.expect("pusher_internal:subscription_succeeded").await["channel"], "swift-public");
+    let channel_data = r#"{"user_id":"swift"}"#;
+    let auth = channel_auth(&c.socket_id, "presence-swift", Some(channel_data));
+    let data = json!(channel_data).to_string();
+    c.send_text(&format!(
+        r#"{{"event":"pusher:subscribe","data":{{"channel":"presence-swift","auth":"{auth}","channel_data":{data}}}}}"#
+    ))
+    .await;
+    assert_eq!(c.expect("pusher_internal:subscription_succeeded").await["channel"], "presence-swift");
+}
+
 #[tokio::test]
 async fn protocol_versions_four_to_seven_connect() {
     let server = TestServer::start().await;
