@@ -166,15 +166,22 @@ async fn presence_roster_counts_distinct_users_and_member_events_fire_on_first_a
 }
 
 #[tokio::test]
-async fn presence_user_ids_dedupe_on_their_string_form_and_keep_their_json_type() {
+async fn presence_user_ids_dedupe_on_their_string_form_ids_are_strings_member_frames_keep_the_type() {
     let server = TestServer::start().await;
     let mut a = server.client().await;
     a.subscribe_signed("presence-n", Some(r#"{"user_id":10}"#)).await;
     let mut b = server.client().await;
     let roster = b.subscribe_signed("presence-n", Some(r#"{"user_id":"10"}"#)).await;
     assert_eq!(roster["presence"]["count"], 1);
-    assert_eq!(roster["presence"]["ids"], json!([10]));
+    // `ids` are strings (older Java clients iterate them as strings); member frames keep the type.
+    assert_eq!(roster["presence"]["ids"], json!(["10"]));
+    assert_eq!(roster["presence"]["hash"], json!({"10": null}));
     a.assert_alive().await;
+    let mut c = server.client().await;
+    c.subscribe_signed("presence-n", Some(r#"{"user_id":7}"#)).await;
+    assert_eq!(data_of(&a.expect("pusher_internal:member_added").await), json!({"user_id": 7}));
+    drop(c);
+    assert_eq!(data_of(&a.expect("pusher_internal:member_removed").await), json!({"user_id": 7}));
 }
 
 #[tokio::test]
