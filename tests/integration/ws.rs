@@ -39,6 +39,11 @@ async fn handshake_errors_send_a_numeric_pusher_error_then_close_with_the_code()
         (format!("ws://{}/app/no-such-key?protocol=7", server.addr), 4001),
         (format!("ws://{}/app/{KEY}?protocol=3", server.addr), 4007),
         (format!("ws://{}/app/{KEY}?protocol=99", server.addr), 4007),
+        // A WebSocket on any path but `…/app/{key}`: 4005, so pusher-js stops instead of retrying.
+        (format!("ws://{}/app/?protocol=7", server.addr), 4005),
+        (format!("ws://{}/app/{KEY}/extra?protocol=7", server.addr), 4005),
+        (format!("ws://{}/pusher?protocol=7", server.addr), 4005),
+        (format!("ws://{}/apps/1/events", server.addr), 4005),
     ];
     for (url, code) in cases {
         let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
