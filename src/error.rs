@@ -67,6 +67,9 @@ pub enum HandshakeError {
     /// The app's connection limit is reached.
     #[error("Application is over connection quota")]
     OverQuota,
+    /// A WebSocket upgrade on a path other than `…/app/{key}`.
+    #[error("Path not found")]
+    PathNotFound,
 }
 
 impl HandshakeError {
@@ -76,6 +79,7 @@ impl HandshakeError {
             HandshakeError::UnknownApp => codes::APP_DOES_NOT_EXIST,
             HandshakeError::UnsupportedProtocol => codes::UNSUPPORTED_PROTOCOL,
             HandshakeError::OverQuota => codes::OVER_CONNECTION_QUOTA,
+            HandshakeError::PathNotFound => codes::PATH_NOT_FOUND,
         }
     }
 }
@@ -198,6 +202,7 @@ mod tests {
         assert_eq!(HandshakeError::UnknownApp.close_code(), 4001);
         assert_eq!(HandshakeError::UnsupportedProtocol.close_code(), 4007);
         assert_eq!(HandshakeError::OverQuota.close_code(), 4004);
+        assert_eq!(HandshakeError::PathNotFound.close_code(), 4005);
         assert_eq!(ClientError::ClientEventRateLimit(10).code(), Some(4301));
         assert_eq!(ClientError::WatchlistLimit(100).code(), Some(4302));
         assert_eq!(ClientError::AlreadySubscribed("x".into()).code(), None);

@@ -71,7 +71,8 @@ pub struct MemberRef<'a> {
     pub user_info: Option<&'a RawValue>,
 }
 
-/// `pusher_internal:subscription_succeeded` for a presence channel: `ids`, `hash`, `count`.
+/// `pusher_internal:subscription_succeeded` for a presence channel: `ids` (as strings), `hash`,
+/// `count`.
 pub fn presence_subscription_succeeded<'a>(
     channel: &str,
     members: impl ExactSizeIterator<Item = MemberRef<'a>> + Clone,
@@ -89,7 +90,10 @@ pub fn presence_subscription_succeeded<'a>(
         _p: std::marker::PhantomData<&'a ()>,
     }
     let count = members.len();
-    let ids: Vec<&RawValue> = members.clone().map(|m| m.user_id).collect();
+    // `ids` are strings whatever JSON type `user_id` had: pusher-websocket-java before its typed
+    // messages iterates them as `List<String>` (a number throws ClassCastException); pusher-js
+    // and Swift read `hash`, whose keys are strings anyway.
+    let ids: Vec<&str> = members.clone().map(|m| m.key).collect();
     let null = RawValue::NULL;
     let hash: std::collections::BTreeMap<&str, &RawValue> =
         members.map(|m| (m.key, m.user_info.unwrap_or(null))).collect();
@@ -222,7 +226,7 @@ mod tests {
         let f = presence_subscription_succeeded("presence-x", members.iter().cloned());
         assert_eq!(
             f.as_str(),
-            r#"{"event":"pusher_internal:subscription_succeeded","channel":"presence-x","data":"{\"presence\":{\"ids\":[\"1\",2],\"hash\":{\"1\":{\"name\":\"A\"},\"2\":null},\"count\":2}}"}"#
+            r#"{"event":"pusher_internal:subscription_succeeded","channel":"presence-x","data":"{\"presence\":{\"ids\":[\"1\",\"2\"],\"hash\":{\"1\":{\"name\":\"A\"},\"2\":null},\"count\":2}}"}"#
         );
     }
 

@@ -1,12 +1,14 @@
 //! One task per socket: reads frames into `ClientMessage`s for the session, writes the outbox to
-//! the socket (several queued frames are written with one flush), pings idle clients and closes
-//! with 4201 when no reply comes, and sends 4200 on shutdown.
+//! the socket (several queued frames are written with one flush), pings idle clients (a
+//! `pusher:ping` and a WebSocket Ping) and closes with 4201 when no reply comes, and sends 4200 on
+//! shutdown.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep, Instant};
@@ -178,6 +180,14 @@ where
                         break (Some(codes::PONG_NOT_RECEIVED), "Pong reply not received in time".into(), true);
                     }
                     outbox.send(server::ping());
+                    // The Java and Swift clients never answer `pusher:ping`; their WebSocket
+                    // libraries (like browsers) do answer a protocol Ping, and any inbound frame
+                    // counts as activity. Without it an idle Java/Swift client that only receives
+                    // would be closed with 4201 every activity timeout plus pong wait.
+                    let ping = ws.send(Message::Ping(Bytes::new()));
+                    if let Ok(Err(e)) = tokio::time::timeout(CLOSE_TIMEOUT, ping).await {
+                        break (None, format!("write failed: {e}").into(), false);
+                    }
                     awaiting_pong = true;
                     idle.as_mut().reset(Instant::now() + pong_timeout);
                 }

@@ -1,4 +1,5 @@
-//! The WebSocket edge: `GET /app/{key}` → upgrade → [`connection::run`] → [`session::Session`].
+//! The WebSocket edge: `GET /app/{key}` → upgrade → [`connection::run`] → [`session::Session`];
+//! an upgrade on any other path is refused with 4005.
 //!
 //! The upgrade is done here rather than with warp's `ws()` filter so that the WebSocket
 //! configuration is ours (small read/write buffers per socket) and frames can be sent as shared
@@ -35,25 +36,43 @@ use crate::state::AppState;
 const SUBPROTOCOL: &str = "pusher-channels-protocol-7";
 
 /// The `/app/{key}` route, also under a prefix (pusher-js's `wsPath`, a proxy's mount point).
+/// A WebSocket upgrade on any other path is accepted only to be refused with 4005 "Path not
+/// found", which pusher-js reports instead of retrying a failing handshake for ever.
 pub fn route(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
     warp::get()
-        .and(warp::path::full().and_then(|path: warp::path::FullPath| async move {
-            app_key(path.as_str()).map(str::to_owned).ok_or_else(warp::reject::not_found)
-        }))
+        .and(warp::path::full().and(warp::header::headers_cloned()).and_then(
+            |path: warp::path::FullPath, headers: HeaderMap| async move {
+                match app_key(path.as_str()) {
+                    Some(key) => Ok((Target::App(key.to_owned()), headers)),
+                    None if header_has(&headers, header::UPGRADE, "websocket") => {
+                        Ok((Target::Unknown(path.as_str().to_owned()), headers))
+                    }
+                    None => Err(warp::reject::not_found()),
+                }
+            },
+        ))
+        .untuple_one()
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
         .and(warp::addr::remote())
         .map(
-            move |key: String,
-                  query: String,
+            move |target: Target,
                   headers: HeaderMap,
+                  query: String,
                   on_upgrade: Option<OnUpgrade>,
                   remote: Option<SocketAddr>| {
-                upgrade(state.clone(), key, &query, &headers, on_upgrade, remote)
+                upgrade(state.clone(), target, &query, &headers, on_upgrade, remote)
             },
         )
         .boxed()
+}
+
+/// What the path asks for.
+enum Target {
+    /// `…/app/{key}`.
+    App(String),
+    /// Any other path (kept for the log).
+    Unknown(String),
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
@@ -101,7 +120,7 @@ fn websocket_config(state: &AppState) -> WebSocketConfig {
 
 fn upgrade(
     state: AppState,
-    key: String,
+    target: Target,
     query: &str,
     headers: &HeaderMap,
     on_upgrade: Option<OnUpgrade>,
@@ -122,8 +141,15 @@ fn upgrade(
             "This is the Pusher WebSocket endpoint: connect with pusher-js or another WebSocket client.\n",
         );
     };
-    let admission =
-        check_protocol(query).and_then(|()| state.apps().find_by_key(&key).cloned().ok_or(HandshakeError::UnknownApp));
+    let (key, admission) = match target {
+        Target::App(key) => {
+            let admission = check_protocol(query)
+                .and_then(|()| state.apps().find_by_key(&key).cloned().ok_or(HandshakeError::UnknownApp));
+            (key, admission)
+        }
+        // The log's "key" is then the path that was asked for.
+        Target::Unknown(path) => (path, Err(HandshakeError::PathNotFound)),
+    };
     let mut response = Response::new("".into());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();

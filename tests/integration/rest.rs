@@ -296,3 +296,73 @@ async fn slanger_style_split_listeners_serve_api_and_websocket_separately() {
     assert_eq!(server.api().trigger("split", "e", "1").await.0, 200);
     c.expect("e").await;
 }
+
+/// Event names are not restricted: Laravel broadcasts class names such as `App\Events\X`, and
+/// any name up to 200 characters goes through as sent, on `events` and `batch_events`.
+#[tokio::test]
+async fn event_names_are_relayed_as_sent_whatever_their_characters() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    c.subscribe_public("names").await;
+    let api = server.api();
+    for name in [r"App\Events\OrderShipped", "order.shipped", "with space", "ünïcödé", "pusher:custom"] {
+        assert_eq!(api.trigger("names", name, "{}").await.0, 200, "{name}");
+        assert_eq!(c.recv().await["event"], name);
+        let batch = json!({"batch": [{"name": name, "channel": "names", "data": "{}"}]});
+        assert_eq!(api.post("/apps/1/batch_events", &batch).await.0, 200, "{name}");
+        assert_eq!(c.recv().await["event"], name);
+    }
+}
+
+#[tokio::test]
+async fn batch_events_replace_a_cache_channels_cached_event() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let batch = json!({"batch": [
+        {"name": "first", "channel": "cache-b", "data": "1"},
+        {"name": "second", "channel": "cache-b", "data": "2"},
+    ]});
+    assert_eq!(api.post("/apps/1/batch_events", &batch).await.0, 200);
+    let mut c = server.client().await;
+    c.subscribe_public("cache-b").await;
+    assert_eq!(c.recv().await, json!({"event": "second", "channel": "cache-b", "data": "2"}));
+}
+
+/// One row per query of a channel nobody is subscribed to: `occupied:false` and the
+/// requested counts as zeros.
+#[tokio::test]
+async fn an_unoccupied_channel_answers_occupied_false_and_zero_counts() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let cases = [
+        ("/apps/1/channels/empty", "", json!({"occupied": false})),
+        ("/apps/1/channels/empty", "subscription_count", json!({"occupied": false, "subscription_count": 0})),
+        (
+            "/apps/1/channels/presence-empty",
+            "user_count,subscription_count",
+            json!({"occupied": false, "user_count": 0, "subscription_count": 0}),
+        ),
+        ("/apps/1/channels/cache-empty", "cache", json!({"occupied": false, "cache": null})),
+    ];
+    for (path, info, expected) in cases {
+        let params: Vec<(&str, &str)> = if info.is_empty() { vec![] } else { vec![("info", info)] };
+        let (status, text) = api.get(path, &params).await;
+        assert_eq!(status, 200, "{path}?info={info}: {text}");
+        assert_eq!(parse(&text), expected, "{path}?info={info}");
+    }
+    let (status, text) = api.get("/apps/1/channels/presence-empty/users", &[]).await;
+    assert_eq!((status, parse(&text)), (200, json!({"users": []})));
+}
+
+#[tokio::test]
+async fn a_key_used_on_another_apps_path_is_refused_with_401() {
+    let mut config = config();
+    config.apps.push(pusher_local::apps::App::new("2", "second-key", "second-secret"));
+    let server = TestServer::with(config).await;
+    let api = server.api().with_key("second-key").with_secret("second-secret");
+    let (status, text) = api.post("/apps/1/events", &json!({"name": "e", "channels": ["c"], "data": "1"})).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("does not belong to app"), "{text}");
+    let (status, _) = api.post("/apps/2/events", &json!({"name": "e", "channels": ["c"], "data": "1"})).await;
+    assert_eq!(status, 200);
+}

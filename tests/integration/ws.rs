@@ -39,6 +39,11 @@ async fn handshake_errors_send_a_numeric_pusher_error_then_close_with_the_code()
         (format!("ws://{}/app/no-such-key?protocol=7", server.addr), 4001),
         (format!("ws://{}/app/{KEY}?protocol=3", server.addr), 4007),
         (format!("ws://{}/app/{KEY}?protocol=99", server.addr), 4007),
+        // A WebSocket on any path but `…/app/{key}`: 4005, so pusher-js stops instead of retrying.
+        (format!("ws://{}/app/?protocol=7", server.addr), 4005),
+        (format!("ws://{}/app/{KEY}/extra?protocol=7", server.addr), 4005),
+        (format!("ws://{}/pusher?protocol=7", server.addr), 4005),
+        (format!("ws://{}/apps/1/events", server.addr), 4005),
     ];
     for (url, code) in cases {
         let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
@@ -166,15 +171,22 @@ async fn presence_roster_counts_distinct_users_and_member_events_fire_on_first_a
 }
 
 #[tokio::test]
-async fn presence_user_ids_dedupe_on_their_string_form_and_keep_their_json_type() {
+async fn presence_user_ids_dedupe_on_their_string_form_ids_are_strings_member_frames_keep_the_type() {
     let server = TestServer::start().await;
     let mut a = server.client().await;
     a.subscribe_signed("presence-n", Some(r#"{"user_id":10}"#)).await;
     let mut b = server.client().await;
     let roster = b.subscribe_signed("presence-n", Some(r#"{"user_id":"10"}"#)).await;
     assert_eq!(roster["presence"]["count"], 1);
-    assert_eq!(roster["presence"]["ids"], json!([10]));
+    // `ids` are strings (older Java clients iterate them as strings); member frames keep the type.
+    assert_eq!(roster["presence"]["ids"], json!(["10"]));
+    assert_eq!(roster["presence"]["hash"], json!({"10": null}));
     a.assert_alive().await;
+    let mut c = server.client().await;
+    c.subscribe_signed("presence-n", Some(r#"{"user_id":7}"#)).await;
+    assert_eq!(data_of(&a.expect("pusher_internal:member_added").await), json!({"user_id": 7}));
+    drop(c);
+    assert_eq!(data_of(&a.expect("pusher_internal:member_removed").await), json!({"user_id": 7}));
 }
 
 #[tokio::test]
@@ -467,6 +479,23 @@ async fn idle_clients_are_pinged_and_closed_with_4201_when_they_do_not_answer() 
     assert_eq!(silent.expect_close().await, Some(4201));
 }
 
+/// The Java and Swift clients never answer `pusher:ping`, but their WebSocket libraries answer a
+/// protocol Ping (as tungstenite does here when it reads): that keeps them connected.
+#[tokio::test]
+async fn an_idle_client_that_only_answers_websocket_pings_stays_connected() {
+    let mut config = config();
+    config.activity_timeout = Duration::from_secs(1);
+    config.pong_timeout = Duration::from_secs(1);
+    let server = TestServer::with(config).await;
+    let mut java_like = server.client().await;
+    // Each read lets tungstenite send the Pong for the Ping that came with the pusher:ping;
+    // without it, the second read would be the 4201 close.
+    for _ in 0..3 {
+        java_like.expect("pusher:ping").await;
+    }
+    java_like.assert_alive().await;
+}
+
 #[tokio::test]
 async fn shutdown_sends_4200_to_every_socket() {
     let server = TestServer::start().await;
@@ -592,4 +621,177 @@ async fn a_ws_path_prefix_before_app_key_is_accepted() {
     let server = TestServer::start().await;
     let mut c = Client::connect(&format!("ws://{}/sockets/app/{KEY}?protocol=7", server.addr)).await;
     c.assert_alive().await;
+}
+
+/// One row per offer: the `Sec-WebSocket-Protocol` the client sends, and what must come back
+/// (Swift offers `pusher-channels-protocol-7`; nothing may be sent that was not offered).
+#[tokio::test]
+async fn the_swift_subprotocol_is_echoed_only_when_offered() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = TestServer::start().await;
+    let cases: [(Option<&str>, Option<&str>); 3] = [
+        (Some("pusher-channels-protocol-7"), Some("pusher-channels-protocol-7")),
+        (Some("other, pusher-channels-protocol-7"), Some("pusher-channels-protocol-7")),
+        (None, None),
+    ];
+    for (offered, expected) in cases {
+        let mut request = server.ws_url(KEY).into_client_request().unwrap();
+        if let Some(offered) = offered {
+            request.headers_mut().insert("Sec-WebSocket-Protocol", offered.parse().unwrap());
+        }
+        let (ws, response) =
+            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request)).await.unwrap().unwrap();
+        let echoed = response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap());
+        assert_eq!(echoed, expected, "offered {offered:?}");
+        let mut c = Client { ws, socket_id: String::new() };
+        c.expect("pusher:connection_established").await;
+    }
+}
+
+/// The Swift client subscribes to public channels with `{"channel": …}` only (no `auth`) and puts
+/// `channel` first in private and presence subscribes.
+#[tokio::test]
+async fn swift_style_subscribe_frames_are_accepted() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    c.send_text(r#"{"event":"pusher:subscribe","data":{"channel":"swift-public"}}"#).await;
+    assert_eq!(c.expect("pusher_internal:subscription_succeeded").await["channel"], "swift-public");
+    let channel_data = r#"{"user_id":"swift"}"#;
+    let auth = channel_auth(&c.socket_id, "presence-swift", Some(channel_data));
+    let data = json!(channel_data).to_string();
+    c.send_text(&format!(
+        r#"{{"event":"pusher:subscribe","data":{{"channel":"presence-swift","auth":"{auth}","channel_data":{data}}}}}"#
+    ))
+    .await;
+    assert_eq!(c.expect("pusher_internal:subscription_succeeded").await["channel"], "presence-swift");
+}
+
+#[tokio::test]
+async fn protocol_versions_four_to_seven_connect() {
+    let server = TestServer::start().await;
+    for version in 4..=7 {
+        let mut c = Client::connect(&format!("ws://{}/app/{KEY}?protocol={version}", server.addr)).await;
+        c.assert_alive().await;
+    }
+}
+
+#[tokio::test]
+async fn a_signed_in_user_joins_presence_without_channel_data_as_its_signin_identity() {
+    let server = TestServer::start().await;
+    let mut other = server.client().await;
+    other.subscribe_signed("presence-signed", Some(r#"{"user_id":"o"}"#)).await;
+
+    let mut c = server.client().await;
+    c.signin(r#"{"id":"s1","user_info":{"name":"Signed"}}"#).await;
+    // pusher-js sends no channel_data when the auth response has none: the signature covers
+    // socket_id:channel only.
+    let roster = c.subscribe_signed("presence-signed", None).await;
+    assert_eq!(roster["presence"]["count"], 2);
+    assert_eq!(roster["presence"]["hash"]["s1"], json!({"name": "Signed"}));
+    let added = other.expect("pusher_internal:member_added").await;
+    assert_eq!(data_of(&added), json!({"user_id": "s1", "user_info": {"name": "Signed"}}));
+
+    // Client events on that channel carry the signin id.
+    c.send(json!({"event": "client-hi", "channel": "presence-signed", "data": {}})).await;
+    assert_eq!(other.expect("client-hi").await["user_id"], "s1");
+}
+
+#[tokio::test]
+async fn signin_as_a_second_user_is_refused_and_the_first_stays() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    c.signin(r#"{"id":"first"}"#).await;
+    let auth_for = |user_data: &str| {
+        format!(
+            "{KEY}:{}",
+            pusher_local::auth::sign(SECRET, &pusher_local::auth::channel::signin_string(&c.socket_id, user_data))
+        )
+    };
+    let second = r#"{"id":"second"}"#;
+    let auth = auth_for(second);
+    c.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": second}})).await;
+    let error = c.expect_error().await;
+    assert_eq!(error, json!({"code": null, "message": "Connection is already signed in as user first"}));
+    // Signing in again as the same user is accepted.
+    c.signin(r#"{"id":"first"}"#).await;
+    let (status, _) = server.api().post("/apps/1/users/second/terminate_connections", &json!({})).await;
+    assert_eq!(status, 200);
+    c.assert_alive().await; // not known as "second"
+    server.api().post("/apps/1/users/first/terminate_connections", &json!({})).await;
+    assert_eq!(c.expect_close().await, Some(4009));
+}
+
+#[tokio::test]
+async fn a_watchlist_over_100_ids_keeps_the_first_100_and_gets_4302() {
+    let server = TestServer::start().await;
+    let ids: Vec<String> = (0..101).map(|i| format!("w{i}")).collect();
+    let user_data = json!({"id": "watcher", "watchlist": ids}).to_string();
+    let mut c = server.client().await;
+    c.signin(&user_data).await;
+    let status = data_of(&c.expect("pusher_internal:watchlist_events").await);
+    let offline: Vec<String> = serde_json::from_value(status["events"][0]["user_ids"].clone()).unwrap();
+    assert_eq!(status["events"][0]["name"], "offline");
+    assert_eq!(offline, ids[..100]);
+    let error = c.expect_error().await;
+    assert_eq!(
+        error,
+        json!({"code": 4302, "message": "Watchlist limit exceeded. Only the first 100 user IDs are accepted."})
+    );
+    c.assert_alive().await;
+
+    // The 101st is not watched: its signin tells the watcher nothing.
+    let mut w100 = server.client().await;
+    w100.signin(r#"{"id":"w100"}"#).await;
+    c.assert_alive().await;
+    let mut w99 = server.client().await;
+    w99.signin(r#"{"id":"w99"}"#).await;
+    let online = data_of(&c.expect("pusher_internal:watchlist_events").await);
+    assert_eq!(online, json!({"events": [{"name": "online", "user_ids": ["w99"]}]}));
+}
+
+#[tokio::test]
+async fn unsubscribe_gets_no_reply_and_an_unknown_channel_is_ignored() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    c.subscribe_public("leaving").await;
+    for channel in ["leaving", "never-joined", "private-never-joined", "leaving"] {
+        c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}})).await;
+        c.assert_alive().await; // nothing queued before the pong
+    }
+    assert_eq!(server.api().trigger("leaving", "after", "{}").await.0, 200);
+    c.assert_alive().await; // no longer delivered
+    c.subscribe_public("leaving").await; // and it can be joined again
+}
+
+#[tokio::test]
+async fn client_events_on_a_cache_channel_are_relayed_but_never_cached() {
+    let server = TestServer::start().await;
+    let mut a = server.client().await;
+    let mut b = server.client().await;
+    for c in [&mut a, &mut b] {
+        c.subscribe_signed("private-cache-room", None).await;
+        c.expect("pusher:cache_miss").await;
+    }
+    a.send(json!({"event": "client-typing", "channel": "private-cache-room", "data": {"t": 1}})).await;
+    assert_eq!(data_of(&b.expect("client-typing").await), json!({"t": 1}));
+
+    let mut late = server.client().await;
+    late.subscribe_signed("private-cache-room", None).await;
+    assert_eq!(late.recv().await, json!({"event": "pusher:cache_miss", "channel": "private-cache-room", "data": "{}"}));
+    let (status, body) = server.api().get("/apps/1/channels/private-cache-room", &[("info", "cache")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"occupied": true, "cache": null}));
+}
+
+#[tokio::test]
+async fn a_users_second_socket_with_other_user_info_keeps_the_first_info() {
+    let server = TestServer::start().await;
+    let mut first = server.client().await;
+    first.subscribe_signed("presence-info", Some(r#"{"user_id":"u","user_info":{"v":1}}"#)).await;
+    let mut second = server.client().await;
+    let roster = second.subscribe_signed("presence-info", Some(r#"{"user_id":"u","user_info":{"v":2}}"#)).await;
+    assert_eq!(roster["presence"], json!({"ids": ["u"], "hash": {"u": {"v": 1}}, "count": 1}));
+    let mut third = server.client().await;
+    let roster = third.subscribe_signed("presence-info", Some(r#"{"user_id":"t"}"#)).await;
+    assert_eq!(roster["presence"]["hash"]["u"], json!({"v": 1}));
 }

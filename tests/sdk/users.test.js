@@ -108,3 +108,51 @@ it('terminateUserConnections closes the user connections with 4009 and pusher-js
   await still;
   assert.equal(victim.state, 'disconnected', 'the terminated client stays disconnected');
 });
+
+it('a signed-in user joins a presence channel whose auth has no channel_data, as its signin identity', async (s) => {
+  // The channel authorizer signs socket_id:channel only (no channel_data): pusher-js then
+  // waits for signin and takes its own member id from user_data.id.
+  const noChannelData = ({ socketId, channelName }, callback) => {
+    try {
+      callback(null, s.api.authorizeChannel(socketId, channelName));
+    } catch (err) {
+      callback(err, null);
+    }
+  };
+  const user = { id: 'signed-1', user_info: { name: 'Signed One' } };
+  const member = await s.connect('member', { user, channelAuthorizer: noChannelData });
+  const watcher = await s.connect('watcher', { presence: { user_id: 'w', user_info: { name: 'W' } } });
+  const chWatcher = await watcher.subscribe('presence-signed');
+
+  await signIn(member);
+  const added = watcher.once(chWatcher, 'pusher:member_added');
+  const ch = await member.subscribe('presence-signed');
+  assert.deepEqual(ch.members.me, { id: 'signed-1', info: { name: 'Signed One' } });
+  assert.equal(ch.members.count, 2);
+  const [joined] = await added;
+  assert.deepEqual(joined, { id: 'signed-1', info: { name: 'Signed One' } });
+
+  // Client events carry the signin id as user_id.
+  const heard = watcher.once(chWatcher, 'client-wave');
+  ch.trigger('client-wave', { hi: true });
+  const [data, metadata] = await heard;
+  assert.deepEqual(data, { hi: true });
+  assert.equal(metadata.user_id, 'signed-1');
+});
+
+it('pusher-js watchlist bindings get the initial offline status, then online and offline changes', async (s) => {
+  const watcher = await s.connect('watcher', { user: { id: 'watcher', watchlist: ['friend'] } });
+  const watchlist = watcher.pusher.user.watchlist;
+  const initial = watcher.once(watchlist, 'offline');
+  await signIn(watcher);
+  assert.deepEqual((await initial)[0], { name: 'offline', user_ids: ['friend'] });
+
+  const online = watcher.once(watchlist, 'online');
+  const friend = await s.connect('friend', { user: { id: 'friend' } });
+  await signIn(friend);
+  assert.deepEqual((await online)[0], { name: 'online', user_ids: ['friend'] });
+
+  const offline = watcher.once(watchlist, 'offline');
+  friend.disconnect();
+  assert.deepEqual((await offline)[0], { name: 'offline', user_ids: ['friend'] });
+});
