@@ -232,8 +232,17 @@ fn write_lines(rx: Receiver<Message>, mut sinks: Vec<Sink>, filter: &Filter, dro
         if sinks.is_empty() {
             return;
         }
+        // Let lines gather before the next drain. While this thread sleeps instead of waiting
+        // on the queue, queueing a line wakes nobody, so a busy server pays no thread wake-up
+        // per line and the terminal gets one write per pause (perf: a thread wake-up and a
+        // write per HTTP API line took ~15% of the CPU at 36k calls/s). An idle printer still
+        // blocks in `recv`, and the first line after a quiet spell is written at once.
+        std::thread::sleep(GATHER);
     }
 }
+
+/// How long the printer lets lines gather between writes when they keep coming.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 #[cfg(test)]
 mod tests {
