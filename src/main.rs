@@ -71,7 +71,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             (false, _) => Verbosity::Verbose,
         };
         let mut sinks = vec![Sink {
-            out: Box::new(std::io::stdout()),
+            // Buffered: the printer thread flushes after each batch of lines, one write each.
+            out: Box::new(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())),
             format: config.log_format,
             text: TextOptions {
                 color,
@@ -90,7 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .open(path)
                 .with_context(|| format!("opening the log file {}", path.display()))?;
             sinks.push(Sink {
-                out: Box::new(std::io::LineWriter::new(file)),
+                out: Box::new(std::io::BufWriter::with_capacity(64 * 1024, file)),
                 format: config.log_format,
                 text: TextOptions { color: false, full: config.full, width: None, show_app: config.apps.len() > 1 },
                 verbosity: if config.verbose > 0 { Verbosity::Verbose } else { Verbosity::Normal },
@@ -120,9 +121,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             signal.await;
             trigger.cancel();
         });
-        let result = pusher_local::run(listeners, config, printer.clone(), stop).await;
+        // On a worker thread, not this one: the accept loop then spawns each connection onto the
+        // worker that accepted it, instead of a third busy thread waking the two workers.
+        let served = tokio::spawn(pusher_local::run(listeners, config, printer.clone(), stop)).await;
         printer.flush();
-        result?;
+        served.context("the server task failed")??;
         anyhow::Ok(())
     })
 }
