@@ -181,6 +181,11 @@ fn upgrade(
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let tcp = parts.io.into_inner();
+                // Frames go out as soon as they are written: the writer already batches what is
+                // queued, so Nagle's algorithm would only hold a frame back waiting for an ACK.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
                 let ws = if parts.read_buf.is_empty() {
                     WebSocketStream::from_raw_socket(tcp, Role::Server, Some(config)).await
                 } else {
