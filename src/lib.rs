@@ -11,6 +11,8 @@
 //! - [`apps`]: the app table (id, key, secret, features, limits).
 //! - [`ws`]: the WebSocket edge: upgrade, per-socket task ([`ws::connection`]), protocol state
 //!   machine ([`ws::session`]).
+//! - [`xhr`]: pusher-js's HTTP fallback transports (`xhr_streaming`, `xhr` polling, `xhr_send`):
+//!   the same session, registry entry and outbox as a WebSocket, framed as lines.
 //! - [`rest`]: the HTTP API edge: request parts, signature check, handlers, replies.
 //! - [`protocol`]: wire types: `ClientMessage`, server frame encoders, `ChannelName`, `SocketId`,
 //!   codes.
@@ -32,6 +34,7 @@
 //!
 //! ```text
 //! WS:   ws::connection (frame) ─▶ ClientMessage ─▶ ws::session ─▶ registry / state.publish
+//! XHR:  xhr (xhr_send body) ─▶ ClientMessage ─▶ ws::session (same) ; outbox ─▶ xhr (a[…] lines)
 //! REST: rest::filters::authenticate ─▶ rest::handlers ─▶ state.publish
 //! state.publish(event): encode once ─▶ broker.publish(envelope) ─▶ registry.fan_out ─▶ Outbox ─▶ socket
 //!                       (Redis: then PUBLISH ─▶ other nodes' broker ─▶ their registry.fan_out)
@@ -66,6 +69,7 @@ pub mod shutdown;
 pub mod state;
 pub mod webhook;
 pub mod ws;
+pub mod xhr;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -24,6 +24,7 @@ use crate::rest;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
 use crate::ws;
+use crate::xhr;
 
 /// Bound listeners.
 #[derive(Debug)]
@@ -199,7 +200,9 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
         .with(log)
         .map(warp::Reply::into_response)
         .boxed();
-    let websocket = ws::route(state.clone());
+    // pusher-js's HTTP fallback transports sit with the WebSocket endpoint (client traffic,
+    // logged as frames rather than as API calls).
+    let websocket = ws::route(state.clone()).or(xhr::route(state.clone())).unify().boxed();
     let stop = || shutdown.token().clone().cancelled_owned();
     // Shutdown reaches sockets through their outboxes: no connection polls the shared token.
     let closer = registry_for_shutdown.clone();

@@ -220,7 +220,8 @@ async fn until(deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
     }
 }
 
-fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &AppId, error: &ClientError) {
+/// Answers a refused client frame with `pusher:error` and logs it (also used by [`crate::xhr`]).
+pub(crate) fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &AppId, error: &ClientError) {
     let message = error.to_string();
     outbox.send(server::error(error.code(), &message));
     state.printer().line(Line::ClientError { socket, app: app.clone(), message });

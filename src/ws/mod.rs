@@ -88,7 +88,7 @@ fn app_key(path: &str) -> Option<&str> {
 }
 
 /// `protocol=` check: 4–7 accepted, absent treated as 7, anything else refused (4007).
-fn check_protocol(query: &str) -> Result<(), HandshakeError> {
+pub(crate) fn check_protocol(query: &str) -> Result<(), HandshakeError> {
     let value = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "protocol").map(|(_, v)| v);
     match value {
         None => Ok(()),

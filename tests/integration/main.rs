@@ -1,6 +1,7 @@
 //! The one integration-test binary. Where new tests go:
 //! - protocol behaviour over a real socket (handshake, channels, presence, client events,
 //!   signin, keepalive, bad frames, shutdown): `ws.rs`;
+//! - pusher-js's HTTP fallback transports (`xhr_streaming`, `xhr` polling, `xhr_send`): `xhr.rs`;
 //! - the HTTP API (signatures, endpoints, status codes, bodies): `rest.rs`;
 //! - the binary itself (flags, config layering, banner, exit codes, signals): `cli.rs`;
 //! - behaviour that must be the same on every broker, embedded and Redis (cross-node events,
@@ -20,3 +21,4 @@ mod rest;
 mod support;
 mod webhook;
 mod ws;
+mod xhr;
