@@ -143,28 +143,18 @@ async fn bad_requests_get_clear_statuses_and_unknown_keys_a_4001_close() {
     let http = reqwest::Client::new();
 
     // Unknown app key: opened, told why, closed (as a WebSocket handshake is refused).
-    let refused = http
-        .post(format!("{}/xhr?protocol=7", base(&server, "no-such-key", "refused1")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let poll = |url: String| {
+        let http = http.clone();
+        async move { http.post(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let refused = poll(format!("{}/xhr?protocol=7", base(&server, "no-such-key", "refused1"))).await;
     let lines: Vec<&str> = refused.lines().collect();
     assert_eq!(lines[0], "o");
     assert!(lines[1].contains("pusher:error") && lines[1].contains("4001"), "{refused}");
     assert!(lines[2].starts_with("c[4001,"), "{refused}");
 
     // An unsupported protocol version: 4007.
-    let old = http
-        .post(format!("{}/xhr?protocol=3", base(&server, KEY, "refused2")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let old = poll(format!("{}/xhr?protocol=3", base(&server, KEY, "refused2"))).await;
     assert!(old.contains("c[4007,"), "{old}");
 
     // Sends to a session that does not exist, or that are not a JSON array of strings.
