@@ -105,6 +105,10 @@ pub struct Cli {
     #[arg(long, env = "PUSHER_LOCAL_LOG_FILE", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
+    /// Threads serving sockets and HTTP [default: half the cores, at least 1]
+    #[arg(long, env = "PUSHER_LOCAL_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+
     /// Seconds of client silence before the server pings it (sent to clients as activity_timeout) [default: 120]
     #[arg(long, env = "PUSHER_LOCAL_ACTIVITY_TIMEOUT", value_name = "SECS")]
     pub activity_timeout: Option<u64>,

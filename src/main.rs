@@ -59,7 +59,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pusher_local={level}"))),
         )
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let workers = config.workers.unwrap_or_else(|| {
+        pusher_local::config::default_workers(std::env::var("TOKIO_WORKER_THREADS").ok().as_deref())
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(async move {
         let signal = shutdown::signal().context("installing signal handlers")?;
         let listeners = Listeners::bind(&config.listen).await?;
