@@ -3,17 +3,9 @@
 // channels, driven by pusher-js 8 and the `pusher` Node server SDK 5.
 
 const assert = require('node:assert/strict');
-const { before, after } = require('node:test');
-const { SOCKET_ID_RE, startServer, sdkTest } = require('./support');
+const { SOCKET_ID_RE, withServer } = require('./support');
 
-let server;
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  if (server) await server.stop();
-});
-const it = (name, fn) => sdkTest(() => server, name, fn);
+const it = withServer();
 
 it('pusher-js connects and gets a socket id of the form digits.digits', async (s) => {
   const a = await s.connect('a');

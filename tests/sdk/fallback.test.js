@@ -4,17 +4,9 @@
 // clients on either transport see each other.
 
 const assert = require('node:assert/strict');
-const { before, after } = require('node:test');
-const { SOCKET_ID_RE, startServer, sdkTest } = require('./support');
+const { SOCKET_ID_RE, withServer } = require('./support');
 
-let server;
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  if (server) await server.stop();
-});
-const it = (name, fn) => sdkTest(() => server, name, fn);
+const it = withServer();
 
 const ALICE = { user_id: 'alice', user_info: { name: 'Alice' } };
 const BOB = { user_id: 'bob', user_info: { name: 'Bob' } };

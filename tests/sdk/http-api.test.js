@@ -3,17 +3,9 @@
 // info, and a rejected signature that leaves the server working.
 
 const assert = require('node:assert/strict');
-const { before, after } = require('node:test');
-const { startServer, sdkTest, expectStatus } = require('./support');
+const { withServer, expectStatus } = require('./support');
 
-let server;
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  if (server) await server.stop();
-});
-const it = (name, fn) => sdkTest(() => server, name, fn);
+const it = withServer();
 
 async function json(res) {
   assert.equal(res.status, 200);

@@ -4,17 +4,9 @@
 // events carry user_id, and the HTTP channel queries agree.
 
 const assert = require('node:assert/strict');
-const { before, after } = require('node:test');
-const { startServer, sdkTest } = require('./support');
+const { withServer } = require('./support');
 
-let server;
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  if (server) await server.stop();
-});
-const it = (name, fn) => sdkTest(() => server, name, fn);
+const it = withServer();
 
 const ALICE = { user_id: 'alice', user_info: { name: 'Alice' } };
 const BOB = { user_id: 'bob', user_info: { name: 'Bob', role: 'admin' } };

@@ -3,17 +3,9 @@
 // (signed by the `pusher` Node SDK), and client events on private channels.
 
 const assert = require('node:assert/strict');
-const { before, after } = require('node:test');
-const { startServer, sdkTest } = require('./support');
+const { withServer } = require('./support');
 
-let server;
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  if (server) await server.stop();
-});
-const it = (name, fn) => sdkTest(() => server, name, fn);
+const it = withServer();
 
 it('a private channel authorized by the server SDK subscribes and receives events', async (s) => {
   const a = await s.connect('a');

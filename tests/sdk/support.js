@@ -510,6 +510,22 @@ function sdkTest(getServer, name, fn) {
   });
 }
 
+/**
+ * One server for the whole file: started before its tests, stopped after them. Returns the
+ * file's `it(name, fn)`, an `sdkTest` against that server.
+ */
+function withServer(options = {}) {
+  const { before, after } = require('node:test');
+  let server;
+  before(async () => {
+    server = await startServer(options);
+  });
+  after(async () => {
+    if (server) await server.stop();
+  });
+  return (name, fn) => sdkTest(() => server, name, fn);
+}
+
 /** Asserts that `promise` (from the `pusher` SDK) rejects with the given HTTP status. */
 async function expectStatus(promise, status) {
   try {
@@ -523,6 +539,7 @@ async function expectStatus(promise, status) {
 }
 
 module.exports = {
+  withServer,
   APP,
   EVENT_TIMEOUT_MS,
   SOCKET_ID_RE,

@@ -3,17 +3,9 @@
 // `pusher` Node SDK, sendToUser delivery, and terminateUserConnections.
 
 const assert = require('node:assert/strict');
-const { before, after } = require('node:test');
-const { startServer, sdkTest } = require('./support');
+const { withServer } = require('./support');
 
-let server;
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  if (server) await server.stop();
-});
-const it = (name, fn) => sdkTest(() => server, name, fn);
+const it = withServer();
 
 /** Signs `client` in and waits until its #server-to-user channel is subscribed. */
 async function signIn(client) {
