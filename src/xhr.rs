@@ -36,6 +36,7 @@ use crate::protocol::{codes, server, ClientMessage, Frame};
 use crate::registry::{Outbox, Outgoing};
 use crate::state::AppState;
 use crate::ws::connection::{reply_error, SHUTDOWN_REASON};
+use crate::ws::plain;
 use crate::ws::session::Session;
 
 /// How long a session waits for the next poll after answering one (pusher-js asks again at
@@ -109,6 +110,9 @@ impl Sessions {
 enum Command {
     /// Frames from `xhr_send`.
     Send(Vec<String>),
+    /// A frame refused before it reached the session (over the size limit): answered with
+    /// `pusher:error`, as on a WebSocket.
+    Refused(ClientError),
     /// A receive request to answer.
     Receive(Receiver),
 }
@@ -163,6 +167,13 @@ fn frames_line(frames: &[Frame]) -> Bytes {
 /// A `c[code,"reason"]` line.
 fn close_line(code: u16, reason: &str) -> Bytes {
     Bytes::from(format!("c{}\n", serde_json::json!([code, reason])))
+}
+
+/// Logs a refused session and returns what its client is told.
+fn refuse(state: &AppState, key: &str, error: &HandshakeError, remote: Option<SocketAddr>) -> Bytes {
+    let reason = error.to_string();
+    state.printer().line(Line::Refused { key: key.to_owned(), code: error.close_code(), reason, remote });
+    refusal(error)
 }
 
 /// A refused session: open, say why in a `pusher:error` (as a WebSocket refusal does), close.
@@ -222,12 +233,6 @@ pub fn route(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
-    let mut response = Response::new(text.into());
-    *response.status_mut() = status;
-    response
-}
-
 /// CORS: any page may use the transports (real Pusher serves them to every origin).
 fn allow_origin(response: &mut Response, request: &HeaderMap) {
     let origin = request.get(header::ORIGIN).cloned().unwrap_or(HeaderValue::from_static("*"));
@@ -264,11 +269,10 @@ async fn send(state: &AppState, sessions: &Sessions, id: &str, body: &[u8]) -> R
             return plain(StatusCode::BAD_REQUEST, "Broken JSON encoding: the body must be an array of JSON strings\n")
         }
     };
-    if frames.iter().any(|f| f.len() > max) {
+    if let Some(frame) = frames.iter().find(|f| f.len() > max) {
         // As on a WebSocket: the frame is refused, the session stays.
-        if let Some(frame) = frames.iter().find(|f| f.len() > max) {
-            let _ = commands.send(Command::Send(vec![too_large_marker(frame.len())])).await;
-        }
+        let error = ClientError::FrameTooLarge { len: frame.len(), max };
+        let _ = commands.send(Command::Refused(error)).await;
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "A frame is over the size limit\n");
     }
     if frames.is_empty() {
@@ -279,13 +283,6 @@ async fn send(state: &AppState, sessions: &Sessions, id: &str, body: &[u8]) -> R
         Ok(()) => plain(StatusCode::NO_CONTENT, ""),
         Err(_) => plain(StatusCode::NOT_FOUND, "The session has ended\n"),
     }
-}
-
-/// Stands in for a frame over the limit, so the session reports it as a WebSocket would.
-const TOO_LARGE: &str = "\u{0}too-large:";
-
-fn too_large_marker(len: usize) -> String {
-    format!("{TOO_LARGE}{len}")
 }
 
 /// `xhr_streaming` / `xhr`: attaches to the session, or opens one.
@@ -326,15 +323,7 @@ async fn receive(
         .and_then(|()| state.apps().find_by_key(key).cloned().ok_or(HandshakeError::UnknownApp));
     let app = match admission {
         Ok(app) => app,
-        Err(error) => {
-            state.printer().line(Line::Refused {
-                key: key.to_owned(),
-                code: error.close_code(),
-                reason: error.to_string(),
-                remote,
-            });
-            return text_response(refusal(&error));
-        }
+        Err(error) => return text_response(refuse(&state, key, &error, remote)),
     };
     let (commands, inbox) = mpsc::channel(16);
     sessions.insert(id.clone(), commands.clone());
@@ -389,6 +378,21 @@ impl Stream for Lines {
     }
 }
 
+/// Hands `line` to the attached receiver, if any: whether it was delivered, and, when the
+/// receiver is used up (a poll) or gone (or a stream is full) and so detached, the session's new
+/// deadline: a poll's client asks again within [`DETACHED_FOR`], an abandoned one gets
+/// [`ABANDONED_FOR`].
+fn hand_over(receiver: &mut Option<Receiver>, line: Bytes) -> (bool, Option<Instant>) {
+    let Some(r) = receiver.as_mut() else { return (false, None) };
+    let (delivered, grace) = match r.deliver(line) {
+        Ok(true) => return (true, None),
+        Ok(false) => (true, DETACHED_FOR),
+        Err(()) => (false, ABANDONED_FOR),
+    };
+    *receiver = None;
+    (delivered, Some(Instant::now() + grace))
+}
+
 /// Resolves when `receiver` has gone; never when there is none.
 async fn receiver_gone(receiver: &mut Option<Receiver>) {
     match receiver {
@@ -406,31 +410,21 @@ async fn run(
     first: Receiver,
 ) {
     let config = state.config();
-    let max_message = config.max_message_bytes;
     let socket_id = state.next_socket_id();
     let (outbox, mut outgoing) = Outbox::new(config.outbox_capacity);
     let mut receiver = Some(first);
     if let Err(error) = state.registry().connect(&app, socket_id, &outbox) {
+        let line = refuse(&state, &app.key, &error, remote);
         if let Some(mut r) = receiver {
-            let _ = r.deliver(refusal(&error));
+            let _ = r.deliver(line);
         }
-        state.printer().line(Line::Refused {
-            key: app.key.clone(),
-            code: error.close_code(),
-            reason: error.to_string(),
-            remote,
-        });
         return;
     }
     if state.shutdown().is_cancelled() {
         outbox.close(codes::RECONNECT_NOW, SHUTDOWN_REASON);
     }
     // `o` opens the session; for a poll it is the whole first answer.
-    if let Some(r) = receiver.as_mut() {
-        if !matches!(r.deliver(Bytes::from_static(b"o\n")), Ok(true)) {
-            receiver = None;
-        }
-    }
+    let (_, detached_until) = hand_over(&mut receiver, Bytes::from_static(b"o\n"));
     outbox.send(server::connection_established(socket_id, config.activity_timeout.as_secs()));
     let printer = state.printer().clone();
     let verbose = printer.verbose();
@@ -441,17 +435,13 @@ async fn run(
     let mut batch: Vec<Frame> = Vec::new();
     // Frames waiting for a receiver.
     let mut pending: Vec<Frame> = Vec::new();
-    let mut deadline = Instant::now() + if receiver.is_some() { HEARTBEAT } else { DETACHED_FOR };
+    let mut deadline = detached_until.unwrap_or_else(|| Instant::now() + HEARTBEAT);
     let (code, reason): (Option<u16>, std::borrow::Cow<'static, str>) = loop {
         tokio::select! {
             biased;
             out = outgoing.recv(&mut batch, BATCH) => match out {
                 Outgoing::Frames => {
-                    if verbose {
-                        for frame in &batch {
-                            printer.line(Line::FrameOut { socket: socket_id, app: app_id.clone(), frame: frame.clone() });
-                        }
-                    }
+                    printer.frames_out(socket_id, &app_id, &batch);
                     pending.append(&mut batch);
                     if pending.len() > config.outbox_capacity {
                         outbox.close(codes::OVER_CAPACITY, "Over capacity: the client is not reading its messages fast enough");
@@ -462,22 +452,19 @@ async fn run(
             command = inbox.recv() => match command {
                 Some(Command::Send(frames)) => {
                     for text in frames {
-                        let result = if let Some(len) = text.strip_prefix(TOO_LARGE) {
-                            Err(ClientError::FrameTooLarge { len: len.parse().unwrap_or(0), max: max_message })
-                        } else {
-                            if verbose {
-                                printer.line(Line::FrameIn { socket: socket_id, app: app_id.clone(), frame: text.clone().into() });
-                            }
-                            match ClientMessage::parse(&text) {
-                                Ok(message) => Box::pin(session.handle(message)).await,
-                                Err(e) => Err(e.into()),
-                            }
+                        if verbose {
+                            printer.line(Line::FrameIn { socket: socket_id, app: app_id.clone(), frame: text.clone().into() });
+                        }
+                        let result = match ClientMessage::parse(&text) {
+                            Ok(message) => Box::pin(session.handle(message)).await,
+                            Err(e) => Err(e.into()),
                         };
                         if let Err(error) = result {
                             reply_error(&state, &outbox, socket_id, &app_id, &error);
                         }
                     }
                 }
+                Some(Command::Refused(error)) => reply_error(&state, &outbox, socket_id, &app_id, &error),
                 Some(Command::Receive(new)) => {
                     // A second receive request replaces the first (pusher-js reconnects its
                     // stream when the response grows too long); a replaced poll gets `h`.
@@ -492,33 +479,22 @@ async fn run(
                 receiver = None;
                 deadline = Instant::now() + ABANDONED_FOR;
             }
-            () = sleep_until(deadline) => match receiver.as_mut() {
-                None => break (None, "client went away (no receive request)".into()),
-                Some(r) => {
-                    if !matches!(r.deliver(Bytes::from_static(b"h\n")), Ok(true)) {
-                        receiver = None;
-                        deadline = Instant::now() + DETACHED_FOR;
-                    } else {
-                        deadline = Instant::now() + HEARTBEAT;
-                    }
+            () = sleep_until(deadline) => {
+                if receiver.is_none() {
+                    break (None, "client went away (no receive request)".into());
                 }
-            },
+                deadline = hand_over(&mut receiver, Bytes::from_static(b"h\n"))
+                    .1
+                    .unwrap_or_else(|| Instant::now() + HEARTBEAT);
+            }
         }
-        if !pending.is_empty() {
-            if let Some(r) = receiver.as_mut() {
-                match r.deliver(frames_line(&pending)) {
-                    Ok(true) => pending.clear(),
-                    Ok(false) => {
-                        pending.clear();
-                        receiver = None;
-                        deadline = Instant::now() + DETACHED_FOR;
-                    }
-                    // A stream whose backlog is full (the client stopped reading), or gone.
-                    Err(()) => {
-                        receiver = None;
-                        deadline = Instant::now() + ABANDONED_FOR;
-                    }
-                }
+        if !pending.is_empty() && receiver.is_some() {
+            let (delivered, detached_until) = hand_over(&mut receiver, frames_line(&pending));
+            if delivered {
+                pending.clear();
+            }
+            if let Some(until) = detached_until {
+                deadline = until;
             }
         }
     };
@@ -536,7 +512,7 @@ async fn run(
                 loop {
                     match inbox.recv().await {
                         Some(Command::Receive(r)) => return Some(r),
-                        Some(Command::Send(_)) => continue,
+                        Some(Command::Send(_) | Command::Refused(_)) => continue,
                         None => return None,
                     }
                 }

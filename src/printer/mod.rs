@@ -125,6 +125,15 @@ impl Printer {
         self.tx.is_some() && self.verbosity >= Verbosity::Verbose
     }
 
+    /// `-v` lines for frames written to one socket (nothing unless verbose).
+    pub fn frames_out(&self, socket: crate::protocol::SocketId, app: &crate::apps::AppId, frames: &[Frame]) {
+        if self.verbose() {
+            for frame in frames {
+                self.line(Line::FrameOut { socket, app: app.clone(), frame: frame.clone() });
+            }
+        }
+    }
+
     /// Waits (up to a second) until every line queued so far is written; used at exit.
     pub fn flush(&self) {
         let Some(tx) = &self.tx else { return };

@@ -110,11 +110,7 @@ where
                 biased;
                 out = outgoing.recv(&mut batch, WRITE_BATCH) => match out {
                     Outgoing::Frames => {
-                        if verbose {
-                            for frame in &batch {
-                                printer.line(Line::FrameOut { socket: socket_id, app: app_id.clone(), frame: frame.clone() });
-                            }
-                        }
+                        printer.frames_out(socket_id, &app_id, &batch);
                         // Everything that was waiting goes out with one flush.
                         let write = async {
                             for frame in batch.drain(..) {

@@ -75,7 +75,8 @@ enum Target {
     Unknown(String),
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
+/// A plain-text response (also the HTTP transports' in [`crate::xhr`]).
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response {
     let mut response = Response::new(text.into());
     *response.status_mut() = status;
     response
