@@ -9,6 +9,8 @@
 //! - [`cli`], [`config`]: the command line and the resolved settings (defaults < `.env` <
 //!   `--config` < environment < flags).
 //! - [`apps`]: the app table (id, key, secret, features, limits).
+//! - [`accept`]: the accept loop: one HTTP/1.1 connection (hyper, with upgrades) per socket,
+//!   serving the routes; the peer address for each request.
 //! - [`ws`]: the WebSocket edge: upgrade, per-socket task ([`ws::connection`]), protocol state
 //!   machine ([`ws::session`]).
 //! - [`xhr`]: pusher-js's HTTP fallback transports (`xhr_streaming`, `xhr` polling, `xhr_send`):
@@ -52,6 +54,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accept;
 pub mod apps;
 pub mod auth;
 pub mod broker;

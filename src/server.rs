@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use warp::Filter;
 
+use crate::accept;
 use crate::broker;
 use crate::config::{Config, Listen};
 use crate::control;
@@ -203,7 +204,6 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
     // pusher-js's HTTP fallback transports sit with the WebSocket endpoint (client traffic,
     // logged as frames rather than as API calls).
     let websocket = ws::route(state.clone()).or(xhr::route(state.clone())).unify().boxed();
-    let stop = || shutdown.token().clone().cancelled_owned();
     // Shutdown reaches sockets through their outboxes: no connection polls the shared token.
     let closer = registry_for_shutdown.clone();
     let token = shutdown.token().clone();
@@ -212,17 +212,15 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
         closer.close_all(crate::protocol::codes::RECONNECT_NOW, ws::connection::SHUTDOWN_REASON);
     });
 
+    let stop = shutdown.token().clone();
     match listeners {
         Listeners::Combined(listener) => {
-            let routes = websocket.or(api).unify();
-            warp::serve(routes).incoming(listener).graceful(stop()).run().await;
+            let routes = websocket.or(api).unify().boxed();
+            accept::serve(listener, routes, stop).await;
         }
         Listeners::Split { api: api_listener, websocket: ws_listener } => {
-            let ws_routes = websocket.recover(rest::reply::recover).unify();
-            tokio::join!(
-                warp::serve(api).incoming(api_listener).graceful(stop()).run(),
-                warp::serve(ws_routes).incoming(ws_listener).graceful(stop()).run(),
-            );
+            let ws_routes = websocket.recover(rest::reply::recover).unify().boxed();
+            tokio::join!(accept::serve(api_listener, api, stop.clone()), accept::serve(ws_listener, ws_routes, stop),);
         }
     }
 

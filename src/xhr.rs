@@ -201,7 +201,7 @@ pub fn route(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::header::headers_cloned())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::body::bytes())
-        .and(warp::addr::remote())
+        .and(crate::accept::peer())
         .and_then(
             move |key: String,
                   id: String,

@@ -366,3 +366,64 @@ async fn a_key_used_on_another_apps_path_is_refused_with_401() {
     let (status, _) = api.post("/apps/2/events", &json!({"name": "e", "channels": ["c"], "data": "1"})).await;
     assert_eq!(status, 200);
 }
+
+/// One raw HTTP/1.1 exchange: writes `requests`, reads until the server closes (or `until`
+/// responses have arrived), returns what was read.
+async fn exchange(addr: std::net::SocketAddr, requests: &str, until: Option<usize>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(requests.as_bytes()).await.unwrap();
+    let mut read = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if until.is_some_and(|n| String::from_utf8_lossy(&read).matches("HTTP/1.1 ").count() >= n) {
+            return String::from_utf8(read).unwrap();
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .expect("the server answers in time")
+            .unwrap();
+        if n == 0 {
+            return String::from_utf8(read).unwrap();
+        }
+        read.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn http_keep_alive_serves_several_requests_on_one_connection_and_close_is_honoured() {
+    let server = TestServer::start().await;
+    let url = server.api().signed_url("GET", "/apps/1/channels", b"", &[]);
+    let target = url.split_once(&server.api_addr.to_string()).unwrap().1.to_owned();
+    let get = |connection: &str| format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n");
+
+    // Two pipelined requests on a kept-alive connection: both answered, the connection stays.
+    let two = exchange(server.api_addr, &(get("keep-alive") + &get("keep-alive")), Some(2)).await;
+    assert_eq!(two.matches("HTTP/1.1 200 OK").count(), 2, "{two}");
+
+    // `Connection: close`: one answer, then the server closes (the read sees the end).
+    let one = exchange(server.api_addr, &get("close"), None).await;
+    assert_eq!(one.matches("HTTP/1.1 200 OK").count(), 1, "{one}");
+    assert!(one.ends_with(r#"{"channels":{}}"#), "{one}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
+    let server = TestServer::start().await;
+    let url = server.api().signed_url("GET", "/apps/1/channels", b"", &[]);
+    let target = url.split_once(&server.api_addr.to_string()).unwrap().1.to_owned();
+    let addr = server.api_addr;
+    // Answered, then left open and idle.
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        tcp.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        let mut buf = [0u8; 4096];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    }
+    // `stop` fails the test if the server takes more than 10 s to drain.
+    server.stop().await;
+    drop(tcp);
+}

@@ -795,3 +795,50 @@ async fn a_users_second_socket_with_other_user_info_keeps_the_first_info() {
     let roster = third.subscribe_signed("presence-info", Some(r#"{"user_id":"t"}"#)).await;
     assert_eq!(roster["presence"]["hash"]["u"], json!({"v": 1}));
 }
+
+/// A client frame in the same write as the handshake (hyper has read it with the request) is
+/// handled before anything the socket sends later.
+#[tokio::test]
+async fn a_frame_sent_right_behind_the_handshake_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let server = TestServer::start().await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let handshake = format!(
+        "GET /app/{KEY}?protocol=7 HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    // A masked text frame, as a client must send it.
+    let payload = br#"{"event":"pusher:subscribe","data":{"channel":"early"}}"#;
+    let mask = [1u8, 2, 3, 4];
+    let mut bytes = handshake.into_bytes();
+    bytes.extend([0x81, 0x80 | payload.len() as u8]);
+    bytes.extend(mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tcp.write_all(&bytes).await.unwrap();
+
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut byte)).await.unwrap().unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(tcp, Role::Client, None).await;
+    async fn next<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    ) -> Value {
+        let frame = tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(ws));
+        let Some(Ok(Message::Text(text))) = frame.await.unwrap() else { panic!("no frame") };
+        serde_json::from_str(&text).unwrap()
+    }
+    assert_eq!(next(&mut ws).await["event"], "pusher:connection_established");
+    let succeeded = next(&mut ws).await;
+    assert_eq!(
+        (succeeded["event"].as_str(), succeeded["channel"].as_str()),
+        (Some("pusher_internal:subscription_succeeded"), Some("early"))
+    );
+    server.stop().await;
+}
