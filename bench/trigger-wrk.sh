@@ -5,7 +5,8 @@
 #   bench/trigger-wrk.sh [keepalive|close] [SECONDS]
 #
 # Environment: HOST (127.0.0.1), PORT (6001), APP_ID (1), APP_KEY (app-key), APP_SECRET
-# (app-secret), CONNS (16 concurrent connections), THREADS (1 wrk thread).
+# (app-secret), CONNS (16 concurrent connections), THREADS (1 wrk thread), SERVER_PID (when
+# set, the server's CPU time over the run is read from /proc and printed per request).
 #
 # Every request is the same signed POST /apps/ID/events (one ~100-byte event to a channel nobody
 # subscribes to), signed once as the official SDKs sign it (auth_key, auth_timestamp,
@@ -49,5 +50,16 @@ if mode == "close":
     print('wrk.headers["Connection"] = "close"')
 EOF
 
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 echo "POST /apps/$APP_ID/events on $HOST:$PORT, $MODE, $CONNS connections, ${SECONDS_}s"
-wrk -t "$THREADS" -c "$CONNS" -d "${SECONDS_}s" --latency -s "$script" "http://$HOST:$PORT"
+[ -n "${SERVER_PID:-}" ] && before="$(cpu_ticks "$SERVER_PID")"
+out="$(wrk -t "$THREADS" -c "$CONNS" -d "${SECONDS_}s" --latency -s "$script" "http://$HOST:$PORT")"
+echo "$out"
+if [ -n "${SERVER_PID:-}" ]; then
+  after="$(cpu_ticks "$SERVER_PID")"
+  requests="$(echo "$out" | awk '/requests in/{print $1}')"
+  awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" -v s="$SECONDS_" 'BEGIN {
+    printf "Server CPU: %.2f s (%.0f%% of one core), %.1f us per request\n", t / hz, 100 * t / hz / s, 1e6 * t / hz / n }'
+fi
