@@ -99,8 +99,11 @@ where
         let mut session = Session::new(state.clone(), app, socket_id, outbox.clone());
 
         let mut batch = Vec::new();
+        // The idle timer is not moved on every inbound frame (a timer-wheel update each time);
+        // the frame's time is noted, and when the timer fires early it is re-armed from there.
         let idle = sleep(activity_timeout);
         tokio::pin!(idle);
+        let mut last_heard = Instant::now();
         let mut awaiting_pong = false;
         // Authorized connections (an app option): boxed, so sockets of other apps pay nothing.
         let mut authorize_by = app_authorization_deadline(&session);
@@ -132,7 +135,7 @@ where
                     Outgoing::Close(code, reason) => break (Some(code), reason, true),
                 },
                 message = ws.next() => {
-                    idle.as_mut().reset(Instant::now() + activity_timeout);
+                    last_heard = Instant::now();
                     awaiting_pong = false;
                     match message {
                         Some(Ok(Message::Text(text))) => {
@@ -172,6 +175,11 @@ where
                     authorize_by = None;
                 }
                 () = &mut idle => {
+                    let quiet_until = last_heard + activity_timeout;
+                    if !awaiting_pong && quiet_until > Instant::now() {
+                        idle.as_mut().reset(quiet_until);
+                        continue;
+                    }
                     if awaiting_pong {
                         break (Some(codes::PONG_NOT_RECEIVED), "Pong reply not received in time".into(), true);
                     }

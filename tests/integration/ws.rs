@@ -479,6 +479,27 @@ async fn idle_clients_are_pinged_and_closed_with_4201_when_they_do_not_answer() 
     assert_eq!(silent.expect_close().await, Some(4201));
 }
 
+/// Any inbound frame counts as activity: a client that talks more often than the activity
+/// timeout is never pinged (the timer re-arms from the last frame heard).
+#[tokio::test]
+async fn a_client_that_keeps_talking_is_not_pinged() {
+    let mut config = config();
+    config.activity_timeout = Duration::from_secs(1);
+    let server = TestServer::with(config).await;
+    let mut chatty = server.client().await;
+    // 2.4 s of frames every 400 ms: more than two activity periods.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        chatty.send(json!({"event": "pusher:ping", "data": {}})).await;
+        assert_eq!(chatty.recv().await, json!({"event": "pusher:pong", "data": "{}"}));
+    }
+    // Silent from here: the ping comes one activity timeout after the last frame.
+    let quiet = std::time::Instant::now();
+    assert_eq!(chatty.recv().await, json!({"event": "pusher:ping", "data": "{}"}));
+    let waited = quiet.elapsed();
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(3), "{waited:?}");
+}
+
 /// The Java and Swift clients never answer `pusher:ping`, but their WebSocket libraries answer a
 /// protocol Ping (as tungstenite does here when it reads): that keeps them connected.
 #[tokio::test]
