@@ -6,9 +6,11 @@
 //! bytes; warp still does the HTTP routing.
 //!
 //! - [`connection`]: the per-socket task.
+//! - [`read_ahead`]: the socket's reads, one system call for everything the kernel holds.
 //! - [`session`]: the per-socket protocol state machine.
 
 pub mod connection;
+pub mod read_ahead;
 pub mod session;
 
 use std::future::Future;
@@ -28,6 +30,7 @@ use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
+use self::read_ahead::ReadAhead;
 use crate::apps::App;
 use crate::error::HandshakeError;
 use crate::state::AppState;
@@ -181,7 +184,7 @@ fn upgrade(
         // hyper's read buffer, which an idle socket would otherwise keep.
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(hyper::upgrade::Parts { io, read_buf, .. }) => {
-                let tcp = io.into_inner();
+                let tcp = ReadAhead::new(io.into_inner());
                 // `read_buf` is a view into hyper's 8 KB read buffer: holding it (even empty)
                 // for the socket's life keeps that buffer (measured: 8.4 KB per idle socket
                 // instead of 3.0 KB). Frames the client sent right behind its handshake are
