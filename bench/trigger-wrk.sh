@@ -6,7 +6,8 @@
 #
 # Environment: HOST (127.0.0.1), PORT (6001), APP_ID (1), APP_KEY (app-key), APP_SECRET
 # (app-secret), CONNS (16 concurrent connections), THREADS (1 wrk thread), SERVER_PID (when
-# set, the server's CPU time over the run is read from /proc and printed per request).
+# set, the server's CPU time over the run is read from /proc and printed per request; several
+# PIDs separated by spaces are summed, e.g. "$(pgrep -d' ' nginx)").
 #
 # Every request is the same signed POST /apps/ID/events (one ~100-byte event to a channel nobody
 # subscribes to), signed once as the official SDKs sign it (auth_key, auth_timestamp,
@@ -50,15 +51,17 @@ if mode == "close":
     print('wrk.headers["Connection"] = "close"')
 EOF
 
-# utime + stime of a process, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# utime + stime of the processes, in clock ticks.
+cpu_ticks() { local p; for p in "$@"; do cat "/proc/$p/stat"; done | awk '{t += $14 + $15} END {print t}'; }
 
 echo "POST /apps/$APP_ID/events on $HOST:$PORT, $MODE, $CONNS connections, ${SECONDS_}s"
-[ -n "${SERVER_PID:-}" ] && before="$(cpu_ticks "$SERVER_PID")"
+# shellcheck disable=SC2086  # a list of PIDs
+[ -n "${SERVER_PID:-}" ] && before="$(cpu_ticks $SERVER_PID)"
 out="$(wrk -t "$THREADS" -c "$CONNS" -d "${SECONDS_}s" --latency -s "$script" "http://$HOST:$PORT")"
 echo "$out"
 if [ -n "${SERVER_PID:-}" ]; then
-  after="$(cpu_ticks "$SERVER_PID")"
+  # shellcheck disable=SC2086
+  after="$(cpu_ticks $SERVER_PID)"
   requests="$(echo "$out" | awk '/requests in/{print $1}')"
   awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" -v s="$SECONDS_" 'BEGIN {
     printf "Server CPU: %.2f s (%.0f%% of one core), %.1f us per request\n", t / hz, 100 * t / hz / s, 1e6 * t / hz / n }'

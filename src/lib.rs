@@ -11,8 +11,8 @@
 //! - [`apps`]: the app table (id, key, secret, features, limits).
 //! - [`accept`]: the accept loop: one HTTP/1.1 connection (hyper, with upgrades) per socket,
 //!   serving the routes; the peer address for each request.
-//! - [`ws`]: the WebSocket edge: upgrade, per-socket task ([`ws::connection`]), protocol state
-//!   machine ([`ws::session`]).
+//! - [`ws`]: the WebSocket edge: upgrade, reads ([`ws::read_ahead`]), per-socket task
+//!   ([`ws::connection`]), protocol state machine ([`ws::session`]).
 //! - [`xhr`]: pusher-js's HTTP fallback transports (`xhr_streaming`, `xhr` polling, `xhr_send`):
 //!   the same session, registry entry and outbox as a WebSocket, framed as lines.
 //! - [`rest`]: the HTTP API edge: request parts, signature check, handlers, replies.
