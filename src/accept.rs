@@ -3,20 +3,18 @@
 //! idle keep-alive connections are told to finish, and `serve` returns once every connection
 //! has.
 //!
-//! This replaces `warp::serve` for three reasons, all measured on the REST API without
-//! keep-alive (one TCP connection per request, as most SDKs' default HTTP agents do):
+//! This replaces `warp::serve`:
 //! - HTTP/1.1 only: warp's server sniffs every new connection for the HTTP/2 preface and wraps
 //!   it in a rewinding buffer; the Pusher protocol is HTTP/1.1 (WebSocket upgrades, the SDKs'
 //!   REST calls), so that work is skipped.
-//! - `TCP_NODELAY` from the first byte: a response is one write, and Nagle's algorithm would
-//!   only hold it back.
+//! - `TCP_NODELAY` from the first byte: a response is one write, and the WebSocket writer
+//!   already batches what is queued, so Nagle's algorithm would only hold a frame back.
 //! - The upgraded WebSocket socket is the plain `TcpStream` again ([`crate::ws`] unwraps it and
 //!   drops hyper's buffers), which warp's rewinding wrapper prevented.
 //!
 //! The peer address travels in each request's extensions as [`Peer`]
 //! (`warp::ext::optional::<Peer>()`), as `warp::addr::remote()` did.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::time::Duration;
@@ -91,15 +89,10 @@ pub async fn serve(listener: TcpListener, routes: BoxedFilter<(Response,)>, stop
 
 /// An accept error: a connection that died before it was accepted is skipped; anything else
 /// (out of file descriptors, say) is logged and retried after a pause, as hyper's servers do.
-fn accept_failed(e: std::io::Error) -> impl Future<Output = ()> {
+async fn accept_failed(e: std::io::Error) {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    let pause = !matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset);
-    if pause {
+    if !matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset) {
         tracing::error!(error = %e, "accept failed; retrying in 1 s");
-    }
-    async move {
-        if pause {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
