@@ -129,6 +129,10 @@ pub struct App {
     /// Several events per webhook POST, gathered over a short window (off: one per POST).
     #[serde(default)]
     pub webhook_batching: bool,
+    /// Plain `ws://` connections are refused with 4000 and plain-HTTP API calls with 403, as
+    /// hosted Pusher does for an app that only accepts TLS (`--tls-only` sets it on every app).
+    #[serde(default)]
+    pub tls_only: bool,
 }
 
 /// Per-app limits. Defaults are Pusher's documented ones (protocol.md §3).
@@ -192,6 +196,7 @@ impl App {
             limits: Limits::default(),
             webhooks: Vec::new(),
             webhook_batching: false,
+            tls_only: false,
         }
     }
 }

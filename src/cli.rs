@@ -141,6 +141,34 @@ pub struct Cli {
     #[arg(long, value_name = "FIXTURE")]
     pub replay: Vec<String>,
 
+    /// Serve this certificate chain (PEM, e.g. from mkcert, Valet or Herd) for wss:// and https:// instead of the generated one
+    #[arg(long = "tls-cert", env = "PUSHER_LOCAL_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert
+    #[arg(long = "tls-key", env = "PUSHER_LOCAL_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Where the local certificate authority is kept [default: the user's data folder, e.g. ~/.local/share/pusher-local]
+    #[arg(long = "tls-dir", env = "PUSHER_LOCAL_TLS_DIR", value_name = "DIR", global = true)]
+    pub tls_dir: Option<PathBuf>,
+
+    /// Another name for the generated certificate besides localhost, 127.0.0.1, ::1 and --host (repeatable)
+    #[arg(long = "tls-name", value_name = "NAME")]
+    pub tls_names: Vec<String>,
+
+    /// Refuse plain ws:// (4000) and http:// API calls (403) for every app, as hosted Pusher does for TLS-only apps
+    #[arg(long = "tls-only", env = "PUSHER_LOCAL_TLS_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub tls_only: bool,
+
+    /// Also trust this CA bundle (PEM) for outgoing TLS: capture, replay, webhooks, rediss:// (repeatable)
+    #[arg(long = "ca-file", env = "PUSHER_LOCAL_CA_FILE", value_name = "FILE", global = true)]
+    pub ca_files: Vec<PathBuf>,
+
+    /// Accept any certificate on outgoing TLS connections (unsafe: for a server you know)
+    #[arg(long, global = true)]
+    pub insecure: bool,
+
     /// A tool command instead of running the server
     #[command(subcommand)]
     pub command: Option<Command>,

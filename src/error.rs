@@ -50,6 +50,9 @@ pub enum Error {
     /// `--redis-url` names a Redis that does not answer.
     #[error(transparent)]
     Broker(#[from] crate::broker::ConnectError),
+    /// The TLS certificate could not be loaded or made.
+    #[error("TLS: {0}")]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// A convenient alias.
@@ -70,6 +73,9 @@ pub enum HandshakeError {
     /// A WebSocket upgrade on a path other than `…/app/{key}`.
     #[error("Path not found")]
     PathNotFound,
+    /// A plain `ws://` connection to an app that only accepts TLS.
+    #[error("Application only accepts SSL connections, reconnect using wss://")]
+    TlsOnly,
 }
 
 impl HandshakeError {
@@ -80,6 +86,7 @@ impl HandshakeError {
             HandshakeError::UnsupportedProtocol => codes::UNSUPPORTED_PROTOCOL,
             HandshakeError::OverQuota => codes::OVER_CONNECTION_QUOTA,
             HandshakeError::PathNotFound => codes::PATH_NOT_FOUND,
+            HandshakeError::TlsOnly => codes::SSL_ONLY,
         }
     }
 }

@@ -70,11 +70,12 @@ pub mod rest;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod tls;
 pub mod webhook;
 pub mod ws;
 pub mod xhr;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use server::{run, Listeners};
+pub use server::{run, serve, Listeners};
 pub use shutdown::Shutdown;

@@ -106,8 +106,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         let printer = Printer::spawn(sinks, config.filter.clone(), color);
         let (api, websocket) = listeners.local_addrs();
+        let tls = pusher_local::server::prepare_tls(&config).await?;
         if !config.quiet && config.log_format == pusher_local::printer::Format::Text {
-            printer.line(Line::Text(banner::render(&config, api, websocket, color)));
+            printer.line(Line::Text(banner::render(&config, api, websocket, Some(tls.identity()), color)));
         } else if !config.quiet {
             printer.line(Line::Text(format!("pusher-local {} listening on {websocket}", env!("CARGO_PKG_VERSION"))));
         }
@@ -130,7 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         });
         // On a worker thread, not this one: the accept loop then spawns each connection onto the
         // worker that accepted it, instead of a third busy thread waking the two workers.
-        let served = tokio::spawn(pusher_local::run(listeners, config, printer.clone(), stop)).await;
+        let served = tokio::spawn(pusher_local::serve(listeners, config, tls, printer.clone(), stop)).await;
         printer.flush();
         served.context("the server task failed")??;
         anyhow::Ok(())

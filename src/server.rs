@@ -24,6 +24,7 @@ use crate::registry::ChannelRegistry;
 use crate::rest;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
+use crate::tls::ServerTls;
 use crate::ws;
 use crate::xhr;
 
@@ -148,6 +149,38 @@ async fn startup_replay(state: &AppState, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The addresses the listeners were asked for (the generated certificate names them).
+pub fn listen_ips(config: &Config) -> Vec<std::net::IpAddr> {
+    match config.listen {
+        Listen::Combined(addr) => vec![addr.ip()],
+        Listen::Split { api, websocket } => vec![api.ip(), websocket.ip()],
+    }
+}
+
+/// Prepares the server's TLS identity (off the async threads: it reads, and may write, the
+/// TLS folder under a file lock).
+///
+/// # Errors
+/// [`Error::Tls`]: unreadable `--tls-cert`/`--tls-key`, a TLS folder that cannot be written.
+pub async fn prepare_tls(config: &Config) -> Result<ServerTls> {
+    let (settings, hosts) = (config.tls.clone(), listen_ips(config));
+    tokio::task::spawn_blocking(move || ServerTls::prepare(&settings, &hosts))
+        .await
+        .map_err(|e| {
+            Error::Tls(crate::tls::TlsError::File { path: "TLS folder".into(), source: std::io::Error::other(e) })
+        })?
+        .map_err(Error::Tls)
+}
+
+/// Serves until `shutdown` is cancelled, then drains; prepares TLS first (see [`serve`]).
+///
+/// # Errors
+/// As [`prepare_tls`] and [`serve`].
+pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) -> Result<()> {
+    let tls = prepare_tls(&config).await?;
+    serve(listeners, config, tls, printer, shutdown).await
+}
+
 /// Serves until `shutdown` is cancelled, then drains.
 ///
 /// # Errors
@@ -156,7 +189,13 @@ async fn startup_replay(state: &AppState, name: &str) -> Result<()> {
 ///
 /// [`Error::Broker`] when `--redis-url` names a Redis that does not answer; nothing is served
 /// then (never a silent fallback to a single node).
-pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) -> Result<()> {
+pub async fn serve(
+    listeners: Listeners,
+    config: Config,
+    tls: ServerTls,
+    printer: Printer,
+    shutdown: Shutdown,
+) -> Result<()> {
     let registry = ChannelRegistry::new();
     let registry_for_shutdown = registry.clone();
     let (broker, mut notices) = broker::connect(&config, registry.clone()).await?;
@@ -213,14 +252,25 @@ pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdow
     });
 
     let stop = shutdown.token().clone();
+    let tls_printer = printer.clone();
+    let identity = tls.clone();
+    let tls = Some(accept::Tls {
+        acceptor: tls.acceptor().clone(),
+        failed: Arc::new(move |addr, error| {
+            tls_printer.line(Line::Error(format!("TLS from {addr} failed: {}", identity.explain_failure(error))));
+        }),
+    });
     match listeners {
         Listeners::Combined(listener) => {
             let routes = websocket.or(api).unify().boxed();
-            accept::serve(listener, routes, stop).await;
+            accept::serve(listener, routes, stop, tls).await;
         }
         Listeners::Split { api: api_listener, websocket: ws_listener } => {
             let ws_routes = websocket.recover(rest::reply::recover).unify().boxed();
-            tokio::join!(accept::serve(api_listener, api, stop.clone()), accept::serve(ws_listener, ws_routes, stop),);
+            tokio::join!(
+                accept::serve(api_listener, api, stop.clone(), tls.clone()),
+                accept::serve(ws_listener, ws_routes, stop, tls),
+            );
         }
     }
 

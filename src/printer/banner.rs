@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 
 use crate::config::Config;
+use crate::tls::authority::{trust_commands, Opened};
+use crate::tls::server::Identity;
 
 use super::line::Kind;
 use super::style;
@@ -18,8 +20,9 @@ fn client_host(addr: SocketAddr) -> String {
     }
 }
 
-/// Renders the banner for the bound `(api, websocket)` addresses.
-pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, color: bool) -> String {
+/// Renders the banner for the bound `(api, websocket)` addresses, with the TLS block when the
+/// server has a certificate.
+pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Option<&Identity>, color: bool) -> String {
     let app = &config.apps[0];
     let (key, secret, id) = (&app.key, app.secret.expose(), app.id.as_str());
     let ws_host = client_host(websocket);
@@ -51,10 +54,19 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, color: bo
     if let Some(url) = config.redis_url_shown() {
         out += &format!("  cluster of every node on Redis {url} with prefix {}\n", config.redis_prefix);
     }
+    if let Some(identity) = tls {
+        out += "\n";
+        out += &tls_block(identity, color);
+    }
     let client = format!(
         "{{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: false, enabledTransports: ['ws', 'wss'] }}"
     );
     out += &format!("\n{}\n  new Pusher('{key}', {client})\n", head("pusher-js"));
+    if tls.is_some() {
+        out += &format!(
+            "  new Pusher('{key}', {{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: true }})   (pages on https)\n"
+        );
+    }
     out += &format!(
         "{}\n  new Echo({{ broadcaster: 'pusher', key: '{key}', cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: false, enabledTransports: ['ws', 'wss'] }})\n",
         head("Laravel Echo")
@@ -71,6 +83,45 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, color: bo
     out
 }
 
+/// What the server's TLS serves and, for the generated certificate, how to trust the local CA:
+/// one line per common client. Also what `pusher-local tls` prints.
+pub fn tls_block(identity: &Identity, color: bool) -> String {
+    let head = |s: &str| style::kind(Kind::Connect, s, color);
+    let mut out = String::new();
+    match identity {
+        Identity::Files { cert, .. } => {
+            out += &format!(
+                "{}\n  wss:// and https:// on the same port with {} (--tls-cert)\n",
+                head("TLS"),
+                cert.display()
+            );
+        }
+        Identity::Generated { ca, opened, names } => {
+            let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+            out += &format!(
+                "{}\n  wss:// and https:// on the same port, certificate for {} signed by the local CA\n",
+                head("TLS"),
+                names.join(", ")
+            );
+            let note = match opened {
+                Opened::Existing => String::new(),
+                Opened::Created => "  (made now: trust it once, it is kept)".into(),
+                Opened::Remade(new) => {
+                    let new: Vec<String> = new.iter().map(ToString::to_string).collect();
+                    format!("  (made again to cover {}: trust it again)", new.join(", "))
+                }
+            };
+            out += &format!("  CA {}{note}\n", ca.display());
+            let commands = trust_commands(ca);
+            let width = commands.iter().map(|(client, _)| client.len()).max().unwrap_or(0);
+            for (client, command) in commands {
+                out += &format!("  {client:<width$}  {command}\n");
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,7 +130,7 @@ mod tests {
     fn banner_names_address_credentials_sources_and_snippets() {
         let config = Config::default();
         let addr: SocketAddr = "127.0.0.1:6001".parse().unwrap();
-        let text = render(&config, addr, addr, false);
+        let text = render(&config, addr, addr, None, false);
         assert!(text.starts_with("pusher-local "), "{text}");
         assert!(text.contains("listening on 127.0.0.1:6001"));
         assert!(text.contains("key     app-key     (built-in default)"), "{text}");
@@ -98,7 +149,7 @@ mod tests {
             ..Config::default()
         };
         let addr: SocketAddr = "127.0.0.1:6001".parse().unwrap();
-        let text = render(&config, addr, addr, false);
+        let text = render(&config, addr, addr, None, false);
         assert!(text.contains("cluster of every node on Redis redis://:***@10.0.0.5:6379 with prefix team"), "{text}");
         assert!(!text.contains(":pw@"));
     }

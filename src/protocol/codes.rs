@@ -4,6 +4,9 @@
 //! with backoff, 4200–4299 reconnect at once, 4300–4399 are sent as `pusher:error` on an open
 //! connection. Only the codes this server uses are listed.
 
+/// Application only accepts SSL connections (a `ws://` connection to a TLS-only app); pusher-js
+/// switches to TLS and reconnects at once.
+pub const SSL_ONLY: u16 = 4000;
 /// Application does not exist (unknown key in the WebSocket path).
 pub const APP_DOES_NOT_EXIST: u16 = 4001;
 /// Application is over its connection quota.

@@ -27,6 +27,8 @@ pub struct RawRequest {
     pub query: String,
     /// Body bytes.
     pub body: Bytes,
+    /// It came over TLS (https://).
+    pub secure: bool,
 }
 
 /// Passes the shared state into a handler.
@@ -40,12 +42,15 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infalli
 
 /// A GET request's parts (no body is read).
 pub fn get_request() -> impl Filter<Extract = (RawRequest,), Error = warp::Rejection> + Clone {
-    warp::get().and(warp::path::full()).and(raw_query()).map(|path: FullPath, query: String| RawRequest {
-        method: Method::GET,
-        path: path.as_str().to_owned(),
-        query,
-        body: Bytes::new(),
-    })
+    warp::get().and(warp::path::full()).and(raw_query()).and(crate::accept::secure()).map(
+        |path: FullPath, query: String, secure: bool| RawRequest {
+            method: Method::GET,
+            path: path.as_str().to_owned(),
+            query,
+            body: Bytes::new(),
+            secure,
+        },
+    )
 }
 
 /// A POST request's parts, with the body limited to `max_body` bytes.
@@ -55,11 +60,13 @@ pub fn post_request(max_body: u64) -> impl Filter<Extract = (RawRequest,), Error
         .and(raw_query())
         .and(warp::body::content_length_limit(max_body))
         .and(warp::body::bytes())
-        .map(|path: FullPath, query: String, body: Bytes| RawRequest {
+        .and(crate::accept::secure())
+        .map(|path: FullPath, query: String, body: Bytes, secure: bool| RawRequest {
             method: Method::POST,
             path: path.as_str().to_owned(),
             query,
             body,
+            secure,
         })
 }
 
@@ -67,7 +74,8 @@ pub fn post_request(max_body: u64) -> impl Filter<Extract = (RawRequest,), Error
 /// the route has one (the Python SDK's terminate call does not).
 ///
 /// # Errors
-/// 400 for an unknown key, 404 for an unknown app id, 401 for every signature problem.
+/// 400 for an unknown key, 404 for an unknown app id, 401 for every signature problem, 403 for
+/// plain HTTP to a TLS-only app.
 pub fn authenticate(
     state: &AppState,
     request: &RawRequest,
@@ -87,6 +95,9 @@ pub fn authenticate(
             report(state, Some(&app), &signed, &RequestAuthError::Missing("auth_key"), request, path_app_id);
             return Err(ApiError::AppMismatch { key: app.key.clone(), app: id.to_owned() });
         }
+    }
+    if app.tls_only && !request.secure {
+        return Err(ApiError::TlsRequired);
     }
     let now = SystemTime::now();
     if let Err(error) = signed.verify(app.secret.expose(), &request.body, now, state.config().signature_window) {

@@ -34,6 +34,9 @@ pub enum ApiError {
         /// The app id in the path.
         app: String,
     },
+    /// A plain-HTTP call to an app that only accepts TLS.
+    #[error("This app accepts HTTP API calls over https:// only: use https (the SDKs' useTLS: true)")]
+    TlsRequired,
     /// The body is not the expected JSON.
     #[error("Invalid JSON body: {0}")]
     InvalidJson(String),
@@ -107,6 +110,7 @@ impl ApiError {
         match self {
             ApiError::Auth(_) | ApiError::AppMismatch { .. } => StatusCode::UNAUTHORIZED,
             ApiError::UnknownApp(_) => StatusCode::NOT_FOUND,
+            ApiError::TlsRequired => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotRecorded(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::UnknownKey
@@ -182,6 +186,7 @@ mod tests {
         assert_eq!(ApiError::Auth(RequestAuthError::BodyMd5Missing).status(), 401);
         assert_eq!(ApiError::PayloadTooLarge { len: 1, max: 0 }.status(), 413);
         assert_eq!(ApiError::UnknownApp("9".into()).status(), 404);
+        assert_eq!(ApiError::TlsRequired.status(), 403);
         assert_eq!(ApiError::UsersNotPresence.status(), 400);
         assert_eq!(ApiError::NotRecorded("disk full".into()).status(), 500);
     }

@@ -31,6 +31,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use self::read_ahead::ReadAhead;
+use crate::accept::Peer;
 use crate::apps::App;
 use crate::error::HandshakeError;
 use crate::state::AppState;
@@ -57,14 +58,14 @@ pub fn route(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
         .untuple_one()
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<OnUpgrade>())
-        .and(crate::accept::peer())
+        .and(warp::ext::optional::<Peer>())
         .map(
             move |target: Target,
                   headers: HeaderMap,
                   query: String,
                   on_upgrade: Option<OnUpgrade>,
-                  remote: Option<SocketAddr>| {
-                upgrade(state.clone(), target, &query, &headers, on_upgrade, remote)
+                  peer: Option<Peer>| {
+                upgrade(state.clone(), target, &query, &headers, on_upgrade, peer)
             },
         )
         .boxed()
@@ -128,8 +129,10 @@ fn upgrade(
     query: &str,
     headers: &HeaderMap,
     on_upgrade: Option<OnUpgrade>,
-    remote: Option<SocketAddr>,
+    peer: Option<Peer>,
 ) -> Response {
+    let remote = peer.map(|p| p.addr);
+    let secure = peer.is_some_and(|p| p.tls);
     if state.shutdown().is_cancelled() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "pusher-local is shutting down\n");
     }
@@ -148,7 +151,8 @@ fn upgrade(
     let (key, admission) = match target {
         Target::App(key) => {
             let admission = check_protocol(query)
-                .and_then(|()| state.apps().find_by_key(&key).cloned().ok_or(HandshakeError::UnknownApp));
+                .and_then(|()| state.apps().find_by_key(&key).cloned().ok_or(HandshakeError::UnknownApp))
+                .and_then(|app| if app.tls_only && !secure { Err(HandshakeError::TlsOnly) } else { Ok(app) });
             (key, admission)
         }
         // The log's "key" is then the path that was asked for.
@@ -169,38 +173,59 @@ fn upgrade(
     }
     let config = websocket_config(&state);
     let tracker = state.shutdown().tracker().clone();
-    tracker.spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                tracing::debug!(error = %e, "websocket upgrade failed");
-                return;
+    // One task type per transport: each task's single allocation holds only its own stream
+    // (a TLS stream is several times a TCP stream's size), so plain sockets stay as small.
+    if secure {
+        tracker.spawn(async move {
+            if let Some((io, early)) = unwrap_upgrade::<tokio_rustls::server::TlsStream<TcpStream>>(on_upgrade).await {
+                let ws =
+                    WebSocketStream::from_partially_read(ReadAhead::new(io), early, Role::Server, Some(config)).await;
+                serve(state, ws, admission, key, remote).await;
             }
-        };
-        // The connection is served inline, not boxed: this task's one allocation then holds the
-        // upgrade state and the connection state overlapped (measured: about 900 bytes less per
-        // idle socket than a small upgrade task plus a boxed connection future).
-        // Every connection comes from `accept::serve` as a TCP stream: unwrap hyper's upgraded
-        // connection back to it, which drops the boxed IO and hyper's buffers.
-        let hyper::upgrade::Parts { io, read_buf, .. } = match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => parts,
-            Err(_) => {
-                tracing::error!("upgraded connection is not a TCP stream");
-                return;
+        });
+    } else {
+        tracker.spawn(async move {
+            // The connection is served inline, not boxed: this task's one allocation then holds the
+            // upgrade state and the connection state overlapped (measured: about 900 bytes less per
+            // idle socket than a small upgrade task plus a boxed connection future).
+            if let Some((io, early)) = unwrap_upgrade::<TcpStream>(on_upgrade).await {
+                let ws =
+                    WebSocketStream::from_partially_read(ReadAhead::new(io), early, Role::Server, Some(config)).await;
+                serve(state, ws, admission, key, remote).await;
             }
-        };
-        // `read_buf` is a view into hyper's 8 KB read buffer: holding it (even empty) for the
-        // socket's life keeps that buffer (measured: 8.4 KB per idle socket instead of 3.0 KB).
-        // Frames the client sent right behind its handshake are copied out, and the view is
-        // dropped before the connection starts.
-        let early = read_buf.to_vec();
-        drop(read_buf);
-        let ws =
-            WebSocketStream::from_partially_read(ReadAhead::new(io.into_inner()), early, Role::Server, Some(config))
-                .await;
-        serve(state, ws, admission, key, remote).await;
-    });
+        });
+    }
     response
+}
+
+/// Waits for hyper's upgrade and unwraps it back to the stream `accept::serve` gave hyper (a
+/// TCP stream, or a TLS stream over one), which drops the boxed IO and hyper's buffers. Returns
+/// the stream and the bytes the client sent right behind its handshake.
+async fn unwrap_upgrade<S>(on_upgrade: OnUpgrade) -> Option<(S, Vec<u8>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(e) => {
+            tracing::debug!(error = %e, "websocket upgrade failed");
+            return None;
+        }
+    };
+    let hyper::upgrade::Parts { io, read_buf, .. } = match upgraded.downcast::<TokioIo<S>>() {
+        Ok(parts) => parts,
+        Err(_) => {
+            tracing::error!("upgraded connection is not the stream accept::serve made");
+            return None;
+        }
+    };
+    // `read_buf` is a view into hyper's 8 KB read buffer: holding it (even empty) for the
+    // socket's life keeps that buffer (measured: 8.4 KB per idle socket instead of 3.0 KB).
+    // Frames the client sent right behind its handshake are copied out, and the view is
+    // dropped before the connection starts.
+    let early = read_buf.to_vec();
+    drop(read_buf);
+    Some((io.into_inner(), early))
 }
 
 /// Runs or refuses one upgraded connection. A plain function choosing between two futures, not

@@ -9,7 +9,8 @@
 //! - webhooks (kinds, delays, signing, retries, outbox, control API, `webhooks` commands):
 //!   `webhook.rs`;
 //! - recording, fixtures, replay and capture (the store, the fixtures folder, replay timing,
-//!   the replay control endpoints): `recorder.rs`; the commands and `kill -9`: `cli.rs`.
+//!   the replay control endpoints): `recorder.rs`; the commands and `kill -9`: `cli.rs`;
+//! - TLS on the one port (wss/https, certificates, TLS-only apps): `tls.rs`.
 //!
 //! Servers run in-process on port 0 (`support::TestServer`). Don't add a `misc.rs`.
 //! The official-SDK suite is a separate binary, `tests/sdk.rs`.
@@ -19,6 +20,7 @@ mod cli;
 mod recorder;
 mod rest;
 mod support;
+mod tls;
 mod webhook;
 mod ws;
 mod xhr;

@@ -37,8 +37,16 @@ pub fn config() -> Config {
         apps: vec![app],
         // Not the repository's ./fixtures: tests that want fixtures bring a temp folder.
         fixtures: std::env::temp_dir().join("pusher-local-tests-without-fixtures"),
+        // Not the user's data folder: one local CA shared by the test servers (made on first use
+        // under a file lock).
+        tls: pusher_local::tls::Settings { dir: tls_dir(), ..Default::default() },
         ..Config::default()
     }
+}
+
+/// The TLS folder of the test servers.
+pub fn tls_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("pusher-local-tests-tls")
 }
 
 /// A server running in this process.
@@ -82,6 +90,24 @@ impl TestServer {
 
     pub async fn client(&self) -> Client {
         Client::connect(&self.ws_url(KEY)).await
+    }
+
+    pub fn wss_url(&self, key: &str) -> String {
+        format!("wss://{}/app/{key}?protocol=7&client=js&version=8.6.0&flash=false", self.addr)
+    }
+
+    /// A client over wss://, trusting the test servers' local CA.
+    pub async fn tls_client(&self) -> Client {
+        Client::connect_tls(&self.wss_url(KEY), trust()).await
+    }
+
+    /// The HTTP API over https://, trusting the test servers' local CA.
+    pub fn api_tls(&self) -> Api {
+        Api {
+            base: format!("https://{}", self.api_addr),
+            http: reqwest::Client::builder().use_preconfigured_tls((*trust()).clone()).build().unwrap(),
+            ..self.api()
+        }
     }
 
     pub fn api(&self) -> Api {
@@ -146,12 +172,28 @@ pub enum Next {
     Closed(Option<u16>, String),
 }
 
+/// What the test clients trust: the system's roots and the test servers' local CA.
+pub fn trust() -> std::sync::Arc<rustls::ClientConfig> {
+    pusher_local::tls::ClientTrust { tls_dir: Some(tls_dir()), ..Default::default() }.config().unwrap()
+}
+
 impl Client {
     pub async fn connect(url: &str) -> Client {
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
             .await
             .expect("connect in time")
             .expect("connect");
+        Self::established(ws).await
+    }
+
+    pub async fn connect_tls(url: &str, trust: std::sync::Arc<rustls::ClientConfig>) -> Client {
+        let connector = tokio_tungstenite::Connector::Rustls(trust);
+        let connect = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector));
+        let (ws, _) = tokio::time::timeout(WAIT, connect).await.expect("connect in time").expect("connect");
+        Self::established(ws).await
+    }
+
+    async fn established(ws: Ws) -> Client {
         let mut client = Client { ws, socket_id: String::new() };
         let hello = client.recv().await;
         assert_eq!(hello["event"], "pusher:connection_established", "{hello}");
