@@ -117,7 +117,7 @@ pub struct Cli {
     #[arg(long, env = "PUSHER_LOCAL_PONG_TIMEOUT", value_name = "SECS")]
     pub pong_timeout: Option<u64>,
 
-    /// POST the default app's webhooks to this http:// URL (repeatable; comma-separated in the variable)
+    /// POST the default app's webhooks to this http:// or https:// URL (repeatable; comma-separated in the variable)
     #[arg(long, env = "PUSHER_LOCAL_WEBHOOK_URL", value_name = "URL", value_delimiter = ',')]
     pub webhook: Vec<String>,
 
@@ -199,6 +199,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Connect to a Pusher-compatible server as a client and write what arrives as a fixture (Ctrl-C ends)
     Capture(CaptureArgs),
+    /// Make the local certificate authority if needed, and print where it is, how to trust it, and its PEM
+    Tls,
 }
 
 /// `pusher-local recordings …`.
@@ -231,9 +233,12 @@ pub enum RecordingsAction {
 pub struct ReplayArgs {
     /// A fixture file, a fixture name in the fixtures folder, or a recording name
     pub fixture: String,
-    /// The server's HTTP API [default: http://127.0.0.1:PORT from the same settings as the server]
+    /// The server: http(s)://HOST:PORT or ws(s)://HOST:PORT, the same forms as capture [default: http://127.0.0.1:PORT from the same settings as the server]
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+    /// Hosted Pusher's cluster (eu, us2, ap1…): https://api-CLUSTER.pusher.com
+    #[arg(long, value_name = "CLUSTER", conflicts_with = "url")]
+    pub cluster: Option<String>,
     /// App id [default: the one pusher-local would use: --app-id, PUSHER_APP_ID, .env…]
     #[arg(long = "app-id", value_name = "ID")]
     pub app_id: Option<String>,
@@ -263,9 +268,12 @@ pub struct ReplayArgs {
 /// `pusher-local capture …`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CaptureArgs {
-    /// The WebSocket endpoint, ws://HOST:PORT (or a full ws://…/app/KEY URL) [default: the local server]
-    #[arg(long, value_name = "WS_URL")]
+    /// The server: ws(s)://HOST:PORT or http(s)://HOST:PORT (or a full ws://…/app/KEY URL) [default: the local server]
+    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+    /// Hosted Pusher's cluster (eu, us2, ap1…): wss://ws-CLUSTER.pusher.com
+    #[arg(long, value_name = "CLUSTER", conflicts_with = "url")]
+    pub cluster: Option<String>,
     /// App key [default: as the server]
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,

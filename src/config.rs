@@ -859,8 +859,10 @@ mod tests {
         );
         assert_eq!(c.apps[0].webhooks, [Target::new("http://127.0.0.1:9/flag")]);
         assert_eq!(c.webhooks.retry_for, Duration::from_secs(1));
-        let err = Config::resolve(&cli(&["--webhook", "https://example.test/h"]), &env(&[]), dir.path()).unwrap_err();
-        assert!(err.to_string().contains("--webhook") && err.to_string().contains("https"), "{err}");
+        let c = resolve(&["--webhook", "https://example.test/h"], &[], dir.path());
+        assert_eq!(c.apps[0].webhooks, [Target::new("https://example.test/h")]);
+        let err = Config::resolve(&cli(&["--webhook", "ftp://example.test/h"]), &env(&[]), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("--webhook") && err.to_string().contains("https://"), "{err}");
         std::fs::write(dir.path().join("bad.toml"), "[[apps]]\nid = 1\nkey = \"k\"\nsecret = \"s\"\n[[apps.webhooks]]\nurl = \"http://h/\"\nevent_types = [\"nope\"]\n").unwrap();
         let err = Config::resolve(&cli(&["--config", "bad.toml"]), &env(&[]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");

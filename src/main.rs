@@ -14,7 +14,7 @@ use pusher_local::config::ProcessEnv;
 use pusher_local::control::client::{render_list, render_record, ControlClient};
 use pusher_local::printer::recorder as printer_recorder;
 use pusher_local::printer::{banner, style, Line, Printer, Sink, TextOptions, Verbosity};
-use pusher_local::recorder::{self, capture, replay, Fixture, Store};
+use pusher_local::recorder::{self, capture, remote, replay, Fixture, Store};
 use pusher_local::{shutdown, Config, Listeners, Shutdown};
 
 fn main() -> ExitCode {
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Some(Command::Recordings { action }) => Some(recordings(&cli, action)),
         Some(Command::Replay(args)) => Some(replay(&cli, args)),
         Some(Command::Capture(args)) => Some(capture(&cli, args)),
+        Some(Command::Tls) => Some(tls(&cli)),
     };
     if let Some(result) = tool {
         return match result {
@@ -214,7 +215,10 @@ fn replay(cli: &Cli, args: ReplayArgs) -> anyhow::Result<()> {
     let config = local_config(cli)?;
     let (name, fixture) = find_fixture(&config, &args.fixture)?;
     let app = &config.apps[0];
-    let url = args.url.clone().unwrap_or_else(|| format!("http://{}", local_addrs(&config).0));
+    let local = local_addrs(&config).0.to_string();
+    let url = remote::resolve(args.url.as_deref(), args.cluster.as_deref(), &local, remote::Side::Api)?;
+    let trust = config.tls.client_trust();
+    warn_insecure(&trust, &url);
     let app_id = args.app_id.clone().unwrap_or_else(|| app.id.to_string());
     let key = args.key.clone().unwrap_or_else(|| app.key.clone());
     if args.secret.is_none() && key != app.key {
@@ -228,7 +232,7 @@ fn replay(cli: &Cli, args: ReplayArgs) -> anyhow::Result<()> {
         from: args.from,
         to: args.to,
     };
-    let publisher = replay::HttpPublisher::new(&url, &app_id, &key, &secret);
+    let publisher = replay::HttpPublisher::new(&url, &app_id, &key, &secret, &trust)?;
     let total = replay::schedule(&fixture, &plan).len();
     let terminal = std::io::stdout().is_terminal();
     println!("replaying {name} ({total} events, speed {}) into {url} (app {app_id})", plan.speed);
@@ -268,8 +272,13 @@ fn replay(cli: &Cli, args: ReplayArgs) -> anyhow::Result<()> {
 fn capture(cli: &Cli, args: CaptureArgs) -> anyhow::Result<()> {
     let config = local_config(cli)?;
     let app = &config.apps[0];
+    let local = local_addrs(&config).1.to_string();
+    let url = remote::resolve(args.url.as_deref(), args.cluster.as_deref(), &local, remote::Side::WebSocket)?;
+    let trust = config.tls.client_trust();
+    warn_insecure(&trust, &url);
     let options = capture::Options {
-        url: args.url.clone().unwrap_or_else(|| format!("ws://{}", local_addrs(&config).1)),
+        url,
+        trust,
         key: args.key.clone().unwrap_or_else(|| app.key.clone()),
         // The secret that goes with the key pusher-local would use; a given --key needs its own.
         secret: args.secret.clone().or_else(|| args.key.is_none().then(|| app.secret.expose().to_owned())),
@@ -293,14 +302,41 @@ fn capture(cli: &Cli, args: CaptureArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--insecure` on a command that connects out: said loudly, once, before connecting.
+fn warn_insecure(trust: &pusher_local::tls::ClientTrust, url: &str) {
+    if trust.insecure && (url.starts_with("https:") || url.starts_with("wss:")) {
+        eprintln!(
+            "pusher-local: --insecure: the certificate of {url} is NOT checked; anyone on the way can read and change this traffic"
+        );
+    }
+}
+
+/// `pusher-local tls`: the local CA (made if missing), how to trust it, and its PEM.
+fn tls(cli: &Cli) -> anyhow::Result<()> {
+    let config = local_config(cli)?;
+    let hosts = pusher_local::server::listen_ips(&config);
+    let tls = pusher_local::tls::ServerTls::prepare(&config.tls, &hosts)?;
+    let color =
+        style::should_color(config.color, std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    print!("{}", banner::tls_block(tls.identity(), color));
+    if let pusher_local::tls::server::Identity::Generated { ca, .. } = tls.identity() {
+        let pem = std::fs::read_to_string(ca).with_context(|| format!("reading {}", ca.display()))?;
+        print!("\n{pem}");
+    }
+    Ok(())
+}
+
 /// `pusher-local webhooks …`: calls the control API of a running server. Without `--url` the
 /// server's address comes from the same settings the server reads (flags, variables, file).
 fn webhooks(cli: &Cli, action: WebhooksAction, url: Option<String>, json: bool) -> anyhow::Result<()> {
+    let config = local_config(cli)?;
     let base = match url {
         Some(url) => url,
-        None => format!("http://{}", local_addrs(&local_config(cli)?).0),
+        None => format!("http://{}", local_addrs(&config).0),
     };
-    let client = ControlClient::new(base);
+    let trust = config.tls.client_trust();
+    warn_insecure(&trust, &base);
+    let client = ControlClient::new(base, &trust)?;
     current_thread_runtime()?.block_on(async {
         let (answer, text) = match action {
             WebhooksAction::List => {

@@ -103,7 +103,12 @@ impl AppState {
         fixtures: Fixtures,
     ) -> Self {
         let apps = config.app_table();
-        let webhooks = Webhooks::new(config.webhooks.clone(), printer.clone(), shutdown.token().clone());
+        let webhooks = Webhooks::new(
+            config.webhooks.clone(),
+            config.tls.client_trust(),
+            printer.clone(),
+            shutdown.token().clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 config,

@@ -27,7 +27,7 @@ use crate::error::ClientError;
 use crate::protocol::{server, ChannelName, SocketId};
 use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joined, Left, Member, Outbox};
 
-pub use self::redis::{ConnectError, RedisBroker};
+pub use self::redis::{ConnectError, RedisBroker, StartError};
 pub use envelope::Envelope;
 pub use local::LocalBroker;
 
@@ -176,10 +176,28 @@ pub async fn connect(config: &Config, registry: ChannelRegistry) -> Result<(Arc<
         None => Arc::new(LocalBroker::new(registry)),
         Some(url) => {
             let shown = config.redis_url_shown().unwrap_or_default();
-            RedisBroker::connect(url, &shown, &config.redis_prefix, registry, tx).await?
+            let roots = redis_roots(&config.tls)
+                .map_err(|e| ConnectError { url: shown.clone(), source: StartError::Tls(e) })?;
+            RedisBroker::connect(url, &shown, &config.redis_prefix, roots, registry, tx).await?
         }
     };
     Ok((broker, rx))
+}
+
+/// For `rediss://`: with `--ca-file`, those CAs and the local CA (PEM), trusted instead of the
+/// system's roots (the Redis client takes one list); without, the system's roots.
+fn redis_roots(tls: &crate::tls::Settings) -> Result<Option<Vec<u8>>, crate::tls::TlsError> {
+    if tls.ca_files.is_empty() {
+        return Ok(None);
+    }
+    let mut pem = Vec::new();
+    let local = crate::tls::Authority::ca_path(&tls.dir);
+    for path in tls.ca_files.iter().chain(local.is_file().then_some(&local)) {
+        let bytes = std::fs::read(path).map_err(|source| crate::tls::TlsError::File { path: path.clone(), source })?;
+        pem.extend_from_slice(&bytes);
+        pem.push(b'\n');
+    }
+    Ok(Some(pem))
 }
 
 #[cfg(test)]

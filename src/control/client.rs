@@ -10,13 +10,16 @@ use serde_json::{json, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// No answer (server not running, wrong port…).
-    #[error("cannot reach pusher-local at {base} (is it running? pass --url http://HOST:PORT)")]
+    #[error("cannot reach pusher-local at {base}: {reason} (is it running? pass --url http://HOST:PORT)")]
     Unreachable {
         /// The base URL.
         base: String,
         /// Why.
-        source: reqwest::Error,
+        reason: String,
     },
+    /// The TLS configuration could not be made (an unreadable `--ca-file`).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// An answer other than 2xx.
     #[error("{status}: {message}")]
     Refused {
@@ -35,13 +38,24 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// A client for `base`.
-    pub fn new(base: impl Into<String>) -> Self {
-        Self { base: base.into().trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
+    /// A client for `base` (`http://…` or `https://…`, checked against `trust`).
+    ///
+    /// # Errors
+    /// [`ControlError::Tls`] when `trust` names an unreadable CA file.
+    pub fn new(base: impl Into<String>, trust: &crate::tls::ClientTrust) -> Result<Self, ControlError> {
+        let base = base.into().trim_end_matches('/').to_owned();
+        let mut builder = reqwest::Client::builder();
+        if base.starts_with("https:") {
+            builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(&*trust.config()?));
+        }
+        Ok(Self { base, http: builder.build().unwrap_or_else(|_| reqwest::Client::new()) })
     }
 
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<Value, ControlError> {
-        let unreachable = |source| ControlError::Unreachable { base: self.base.clone(), source };
+        let unreachable = |e: reqwest::Error| ControlError::Unreachable {
+            base: self.base.clone(),
+            reason: crate::tls::client::reason(&e.without_url()),
+        };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
         let body: Value = response.json().await.map_err(unreachable)?;

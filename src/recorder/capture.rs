@@ -19,7 +19,8 @@ use crate::protocol::{ChannelKind, ChannelName};
 /// Where and what to capture.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// `ws://HOST:PORT` (the `/app/KEY` path is added) or a full `ws://…/app/KEY?…` URL.
+    /// `ws://HOST:PORT` or `wss://…` (the `/app/KEY` path is added), or a full `ws://…/app/KEY?…`
+    /// URL ([`super::remote::resolve`] makes one of the other forms).
     pub url: String,
     /// The app key.
     pub key: String,
@@ -29,14 +30,19 @@ pub struct Options {
     pub channels: Vec<String>,
     /// The user id to join presence channels as.
     pub user_id: String,
+    /// What a `wss://` server's certificate is checked against.
+    pub trust: crate::tls::ClientTrust,
 }
 
 /// Capture could not start or went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The URL is not ws:// or wss://.
-    #[error("{0:?} is not a ws:// URL (for example ws://127.0.0.1:6001)")]
+    #[error("{0:?} is not a ws:// or wss:// URL (for example ws://127.0.0.1:6001)")]
     Url(String),
+    /// The TLS configuration could not be made (an unreadable `--ca-file`).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The connection failed.
     #[error("cannot connect to {url}: {reason}")]
     Connect {
@@ -148,9 +154,15 @@ pub async fn run(
             return Err(CaptureError::NeedsSecret(name.clone()));
         }
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .map_err(|e| CaptureError::Connect { url: url.clone(), reason: e.to_string() })?;
+    let connector = match url.starts_with("wss:") {
+        true => Some(tokio_tungstenite::Connector::Rustls(options.trust.config()?)),
+        false => None,
+    };
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(&url, None, false, connector).await.map_err(|e| {
+            let reason = crate::tls::client::explain(&e).unwrap_or_else(|| e.to_string());
+            CaptureError::Connect { url: url.clone(), reason }
+        })?;
 
     let mut fixture = Fixture {
         name: None,

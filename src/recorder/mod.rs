@@ -13,6 +13,7 @@
 
 pub mod capture;
 pub mod fixture;
+pub mod remote;
 pub mod replay;
 pub mod store;
 pub mod watch;

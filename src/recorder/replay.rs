@@ -144,13 +144,16 @@ pub fn schedule(fixture: &Fixture, plan: &Plan) -> Vec<Scheduled> {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// No answer from the server.
-    #[error("cannot reach {url}")]
+    #[error("cannot reach {url}: {reason}")]
     Unreachable {
         /// The URL.
         url: String,
-        /// Why.
-        source: reqwest::Error,
+        /// Why (a TLS reason in words, else reqwest's chain of causes).
+        reason: String,
     },
+    /// The TLS configuration could not be made (an unreadable `--ca-file`).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The server refused the event.
     #[error("{url} answered {status}: {body}")]
     Refused {
@@ -265,19 +268,30 @@ pub struct HttpPublisher {
 }
 
 impl HttpPublisher {
-    /// `base` like `http://127.0.0.1:6001`.
-    pub fn new(base: &str, app_id: &str, key: &str, secret: &str) -> Self {
-        Self {
+    /// `base` like `http://127.0.0.1:6001` or `https://api-eu.pusher.com`; an https server's
+    /// certificate is checked against `trust`.
+    ///
+    /// # Errors
+    /// [`ReplayError::Tls`] when `trust` names an unreadable CA file.
+    pub fn new(
+        base: &str,
+        app_id: &str,
+        key: &str,
+        secret: &str,
+        trust: &crate::tls::ClientTrust,
+    ) -> Result<Self, ReplayError> {
+        // A server that accepts the connection but never answers must not hang the replay.
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if base.starts_with("https:") {
+            builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(&*trust.config()?));
+        }
+        Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             app_id: app_id.to_owned(),
             key: key.to_owned(),
             secret: secret.to_owned(),
-            // A server that accepts the connection but never answers must not hang the replay.
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_else(|_| reqwest::Client::new()),
-        }
+            http: builder.build().unwrap_or_else(|_| reqwest::Client::new()),
+        })
     }
 }
 
@@ -297,7 +311,10 @@ impl Publisher for HttpPublisher {
             .body(body)
             .send()
             .await
-            .map_err(|source| ReplayError::Unreachable { url: url.clone(), source })?;
+            .map_err(|e| ReplayError::Unreachable {
+                url: url.clone(),
+                reason: crate::tls::client::reason(&e.without_url()),
+            })?;
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());

@@ -81,6 +81,10 @@ pub fn authenticate(
     request: &RawRequest,
     path_app_id: Option<&str>,
 ) -> Result<(Arc<App>, SignedRequest), ApiError> {
+    // A TLS-only app says so before anything else, signed or not.
+    if !request.secure && path_app_id.and_then(|id| state.apps().find_by_id(id)).is_some_and(|app| app.tls_only) {
+        return Err(ApiError::TlsRequired);
+    }
     let signed = SignedRequest::parse(request.method.as_str(), &request.path, &request.query)?;
     let apps = state.apps();
     let Some(app) = apps.find_by_key(signed.auth_key()).cloned() else {

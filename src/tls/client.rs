@@ -88,9 +88,46 @@ pub fn explain(error: &(dyn std::error::Error + 'static)) -> Option<String> {
                 return Some(describe(rustls));
             }
         }
+        // Some layers (hyper-util's connector) box their cause so that it no longer downcasts;
+        // rustls's own wording still says what happened.
+        if let Some(text) = e.to_string().strip_prefix("invalid peer certificate: ") {
+            return Some(describe_certificate(text));
+        }
         current = e.source();
     }
     None
+}
+
+/// [`describe`] from the `Debug` name of a `CertificateError`, as rustls's message gives it.
+fn describe_certificate(name: &str) -> String {
+    use rustls::CertificateError as C;
+    let error = match name.split(['(', ' ', '{']).next().unwrap_or_default() {
+        "UnknownIssuer" => C::UnknownIssuer,
+        "BadSignature" => C::BadSignature,
+        "Expired" | "ExpiredContext" => C::Expired,
+        "NotValidForName" | "NotValidForNameContext" => C::NotValidForName,
+        _ => return format!("its certificate is invalid ({name})"),
+    };
+    describe(&rustls::Error::InvalidCertificate(error))
+}
+
+/// Why a connection failed, in words: the TLS reason when there is one ([`explain`]), else the
+/// error and each of its causes.
+pub fn reason(error: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(tls) = explain(error) {
+        return tls;
+    }
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn describe(error: &rustls::Error) -> String {

@@ -21,6 +21,7 @@ pub mod event;
 pub mod outbox;
 pub mod sender;
 
+use crate::tls::ClientTrust;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -123,25 +124,22 @@ pub enum ResendError {
     /// The record has no URL and none was given.
     #[error("webhook {0} has no URL to send to (the app has no webhook URL): give one")]
     NoUrl(u64),
-    /// The URL given is not `http://…`.
-    #[error("{0:?} is not an http:// URL")]
+    /// The URL given is not `http://…` or `https://…`.
+    #[error("{0:?} is not an http:// or https:// URL")]
     BadUrl(String),
     /// The send queue is full.
     #[error("the webhook queue is full; try again")]
     QueueFull,
 }
 
-/// Checks a webhook URL: absolute `http://` (this build has no TLS client).
+/// Checks a webhook URL: absolute `http://` or `https://`.
 ///
 /// # Errors
 /// A message saying what is wrong.
 pub fn check_url(url: &str) -> Result<(), String> {
     match url::Url::parse(url) {
-        Ok(u) if u.scheme() == "http" && u.host().is_some() => Ok(()),
-        Ok(u) if u.scheme() == "https" => {
-            Err(format!("{url:?}: https webhook URLs are not supported (no TLS client in pusher-local); use http://"))
-        }
-        _ => Err(format!("{url:?} is not an http:// URL")),
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(format!("{url:?} is not an http:// or https:// URL")),
     }
 }
 
@@ -176,9 +174,9 @@ impl Webhooks {
     ///
     /// # Panics
     /// When called outside a Tokio runtime.
-    pub fn new(settings: Settings, printer: Printer, stop: CancellationToken) -> Self {
+    pub fn new(settings: Settings, trust: ClientTrust, printer: Printer, stop: CancellationToken) -> Self {
         let outbox = Outbox::new(settings.outbox_capacity);
-        let sender = Sender::spawn(settings.clone(), outbox.clone(), printer.clone(), stop);
+        let sender = Sender::spawn(settings.clone(), trust, outbox.clone(), printer.clone(), stop);
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -482,7 +480,7 @@ mod tests {
     }
 
     fn service(settings: Settings) -> Webhooks {
-        Webhooks::new(settings, Printer::silent(), CancellationToken::new())
+        Webhooks::new(settings, ClientTrust::default(), Printer::silent(), CancellationToken::new())
     }
 
     fn names(w: &Webhooks) -> Vec<String> {
@@ -577,7 +575,7 @@ mod tests {
     #[test]
     fn urls_must_be_http() {
         assert!(check_url("http://127.0.0.1:3000/pusher/webhook").is_ok());
-        assert!(check_url("https://example.test/hook").unwrap_err().contains("https"));
+        assert!(check_url("https://example.test/hook").is_ok());
         assert!(check_url("example.test/hook").is_err());
     }
 }

@@ -5,6 +5,11 @@
 //! Each attempt is a POST with the exact body and headers; a 2xx ends it, a connection error,
 //! timeout, 429 or 5xx is retried with exponential backoff until the retry window is over,
 //! any other status fails at once. Every attempt is written to the outbox and the log.
+//!
+//! `https://` endpoints are verified as every outgoing connection is ([`ClientTrust`]: the
+//! system's roots, the local CA, `--ca-file`); the TLS client is built on the first https
+//! delivery, so a server without https webhooks never reads the system's roots. A certificate
+//! that is not trusted fails the delivery at once with its reason (retrying cannot fix it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +22,7 @@ use super::outbox::{Attempt, DeliveryState, Outbox};
 use super::{now_ms, Settings};
 use crate::apps::AppId;
 use crate::printer::{Line, Printer};
+use crate::tls::ClientTrust;
 
 /// Deliveries running at once; more wait in the queue.
 pub const MAX_IN_FLIGHT: usize = 32;
@@ -47,6 +53,9 @@ pub struct Job {
 #[derive(Debug, Clone)]
 struct Context {
     client: reqwest::Client,
+    /// The https client, made on first use (or why it could not be).
+    secure: Arc<tokio::sync::OnceCell<Result<reqwest::Client, String>>>,
+    trust: ClientTrust,
     outbox: Outbox,
     printer: Printer,
     settings: Settings,
@@ -64,18 +73,18 @@ impl Sender {
     ///
     /// # Panics
     /// When called outside a Tokio runtime.
-    pub fn spawn(settings: Settings, outbox: Outbox, printer: Printer, stop: CancellationToken) -> Self {
+    pub fn spawn(
+        settings: Settings,
+        trust: ClientTrust,
+        outbox: Outbox,
+        printer: Printer,
+        stop: CancellationToken,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
-        let client = reqwest::Client::builder()
-            // PHP's validator looks the headers up case-sensitively: send `X-Pusher-Key`,
-            // `X-Pusher-Signature` and `Content-Type` in exactly that case on the wire.
-            .http1_title_case_headers()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.timeout)
-            .build()
-            // Only fails when the TLS backend cannot initialise, and there is no TLS backend.
-            .expect("the HTTP client builds");
-        let ctx = Context { client, outbox, printer, settings, stop };
+        // Only fails when the TLS backend cannot initialise; this one has no roots to load.
+        let client = http_client(&settings).build().expect("the HTTP client builds");
+        let secure = Arc::default();
+        let ctx = Context { client, secure, trust, outbox, printer, settings, stop };
         tokio::spawn(run(rx, ctx));
         Self { tx }
     }
@@ -108,7 +117,41 @@ enum Outcome {
     Error(String),
 }
 
+fn http_client(settings: &Settings) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        // PHP's validator looks the headers up case-sensitively: send `X-Pusher-Key`,
+        // `X-Pusher-Signature` and `Content-Type` in exactly that case on the wire.
+        .http1_title_case_headers()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(settings.timeout)
+}
+
+/// The client for `url`: the plain one, or the https one (made on first use).
+async fn client_for(ctx: &Context, url: &str) -> Result<reqwest::Client, String> {
+    if !url.starts_with("https:") {
+        return Ok(ctx.client.clone());
+    }
+    let made = ctx
+        .secure
+        .get_or_init(|| async {
+            let trust = ctx.trust.clone();
+            let config = tokio::task::spawn_blocking(move || trust.config())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("TLS: {e}"))?;
+            http_client(&ctx.settings)
+                .use_preconfigured_tls(rustls::ClientConfig::clone(&config))
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    made.clone()
+}
+
 fn describe(error: &reqwest::Error) -> String {
+    if let Some(tls) = crate::tls::client::explain(error) {
+        return format!("TLS: {tls}");
+    }
     if error.is_timeout() {
         return "timed out".into();
     }
@@ -137,8 +180,14 @@ async fn deliver(ctx: &Context, job: Job) {
         attempt += 1;
         let at_ms = now_ms();
         let started = Instant::now();
-        let sent = ctx
-            .client
+        let client = match client_for(ctx, &job.url).await {
+            Ok(client) => client,
+            Err(e) => {
+                record_failure(ctx, &job, attempt, at_ms, e);
+                return;
+            }
+        };
+        let sent = client
             .post(&*job.url)
             .header("Content-Type", "application/json")
             .header("X-Pusher-Key", &*job.key)
@@ -156,9 +205,10 @@ async fn deliver(ctx: &Context, job: Job) {
             }
         };
         let elapsed = started.elapsed();
-        let retryable = match outcome {
-            Outcome::Status(s) => s == 429 || (500..600).contains(&s),
-            Outcome::Error(_) => true,
+        let retryable = match &outcome {
+            Outcome::Status(s) => *s == 429 || (500..600).contains(s),
+            // A certificate that is not trusted stays untrusted.
+            Outcome::Error(e) => !e.starts_with("TLS: "),
         };
         let ok = matches!(outcome, Outcome::Status(s) if (200..300).contains(&s));
         let out_of_time = Instant::now() + backoff > deadline;
@@ -211,4 +261,25 @@ async fn deliver(ctx: &Context, job: Job) {
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// An attempt that could not be made (no TLS client): recorded and logged as failed.
+fn record_failure(ctx: &Context, job: &Job, attempt: u32, at_ms: u64, error: String) {
+    let attempt = ctx.outbox.record_attempt(
+        job.record,
+        &job.url,
+        Attempt { attempt, at_ms, elapsed_ms: 0, status: None, error: Some(error.clone()) },
+        DeliveryState::Failed,
+    );
+    ctx.printer.line(Line::Webhook {
+        app: job.app.clone(),
+        channel: job.channel.clone(),
+        label: job.label.clone(),
+        url: job.url.clone(),
+        result: error,
+        ok: false,
+        attempt,
+        elapsed: Duration::ZERO,
+        next: ", not retried".to_owned(),
+    });
 }

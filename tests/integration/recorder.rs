@@ -95,7 +95,8 @@ async fn a_recording_exported_and_replayed_gives_the_same_events_bytes_and_order
     let mut carol = b.client().await;
     carol.subscribe_public("stock_ticker").await;
     carol.subscribe_signed("private-chat", None).await;
-    let publisher = HttpPublisher::new(&format!("http://{}", b.api_addr), "1", KEY, SECRET);
+    let publisher =
+        HttpPublisher::new(&format!("http://{}", b.api_addr), "1", KEY, SECRET, &Default::default()).unwrap();
     let plan = Plan { speed: Speed::Max, ..Plan::default() };
     let out = tokio::time::timeout(WAIT, replay::run(&loaded, &plan, &publisher, &CancellationToken::new(), |_| {}))
         .await
@@ -164,7 +165,7 @@ async fn the_server_replays_fixtures_from_its_folder_through_the_control_api_and
     cfg.record = Some("with-replays".into());
     cfg.db = dir.path().join("rec.db");
     let server = TestServer::with(cfg).await;
-    let control = ControlClient::new(format!("http://{}", server.api_addr));
+    let control = ControlClient::new(format!("http://{}", server.api_addr), &Default::default()).unwrap();
     let list = control.fixtures().await.unwrap();
     assert_eq!(list["fixtures"][0]["name"], "ticks");
     assert_eq!(list["fixtures"][0]["events"], 2);
@@ -274,6 +275,7 @@ async fn capture_from_a_second_instance_gives_a_fixture_that_replays_identically
         secret: Some(SECRET.into()),
         channels: vec!["stock_ticker".into(), "private-feed".into(), "presence-room".into()],
         user_id: "capture".into(),
+        trust: Default::default(),
     };
     let (notices_tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -314,8 +316,9 @@ async fn capture_from_a_second_instance_gives_a_fixture_that_replays_identically
     let mut watcher = target.client().await;
     watcher.subscribe_public("stock_ticker").await;
     watcher.subscribe_signed("private-feed", None).await;
-    let publisher: Arc<dyn Publisher> =
-        Arc::new(HttpPublisher::new(&format!("http://{}", target.api_addr), "1", KEY, SECRET));
+    let publisher: Arc<dyn Publisher> = Arc::new(
+        HttpPublisher::new(&format!("http://{}", target.api_addr), "1", KEY, SECRET, &Default::default()).unwrap(),
+    );
     let plan = Plan { speed: Speed::Max, ..Plan::default() };
     tokio::time::timeout(WAIT, replay::run(&fixture, &plan, &*publisher, &CancellationToken::new(), |_| {}))
         .await
@@ -335,6 +338,7 @@ async fn capture_refuses_private_channels_without_a_secret_and_reports_refusals(
         secret: None,
         channels: vec!["private-x".into()],
         user_id: "u".into(),
+        trust: Default::default(),
     };
     let e = capture::run(&base, std::future::pending(), |_| {}).await.unwrap_err();
     assert!(e.to_string().contains("--secret"), "{e}");

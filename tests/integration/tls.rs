@@ -121,3 +121,229 @@ async fn a_tls_socket_that_stays_silent_does_not_hold_up_shutdown() {
     assert_eq!(client.expect_close().await, Some(4200));
     drop(idle);
 }
+
+#[tokio::test]
+async fn capture_over_wss_and_replay_over_https_make_the_same_events() {
+    use pusher_local::recorder::{capture, remote, replay};
+    let source = TestServer::start().await;
+    let trust = pusher_local::tls::ClientTrust { tls_dir: Some(support::tls_dir()), ..Default::default() };
+    // `https://` works for capture as for replay: the same URL forms.
+    let url = remote::resolve(Some(&format!("https://{}", source.addr)), None, "", remote::Side::WebSocket).unwrap();
+    assert!(url.starts_with("wss://"), "{url}");
+    let options = capture::Options {
+        url,
+        key: KEY.into(),
+        secret: Some(support::SECRET.into()),
+        channels: vec!["ticker".into()],
+        user_id: "capture".into(),
+        trust: trust.clone(),
+    };
+    let (notices_tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        capture::run(&options, async { stop_rx.await.unwrap_or(()) }, move |n| notices_tx.send(n).unwrap()).await
+    });
+    loop {
+        match tokio::time::timeout(WAIT, notices.recv()).await.expect("subscribed in time").unwrap() {
+            capture::Notice::Subscribed(_) => break,
+            capture::Notice::Connected(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    for p in 1..=3 {
+        assert_eq!(source.api_tls().trigger("ticker", "price", &format!("{{\"p\":{p}}}")).await.0, 200);
+        assert!(matches!(
+            tokio::time::timeout(WAIT, notices.recv()).await.unwrap().unwrap(),
+            capture::Notice::Event { .. }
+        ));
+    }
+    stop_tx.send(()).unwrap();
+    let fixture = task.await.unwrap().unwrap();
+    assert_eq!(fixture.events.len(), 3);
+
+    let target = TestServer::start().await;
+    let mut watcher = target.tls_client().await;
+    watcher.subscribe_public("ticker").await;
+    let base = remote::resolve(Some(&format!("wss://{}", target.api_addr)), None, "", remote::Side::Api).unwrap();
+    let publisher = replay::HttpPublisher::new(&base, "1", KEY, support::SECRET, &trust).unwrap();
+    let plan = replay::Plan { speed: replay::Speed::Max, ..Default::default() };
+    let outcome = replay::run(&fixture, &plan, &publisher, &Default::default(), |_| {}).await.unwrap();
+    assert_eq!(outcome.sent, 3);
+    for p in 1..=3 {
+        assert_eq!(watcher.expect("price").await["data"], format!("{{\"p\":{p}}}"));
+    }
+    source.stop().await;
+    target.stop().await;
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_a_clear_error_naming_the_host() {
+    use pusher_local::recorder::{capture, replay};
+    // Trusts nothing but the system's roots: the test CA is not among them.
+    let untrusting = pusher_local::tls::ClientTrust::default();
+    let server = TestServer::start().await;
+    let options = capture::Options {
+        url: format!("wss://{}", server.addr),
+        key: KEY.into(),
+        secret: None,
+        channels: vec!["c".into()],
+        user_id: "u".into(),
+        trust: untrusting.clone(),
+    };
+    let error = capture::run(&options, std::future::pending(), |_| {}).await.unwrap_err().to_string();
+    assert!(
+        error.contains(&server.addr.to_string()) && error.contains("not signed by a CA this machine trusts"),
+        "{error}"
+    );
+    assert!(error.contains("--ca-file"), "{error}");
+
+    let publisher =
+        replay::HttpPublisher::new(&format!("https://{}", server.api_addr), "1", KEY, support::SECRET, &untrusting)
+            .unwrap();
+    let fixture = pusher_local::recorder::Fixture {
+        name: None,
+        description: None,
+        events: vec![pusher_local::recorder::FixtureEvent::new(std::time::Duration::ZERO, "c", "e", "{}")],
+    };
+    let error = replay::run(&fixture, &replay::Plan::default(), &publisher, &Default::default(), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(&server.api_addr.to_string()) && error.contains("not signed by a CA"), "{error}");
+
+    // --insecure connects anyway.
+    let insecure =
+        capture::Options { trust: pusher_local::tls::ClientTrust { insecure: true, ..Default::default() }, ..options };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        capture::run(&insecure, async { stop_rx.await.unwrap_or(()) }, move |n| {
+            let _ = seen_tx.send(n);
+        })
+        .await
+    });
+    assert!(matches!(tokio::time::timeout(WAIT, seen.recv()).await.unwrap(), Some(capture::Notice::Connected(_))));
+    stop_tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    server.stop().await;
+}
+
+/// An https webhook endpoint: TLS with the certificate that `dir`'s CA signs, answering 200 to
+/// every POST and handing over each body.
+async fn https_receiver(dir: &std::path::Path) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let settings = pusher_local::tls::Settings { dir: dir.to_owned(), ..Default::default() };
+    let acceptor = pusher_local::tls::ServerTls::prepare(&settings, &[]).unwrap().acceptor().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://localhost:{}/pusher/webhook", listener.local_addr().unwrap().port());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let mut stream = BufReader::new(tls);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                stream.read_exact(&mut body).await.unwrap();
+                let _ = tx.send(String::from_utf8(body).unwrap());
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn webhooks_go_to_https_endpoints_and_an_untrusted_one_fails_with_its_reason() {
+    let (trusted, mut bodies) = https_receiver(&support::tls_dir()).await;
+    let stranger = tempfile::tempdir().unwrap();
+    let (untrusted, _never) = https_receiver(stranger.path()).await;
+    let mut config = support::config();
+    config.apps[0].webhooks =
+        vec![pusher_local::webhook::Target::new(&trusted), pusher_local::webhook::Target::new(&untrusted)];
+    let server = TestServer::with(config).await;
+    let mut client = server.client().await;
+    client.subscribe_public("room").await;
+
+    let body: serde_json::Value =
+        serde_json::from_str(&tokio::time::timeout(WAIT, bodies.recv()).await.unwrap().unwrap()).unwrap();
+    assert_eq!(body["events"][0]["name"], "channel_occupied");
+
+    let outbox = async {
+        loop {
+            let url = format!("http://{}/pusher-local/webhooks/1", server.api_addr);
+            let record: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            let failed =
+                record["deliveries"].as_array().unwrap().iter().find(|d| d["url"] == untrusted.as_str()).cloned();
+            if let Some(d) = failed.filter(|d| d["state"] == "failed") {
+                return d;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let delivery = tokio::time::timeout(WAIT, outbox).await.expect("the untrusted delivery fails at once");
+    let error = delivery["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.contains("TLS") && error.contains("not signed by a CA"), "{delivery}");
+    assert_eq!(delivery["attempts"].as_array().unwrap().len(), 1, "a certificate problem is not retried");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_nodes_on_a_tls_redis_act_as_one_and_an_untrusted_redis_is_refused_with_its_reason() {
+    // Redis's certificate comes from a CA of the test's own, passed as --ca-file.
+    let redis_ca = tempfile::tempdir().unwrap();
+    let settings = pusher_local::tls::Settings { dir: redis_ca.path().to_owned(), ..Default::default() };
+    pusher_local::tls::ServerTls::prepare(&settings, &[]).unwrap();
+    let Some(redis) = support::redis::RedisServer::start_tls(
+        &redis_ca.path().join("server.pem"),
+        &redis_ca.path().join("server-key.pem"),
+    ) else {
+        return;
+    };
+    assert!(redis.url().starts_with("rediss://"));
+    let node = |prefix: &str| {
+        let mut config = support::config();
+        config.redis_url = Some(redis.url());
+        config.redis_prefix = prefix.to_owned();
+        config.tls.ca_files = vec![redis_ca.path().join("ca.pem")];
+        config
+    };
+    let prefix = format!("tls-{:016x}", rand::random::<u64>());
+    let a = TestServer::with(node(&prefix)).await;
+    let b = TestServer::with(node(&prefix)).await;
+    let mut on_a = a.tls_client().await;
+    on_a.subscribe_public("cluster").await;
+    let mut on_b = b.client().await;
+    on_b.subscribe_public("cluster").await;
+    assert_eq!(b.api_tls().trigger("cluster", "hello", "{\"from\":\"b\"}").await.0, 200);
+    assert_eq!(on_a.expect("hello").await["data"], "{\"from\":\"b\"}");
+    assert_eq!(on_b.expect("hello").await["data"], "{\"from\":\"b\"}");
+    let (_, body) = a.api().get("/apps/1/channels/cluster", &[("info", "subscription_count")]).await;
+    assert!(body.contains("\"subscription_count\":2"), "{body}");
+
+    // Without the CA the node does not start, and says why.
+    let mut untrusting = node(&prefix);
+    untrusting.tls.ca_files.clear();
+    let listeners = pusher_local::Listeners::bind(&untrusting.listen).await.unwrap();
+    let printer = pusher_local::printer::Printer::silent();
+    let started = pusher_local::run(listeners, untrusting, printer, pusher_local::Shutdown::new());
+    let error = tokio::time::timeout(std::time::Duration::from_secs(15), started).await.unwrap().unwrap_err();
+    let text = format!("{:#}", anyhow::Error::from(error));
+    assert!(text.contains("rediss://127.0.0.1") && text.contains("UnknownIssuer"), "{text}");
+    a.stop().await;
+    b.stop().await;
+}

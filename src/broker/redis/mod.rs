@@ -96,6 +96,9 @@ pub enum StartError {
     /// No answer in time.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// A `--ca-file` for `rediss://` could not be read.
+    #[error(transparent)]
+    Tls(crate::tls::TlsError),
 }
 
 /// What the publisher task sends: one envelope, and for cache channels the new cached value.
@@ -214,15 +217,26 @@ impl RedisBroker {
     ///
     /// # Errors
     /// [`ConnectError`] naming `shown` when Redis does not answer.
+    /// `roots`: for `rediss://`, the CA certificates (PEM) to trust instead of the system's.
     pub async fn connect(
         url: &str,
         shown: &str,
         prefix: &str,
+        roots: Option<Vec<u8>>,
         registry: ChannelRegistry,
         notices: mpsc::UnboundedSender<Notice>,
     ) -> Result<Arc<dyn Broker>, ConnectError> {
         let fail = |source| ConnectError { url: shown.to_owned(), source };
-        let client = redis::Client::open(url).map_err(|e| fail(e.into()))?;
+        // The Redis client builds its TLS configuration on the process's default provider.
+        crate::tls::install_default_provider();
+        let client = match roots {
+            Some(root_cert) if url.starts_with("rediss:") => {
+                let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
+                redis::Client::build_with_tls(url, certificates)
+            }
+            _ => redis::Client::open(url),
+        }
+        .map_err(|e| fail(e.into()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// `(certificate, key)` PEM files: the server speaks only TLS (`rediss://`).
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Whether the Redis cases can run here; panics under CI when they cannot.
@@ -37,18 +39,41 @@ impl RedisServer {
         if !available() {
             return None;
         }
-        let mut server = RedisServer { port: free_port(), child: None };
+        let mut server = RedisServer { port: free_port(), child: None, tls: None };
+        server.spawn();
+        Some(server)
+    }
+
+    /// Starts a server that speaks only TLS, with this certificate and key (PEM files).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Option<RedisServer> {
+        if !available() {
+            return None;
+        }
+        let tls = Some((cert.to_owned(), key.to_owned()));
+        let mut server = RedisServer { port: free_port(), child: None, tls };
         server.spawn();
         Some(server)
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some((cert, key)) => command
+                .args(["--port", "0", "--tls-port", &port, "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--dir", &std::env::temp_dir().display().to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -64,6 +89,10 @@ impl RedisServer {
 
     fn answers(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        if self.tls.is_some() {
+            // Redis opens its TLS port once it is ready to serve.
+            return true;
+        }
         stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
         let mut reply = [0u8; 7];
         stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
