@@ -15,6 +15,8 @@ fn command(dir: &std::path::Path) -> Command {
             cmd.env_remove(key);
         }
     }
+    // The test servers' local CA, not the user's data folder.
+    cmd.env("PUSHER_LOCAL_TLS_DIR", crate::support::tls_dir());
     cmd
 }
 
@@ -54,7 +56,38 @@ fn zero_config_start_prints_banner_with_sources_and_stops_cleanly_on_sigterm() {
     assert!(banner.contains("app_id  1 ") && banner.contains("(built-in default)"), "{banner}");
     assert!(banner.contains("forceTLS: false"));
     assert!(!banner.contains('\u{1b}'), "piped output has no escape codes");
+    let ca = crate::support::tls_dir().join("ca.pem");
+    assert!(banner.contains(&format!("CA {}", ca.display())), "{banner}");
+    for trust in [
+        "NODE_EXTRA_CA_CERTS=",
+        "REQUESTS_CA_BUNDLE=",
+        "CURL_CA_BUNDLE=",
+        "certutil -d sql:",
+        "security add-trusted-cert",
+        "certutil -user -addstore",
+    ] {
+        assert!(banner.contains(trust), "{trust} in {banner}");
+    }
     assert!(stop(child).success());
+}
+
+#[test]
+fn the_tls_command_makes_the_ca_once_and_prints_where_how_to_trust_it_and_its_pem() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let run = || {
+        let out = command(dir.path()).arg("tls").arg("--tls-dir").arg(&tls).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = run();
+    assert!(first.contains("(made now: trust it once, it is kept)"), "{first}");
+    assert!(first.contains(&format!("NODE_EXTRA_CA_CERTS={}", tls.join("ca.pem").display())), "{first}");
+    let pem = std::fs::read_to_string(tls.join("ca.pem")).unwrap();
+    assert!(first.ends_with(&pem), "{first}");
+    let second = run();
+    assert!(!second.contains("made now"), "kept: {second}");
+    assert_eq!(std::fs::read_to_string(tls.join("ca.pem")).unwrap(), pem);
 }
 
 #[test]
@@ -385,7 +418,9 @@ fn capture_ends_on_ctrl_c_and_writes_everything_received() {
     let server = Running::launch(command(dir.path()).arg("--no-config"));
     let port = server.port;
     let mut child = command(dir.path())
-        .args(["--no-config", "capture", "--url", &format!("ws://127.0.0.1:{port}"), "--channel", "stock_ticker"])
+        // https:// (the same URL forms as replay), so the capture goes over wss:// trusting the
+        // local CA.
+        .args(["--no-config", "capture", "--url", &format!("https://127.0.0.1:{port}"), "--channel", "stock_ticker"])
         .args(["--channel", "private-orders", "-o", "captured.json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
