@@ -4,7 +4,15 @@
 //!
 //! Needs `node` (20.14 or newer) and `npm` on `PATH`. Without them the test
 //! prints a loud SKIPPED line and passes, except under `CI=true`, where it
-//! fails. `npm ci` runs first when `tests/sdk/node_modules` is missing.
+//! fails. `npm ci` runs first when `tests/sdk/node_modules` is missing or
+//! older than `tests/sdk/package-lock.json` (a dependency was added since).
+//!
+//! `npm test` runs `tests/sdk/run.js`, which has the binary create a local CA
+//! in a temporary folder (`pusher-local tls --tls-dir DIR`) before any test
+//! file starts, and runs them with `PUSHER_LOCAL_SDK_TLS_DIR=DIR` (every server
+//! gets `--tls-dir DIR`) and `NODE_EXTRA_CA_CERTS=DIR/ca.pem`. The TLS tests
+//! also need `openssl`, and the headless-browser test `/usr/bin/chromium` and
+//! `certutil`: without them those tests skip loudly, except under `CI=true`.
 
 use std::env;
 use std::io::{self, Read, Write};
@@ -48,7 +56,7 @@ fn official_sdks_pass_against_the_binary() {
         None => return skip_or_fail(&format!("could not read `{} --version`", node.display())),
     }
 
-    if !sdk_dir.join("node_modules").is_dir() {
+    if node_modules_outdated(&sdk_dir) {
         let install = run(Command::new(&npm).arg("ci").current_dir(&sdk_dir), INSTALL_TIMEOUT);
         assert!(
             install.succeeded(),
@@ -68,6 +76,19 @@ fn official_sdks_pass_against_the_binary() {
          cd tests/sdk && PUSHER_LOCAL_BIN={bin} npm test",
         suite.describe()
     );
+}
+
+/// Whether `npm ci` is needed: no `node_modules`, or npm's record of what it
+/// installed (`node_modules/.package-lock.json`) is older than `package-lock.json`.
+fn node_modules_outdated(sdk_dir: &Path) -> bool {
+    let modified = |path: PathBuf| path.metadata().and_then(|m| m.modified()).ok();
+    match (
+        modified(sdk_dir.join("node_modules").join(".package-lock.json")),
+        modified(sdk_dir.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(wanted)) => installed < wanted,
+        _ => true,
+    }
 }
 
 /// Without node/npm: fail under `CI=true`, otherwise skip loudly.

@@ -9,6 +9,18 @@
 //
 // Synchronisation is always on SDK events (connection state changes, channel
 // bindings, raw inbound frames), never on sleeps.
+//
+// TLS: every server gets `--tls-dir` = `tlsDir()`, one folder for the whole
+// suite, so that nothing is written to the user's real data directory.
+// `npm test` runs `run.js`, which creates that folder and its CA (`pusher-local
+// tls --tls-dir DIR`) before Node starts the test files, and passes it down as
+// PUSHER_LOCAL_SDK_TLS_DIR (not the binary's own PUSHER_LOCAL_TLS_DIR, which a
+// developer may have set for real use) with NODE_EXTRA_CA_CERTS=DIR/ca.pem:
+// Node reads that variable only at process start, so the CA has to exist
+// first. A test file run directly (`node --test x.test.js`) without
+// PUSHER_LOCAL_SDK_TLS_DIR gets a temporary folder of its own, removed at exit;
+// the TLS tests then fail with a hint (`requireTrustedCa()`), the others do not
+// care.
 
 const { spawn, spawnSync } = require('node:child_process');
 const net = require('node:net');
@@ -40,6 +52,75 @@ PusherClient.log = (message) => {
 function binaryPath() {
   if (process.env.PUSHER_LOCAL_BIN) return path.resolve(process.env.PUSHER_LOCAL_BIN);
   return path.resolve(__dirname, '..', '..', 'target', 'debug', 'pusher-local');
+}
+
+let ownTlsDir = null;
+
+/** The folder every server of this run keeps its local CA and certificate in (`--tls-dir`). */
+function tlsDir() {
+  if (process.env.PUSHER_LOCAL_SDK_TLS_DIR) return path.resolve(process.env.PUSHER_LOCAL_SDK_TLS_DIR);
+  if (!ownTlsDir) {
+    ownTlsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pusher-local-tls-'));
+    process.on('exit', () => fs.rmSync(ownTlsDir, { recursive: true, force: true }));
+  }
+  return ownTlsDir;
+}
+
+/** Paths of the generated CA and server certificate in `tlsDir()`. */
+function tlsFiles() {
+  const dir = tlsDir();
+  return {
+    dir,
+    ca: path.join(dir, 'ca.pem'),
+    caKey: path.join(dir, 'ca-key.pem'),
+    cert: path.join(dir, 'server.pem'),
+    key: path.join(dir, 'server-key.pem'),
+  };
+}
+
+/**
+ * Throws unless this process trusts the suite's CA through NODE_EXTRA_CA_CERTS
+ * (read by Node only at start-up, see the top of this file).
+ */
+function requireTrustedCa() {
+  const { ca } = tlsFiles();
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  if (process.env.PUSHER_LOCAL_SDK_TLS_DIR && extra && path.resolve(extra) === ca && fs.existsSync(ca)) return ca;
+  throw new Error(
+    `this process does not trust the suite's local CA (PUSHER_LOCAL_SDK_TLS_DIR=${process.env.PUSHER_LOCAL_SDK_TLS_DIR || '(unset)'}, ` +
+      `NODE_EXTRA_CA_CERTS=${extra || '(unset)'}, expected ${ca}). Run the TLS tests through run.js:\n` +
+      `  cd tests/sdk && PUSHER_LOCAL_BIN=${binaryPath()} npm test -- ${path.basename(process.argv[1] || 'tls.test.js')}\n` +
+      `or create a CA first and point both variables at it:\n` +
+      `  DIR=$(mktemp -d) && ${binaryPath()} tls --tls-dir $DIR && PUSHER_LOCAL_SDK_TLS_DIR=$DIR NODE_EXTRA_CA_CERTS=$DIR/ca.pem node --test ...`,
+  );
+}
+
+/** Under CI=true a missing tool is an error; otherwise the caller skips loudly. */
+function isCi() {
+  return process.env.CI === 'true';
+}
+
+/** Whether `command` runs (`command args` exits 0). */
+function hasTool(command, args = ['--version']) {
+  const probe = spawnSync(command, args, { stdio: 'ignore', timeout: 10_000 });
+  return !probe.error && probe.status === 0;
+}
+
+/**
+ * Returns the names in `tools` ({ name: [command, ...args] }) that do not run.
+ * Under CI=true any missing tool throws; otherwise a loud SKIPPED banner is
+ * written to stderr and the missing names are returned for the caller to skip.
+ */
+function missingTools(what, tools) {
+  const missing = Object.entries(tools)
+    .filter(([, [command, ...args]]) => !hasTool(command, args))
+    .map(([name]) => name);
+  if (missing.length === 0) return missing;
+  const reason = `${missing.join(', ')} not found`;
+  if (isCi()) throw new Error(`${what} cannot run: ${reason} (CI=true, so this is an error; .ci/run installs them)`);
+  const banner = '*'.repeat(72);
+  process.stderr.write(`\n${banner}\nSKIPPED: ${what} did NOT run: ${reason}.\n${banner}\n`);
+  return missing;
 }
 
 function hermeticEnv() {
@@ -150,7 +231,8 @@ class Client {
       wsHost: '127.0.0.1',
       wsPort: server.port,
       wssPort: server.port,
-      forceTLS: false,
+      // `options.forceTLS`: wss:// (and https for the HTTP fallbacks) on the same port.
+      forceTLS: Boolean(options.forceTLS),
       // `options.transport`: 'xhr_streaming' or 'xhr_polling' (pusher-js's HTTP fallbacks,
       // served by pusher-local at httpPath/app/{key}/…) instead of the WebSocket.
       enabledTransports: [options.transport || 'ws'],
@@ -179,6 +261,13 @@ class Client {
 
   get state() {
     return this.pusher.connection.state;
+  }
+
+  /** The URL of the WebSocket pusher-js is connected through (ws:// or wss://), if any. */
+  get socketUrl() {
+    const connection = this.pusher.connection.connection;
+    const socket = connection && connection.transport && connection.transport.socket;
+    return socket ? socket.url : undefined;
   }
 
   async connected() {
@@ -289,6 +378,7 @@ class TestServer {
     this.captured = '';
     this.mark = 0;
     this.clients = [];
+    this.outputWaiters = [];
     this.exit = null;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -307,6 +397,33 @@ class TestServer {
       this.captured = this.captured.slice(cut);
       this.mark = Math.max(0, this.mark - cut);
     }
+    for (const waiter of [...this.outputWaiters]) waiter.check();
+  }
+
+  /** Complete output lines (ANSI stripped) since the current test began, or since `from`. */
+  outputLines(from = this.mark) {
+    const text = stripAnsi(this.captured.slice(from));
+    const lines = text.split('\n');
+    lines.pop(); // an unfinished line
+    return lines;
+  }
+
+  /** Resolves with the first output line since the current test began that matches `re`. */
+  waitForOutput(re, ms = EVENT_TIMEOUT_MS) {
+    let waiter;
+    const promise = new Promise((resolve) => {
+      waiter = {
+        check: () => {
+          const line = this.outputLines().find((l) => re.test(l));
+          if (line !== undefined) resolve(line);
+        },
+      };
+      this.outputWaiters.push(waiter);
+      waiter.check();
+    });
+    return withTimeout(promise, ms, `pusher-local to print a line matching ${re}`, () => this.output()).finally(() => {
+      this.outputWaiters.splice(this.outputWaiters.indexOf(waiter), 1);
+    });
   }
 
   /** The server's output (stdout and [stderr]) since the current test began. */
@@ -380,6 +497,7 @@ async function startServer(options = {}) {
     '--key', APP.key,
     '--secret', APP.secret,
     '--color', 'never',
+    '--tls-dir', tlsDir(),
     ...(options.extraArgs || []),
   ];
   const child = spawn(bin, args, { cwd: workdir, env: hermeticEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -540,6 +658,13 @@ async function expectStatus(promise, status) {
 
 module.exports = {
   withServer,
+  binaryPath,
+  hermeticEnv,
+  tlsDir,
+  tlsFiles,
+  requireTrustedCa,
+  isCi,
+  missingTools,
   APP,
   EVENT_TIMEOUT_MS,
   SOCKET_ID_RE,
