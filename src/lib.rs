@@ -10,7 +10,7 @@
 //!   `--config` < environment < flags).
 //! - [`apps`]: the app table (id, key, secret, features, limits).
 //! - [`accept`]: the accept loop: one HTTP/1.1 connection (hyper, with upgrades) per socket,
-//!   serving the routes; the peer address for each request.
+//!   plain or TLS by its first byte, serving the routes; the peer address for each request.
 //! - [`ws`]: the WebSocket edge: upgrade, reads ([`ws::read_ahead`]), per-socket task
 //!   ([`ws::connection`]), protocol state machine ([`ws::session`]).
 //! - [`xhr`]: pusher-js's HTTP fallback transports (`xhr_streaming`, `xhr` polling, `xhr_send`):
@@ -19,6 +19,8 @@
 //! - [`protocol`]: wire types: `ClientMessage`, server frame encoders, `ChannelName`, `SocketId`,
 //!   codes.
 //! - [`auth`]: HMAC signatures for subscriptions, signin and HTTP requests.
+//! - [`tls`]: the local certificate authority and the server's certificate (one port serves
+//!   plain and TLS: [`accept`] hands a ClientHello to it), and what outgoing TLS trusts.
 //! - [`state`]: `AppState` and `publish`, the one choke point every event passes.
 //! - [`broker`]: the multi-node seam (`Broker` trait), the embedded `LocalBroker`, and
 //!   `RedisBroker` (several nodes as one: pub/sub deliveries, per-node keys and Lua scripts for
@@ -27,7 +29,8 @@
 //! - [`webhook`]: webhooks reported by the session and `publish`: leave delays, batching,
 //!   signed bodies, the local outbox, the retrying sender.
 //! - [`recorder`]: `--record` (taps `state.publish`; SQLite on its own thread, group
-//!   commit), fixtures (format, watched folder), replay timing and publishers, capture.
+//!   commit), fixtures (format, watched folder), replay timing and publishers, capture, and
+//!   the URL forms both take ([`recorder::remote`]).
 //! - [`control`]: pusher-local's own HTTP API (`/pusher-local/webhooks…`, `/fixtures`,
 //!   `/replays`), the server's replays, and the client behind `pusher-local webhooks`.
 //! - [`printer`]: the terminal traffic log and the banner.
