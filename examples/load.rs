@@ -4,7 +4,11 @@
 //! ```text
 //! cargo run --release --example load -- --url http://127.0.0.1:6001 --subscribers 1000 --events 1000
 //! cargo run --release --example load -- --subscribers 1000 --events 1000 --rate 100 --pid "$(pgrep -n pusher-local)"
+//! cargo run --release --example load -- --url https://127.0.0.1:6001 --ca-file ~/.local/share/pusher-local/ca.pem
 //! ```
+//!
+//! An `https://` URL loads the server over TLS (`wss://` subscribers, `https://` triggers),
+//! trusting the system's roots and `--ca-file`.
 //!
 //! Prints deliveries per second, end-to-end latency (p50/p99/max, from just before the HTTP
 //! request to the frame's arrival, one clock), losses and duplicates, trigger requests per second
@@ -60,6 +64,16 @@ struct Args {
     /// Seconds any phase may take
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// A CA (PEM) to trust for an https:// URL, e.g. pusher-local's ca.pem
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
+}
+
+/// What TLS connections trust: the system's roots and `--ca-file`.
+fn trust(args: &Args) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let trust =
+        pusher_local::tls::ClientTrust { ca_files: args.ca_file.iter().cloned().collect(), ..Default::default() };
+    Ok(trust.config()?)
 }
 
 const CHANNEL: &str = "load-test";
@@ -88,12 +102,14 @@ struct Seen {
 /// the events until it has all of them or the socket closes.
 async fn subscriber(
     ws_url: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
     events: usize,
     ready: Arc<AtomicUsize>,
     permit: OwnedSemaphorePermit,
 ) -> anyhow::Result<Seen> {
     let mut permit = Some(permit);
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await?;
+    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(ws_url.as_str(), None, false, connector).await?;
     let mut subscribed = false;
     let mut got = vec![false; events];
     let mut seen = Seen::default();
@@ -143,7 +159,12 @@ async fn publish(
     accepted: Arc<AtomicU64>,
     start: Instant,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+    let client = match args.url.starts_with("https:") {
+        true => {
+            reqwest::Client::builder().use_preconfigured_tls(rustls::ClientConfig::clone(&*trust(&args)?)).build()?
+        }
+        false => reqwest::Client::new(),
+    };
     let path = format!("/apps/{}/events", args.app_id);
     let pad_len = args.payload.saturating_sub(40);
     let pad = "x".repeat(pad_len);
@@ -192,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
     let limit = Duration::from_secs(args.timeout);
     let host = args.url.trim_end_matches('/').replacen("http", "ws", 1);
     let ws_url = format!("{host}/app/{}?protocol=7&client=load-example&version=1", args.key);
+    let tls = if args.url.starts_with("https:") { Some(trust(&args)?) } else { None };
     let rss_before = args.pid.and_then(rss_bytes);
 
     // Connect and subscribe, 100 handshakes at a time.
@@ -201,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
     let mut subscribers = Vec::with_capacity(args.subscribers);
     for _ in 0..args.subscribers {
         let permit = gate.clone().acquire_owned().await?;
-        subscribers.push(tokio::spawn(subscriber(ws_url.clone(), args.events, ready.clone(), permit)));
+        subscribers.push(tokio::spawn(subscriber(ws_url.clone(), tls.clone(), args.events, ready.clone(), permit)));
     }
     deadline("subscribing", limit, async {
         while ready.load(Ordering::SeqCst) < args.subscribers {

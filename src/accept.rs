@@ -28,7 +28,6 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
@@ -67,7 +66,7 @@ pub type TlsFailed = std::sync::Arc<dyn Fn(SocketAddr, &std::io::Error) + Send +
 #[derive(Clone)]
 pub struct Tls {
     /// The server's certificate and settings.
-    pub acceptor: TlsAcceptor,
+    pub acceptor: crate::tls::Acceptor,
     /// Called for each failed handshake (an untrusted certificate, say).
     pub failed: TlsFailed,
 }

@@ -46,7 +46,7 @@ impl ControlClient {
         let base = base.into().trim_end_matches('/').to_owned();
         let mut builder = reqwest::Client::builder();
         if base.starts_with("https:") {
-            builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(&*trust.config()?));
+            builder = builder.use_preconfigured_tls((*trust.config()?).clone());
         }
         Ok(Self { base, http: builder.build().unwrap_or_else(|_| reqwest::Client::new()) })
     }

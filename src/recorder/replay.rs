@@ -283,7 +283,7 @@ impl HttpPublisher {
         // A server that accepts the connection but never answers must not hang the replay.
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
         if base.starts_with("https:") {
-            builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(&*trust.config()?));
+            builder = builder.use_preconfigured_tls((*trust.config()?).clone());
         }
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),

@@ -20,6 +20,10 @@ pub mod server;
 use std::path::PathBuf;
 
 pub use authority::Authority;
+/// The server side's acceptor, for [`crate::accept`].
+pub use tokio_rustls::TlsAcceptor as Acceptor;
+/// A server-side TLS connection over TCP, as [`crate::ws`] unwraps it after the upgrade.
+pub type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
 pub use client::ClientTrust;
 pub use server::ServerTls;
 

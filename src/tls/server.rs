@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::TlsAcceptor;
 
 use super::authority::{Authority, Name, Opened};
 use super::{Settings, TlsError};
@@ -39,7 +38,7 @@ pub enum Identity {
 /// The acceptor and what it serves.
 #[derive(Clone)]
 pub struct ServerTls {
-    acceptor: TlsAcceptor,
+    acceptor: super::Acceptor,
     identity: Identity,
 }
 
@@ -82,11 +81,11 @@ impl ServerTls {
             .with_single_cert(chain, key)?;
         // The Pusher protocol is HTTP/1.1: WebSocket upgrades and the SDKs' REST calls.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(ServerTls { acceptor: TlsAcceptor::from(Arc::new(config)), identity })
+        Ok(ServerTls { acceptor: super::Acceptor::from(Arc::new(config)), identity })
     }
 
     /// The acceptor for TLS connections.
-    pub fn acceptor(&self) -> &TlsAcceptor {
+    pub fn acceptor(&self) -> &super::Acceptor {
         &self.acceptor
     }
 

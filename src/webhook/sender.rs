@@ -139,10 +139,7 @@ async fn client_for(ctx: &Context, url: &str) -> Result<reqwest::Client, String>
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("TLS: {e}"))?;
-            http_client(&ctx.settings)
-                .use_preconfigured_tls(rustls::ClientConfig::clone(&config))
-                .build()
-                .map_err(|e| e.to_string())
+            http_client(&ctx.settings).use_preconfigured_tls((*config).clone()).build().map_err(|e| e.to_string())
         })
         .await;
     made.clone()

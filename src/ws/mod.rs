@@ -177,7 +177,7 @@ fn upgrade(
     // (a TLS stream is several times a TCP stream's size), so plain sockets stay as small.
     if secure {
         tracker.spawn(async move {
-            if let Some((io, early)) = unwrap_upgrade::<tokio_rustls::server::TlsStream<TcpStream>>(on_upgrade).await {
+            if let Some((io, early)) = unwrap_upgrade::<crate::tls::Stream>(on_upgrade).await {
                 let ws =
                     WebSocketStream::from_partially_read(ReadAhead::new(io), early, Role::Server, Some(config)).await;
                 serve(state, ws, admission, key, remote).await;

@@ -347,3 +347,28 @@ async fn two_nodes_on_a_tls_redis_act_as_one_and_an_untrusted_redis_is_refused_w
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn the_http_fallback_and_the_control_api_work_over_https() {
+    let server = TestServer::start().await;
+    let https = reqwest::Client::builder()
+        .use_preconfigured_tls(rustls::ClientConfig::clone(&support::trust()))
+        .build()
+        .unwrap();
+    // pusher-js's xhr polling transport over https: the open line, then connection_established.
+    let url = format!("https://{}/pusher/app/{KEY}/123/tlspoll", server.addr);
+    let poll = || async {
+        let response = https.post(format!("{url}/xhr?protocol=7")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        tokio::time::timeout(WAIT, response.text()).await.unwrap().unwrap()
+    };
+    assert_eq!(poll().await, "o\n");
+    let second = poll().await;
+    assert!(second.starts_with("a[") && second.contains("pusher:connection_established"), "{second}");
+
+    let control = https.get(format!("https://{}/pusher-local/webhooks", server.api_addr)).send().await.unwrap();
+    assert_eq!(control.status(), 200);
+    let body: serde_json::Value = control.json().await.unwrap();
+    assert!(body["webhooks"].is_array(), "{body}");
+    server.stop().await;
+}
