@@ -79,13 +79,20 @@ fn fixture_line(change: Change) -> Line {
 }
 
 /// `--record`: opens the database on the recorder's thread and starts the recording.
-async fn start_recorder(config: &Config, printer: &Printer) -> Result<Option<Recorder>> {
+async fn start_recorder(config: &Config, printer: &Printer, listening: &str) -> Result<Option<Recorder>> {
     let Some(name) = &config.record else { return Ok(None) };
     let report = printer.clone();
+    let recording = name.clone();
     let on_error = Box::new(move |e: &crate::recorder::StoreError| {
-        report.line(Line::Recorder(RecorderLine::Failed { message: format!("recording failed: {e}") }));
+        report.line(Line::Recorder(RecorderLine::Failed {
+            message: format!(
+                "recording {recording:?} failed and has stopped: {e}. Events are still delivered; what was \
+                 committed before stays in the database."
+            ),
+        }));
     });
-    let recorder = Recorder::start(config.db.clone(), name.clone(), on_error).await.map_err(Error::Record)?;
+    let holder = format!("pid {}, listening on {listening}", std::process::id());
+    let recorder = Recorder::start(config.db.clone(), name.clone(), holder, on_error).await.map_err(Error::Record)?;
     printer.line(Line::Recorder(RecorderLine::Recording { name: name.clone(), db: config.db.clone() }));
     Ok(Some(recorder))
 }
@@ -199,7 +206,11 @@ pub async fn serve(
     let registry = ChannelRegistry::new();
     let registry_for_shutdown = registry.clone();
     let (broker, mut notices) = broker::connect(&config, registry.clone()).await?;
-    let recorder = start_recorder(&config, &printer).await?;
+    let listening = match listeners.local_addrs() {
+        (api, websocket) if api == websocket => api.to_string(),
+        (api, websocket) => format!("{websocket} and {api}"),
+    };
+    let recorder = start_recorder(&config, &printer, &listening).await?;
     let (fixtures, _watch) = open_fixtures(&config, &printer, &shutdown).await?;
     let state = AppState::new(
         Arc::new(config),
@@ -286,7 +297,9 @@ pub async fn serve(
             Ok(events) => {
                 printer.line(Line::Recorder(RecorderLine::Saved { name: recorder.name().to_owned(), events }))
             }
-            Err(e) => printer.line(Line::Recorder(RecorderLine::Failed { message: e.to_string() })),
+            Err(e) => printer.line(Line::Recorder(RecorderLine::Failed {
+                message: format!("recording {:?} was not saved in full: {e}", recorder.name()),
+            })),
         }
     }
     broker.close().await;

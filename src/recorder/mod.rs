@@ -4,7 +4,9 @@
 //!   one writer thread that owns the SQLite connection ([`store`]); the thread drains whatever
 //!   has queued up and commits it as one transaction (group commit), then acknowledges. A
 //!   REST trigger waits for that acknowledgement before it answers, so an acknowledged event is
-//!   on disk even if the process is then killed; client events are not waited for.
+//!   on disk even if the process is then killed; client events are not waited for. A write
+//!   that fails stops the recording (reported once, with SQLite's reason) and never the events:
+//!   they were delivered, and the trigger still answers 200.
 //! - [`fixture`]: the JSON fixture format.
 //! - [`watch`]: the fixtures folder, loaded and watched.
 //! - [`replay`]: timing (speed, loop, from/to, channel map) and the publishers (signed HTTP
@@ -113,18 +115,24 @@ fn wall_ms() -> i64 {
 }
 
 impl Recorder {
-    /// Opens `path` on a new writer thread and starts recording `name`.
+    /// Opens `path` on a new writer thread and starts recording `name`; `holder` names this
+    /// server (pid and address) to anyone who tries to delete the recording meanwhile.
     ///
     /// # Errors
     /// [`StoreError`] when the database cannot be opened or the name is taken.
-    pub async fn start(path: PathBuf, name: String, on_error: ErrorReport) -> Result<Recorder, StoreError> {
+    pub async fn start(
+        path: PathBuf,
+        name: String,
+        holder: String,
+        on_error: ErrorReport,
+    ) -> Result<Recorder, StoreError> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (tx, rx) = mpsc::channel::<Command>();
         let thread_path = path.clone();
         let thread_name = name.clone();
         let spawned = std::thread::Builder::new().name("pusher-local-recorder".into()).spawn(move || {
             let opened = Store::open(&thread_path).and_then(|store| {
-                let id = store.begin(&thread_name, wall_ms())?;
+                let id = store.begin(&thread_name, wall_ms(), &holder)?;
                 Ok((store, id))
             });
             match opened {
@@ -214,7 +222,10 @@ fn thread_died() -> StoreError {
 }
 
 /// The writer thread: block for one command, take what else is queued, commit them together.
+/// After a failed commit nothing more is written: the failure is reported once, later events
+/// are answered [`RecordError::Stopped`] at once, and the finish reports the failure.
 fn write_loop(mut store: Store, id: i64, rx: mpsc::Receiver<Command>, on_error: ErrorReport) {
+    let mut failed: Option<Arc<StoreError>> = None;
     let mut total: u64 = 0;
     let mut batch = Vec::with_capacity(64);
     let mut acks = Vec::with_capacity(64);
@@ -236,18 +247,29 @@ fn write_loop(mut store: Store, id: i64, rx: mpsc::Receiver<Command>, on_error: 
                 next = rx.try_recv().ok();
             }
         }
-        let result = if batch.is_empty() { Ok(()) } else { store.append(id, total as i64, &batch).map_err(Arc::new) };
-        match &result {
-            Ok(()) => total += batch.len() as u64,
-            Err(e) => on_error(e),
+        let result = match &failed {
+            Some(_) => Err(RecordError::Stopped),
+            None if batch.is_empty() => Ok(()),
+            None => store.append(id, total as i64, &batch).map_err(|e| {
+                let e = Arc::new(e);
+                on_error(&e);
+                failed = Some(e.clone());
+                RecordError::Write(e)
+            }),
+        };
+        if result.is_ok() {
+            total += batch.len() as u64;
         }
         for ack in acks.drain(..) {
-            let _ = ack.send(result.clone().map_err(RecordError::Write));
+            let _ = ack.send(result.clone());
         }
         batch.clear();
         if let Some(reply) = finish {
-            let ended = store.end(id, wall_ms()).map_err(Arc::new);
-            let _ = reply.send(result.and(ended).map(|()| total));
+            let ended = match failed {
+                Some(e) => Err(e),
+                None => store.end(id, wall_ms()).map_err(Arc::new),
+            };
+            let _ = reply.send(ended.map(|()| total));
             return;
         }
     }
@@ -308,7 +330,7 @@ mod tests {
     async fn acknowledged_events_are_committed_in_order_and_finish_counts_them() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.db");
-        let recorder = Recorder::start(path.clone(), "t".into(), Box::new(|_| {})).await.unwrap();
+        let recorder = Recorder::start(path.clone(), "t".into(), "test".into(), Box::new(|_| {})).await.unwrap();
         let commits: Vec<Commit> = (0..50).map(|i| recorder.record(entry(&i.to_string(), "api"), true)).collect();
         let _ = recorder.record(entry("client", "client"), false);
         for c in commits {
@@ -331,13 +353,13 @@ mod tests {
     async fn a_taken_name_or_a_foreign_file_fails_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.db");
-        let first = Recorder::start(path.clone(), "same".into(), Box::new(|_| {})).await.unwrap();
+        let first = Recorder::start(path.clone(), "same".into(), "test".into(), Box::new(|_| {})).await.unwrap();
         first.finish().await.unwrap();
-        let e = Recorder::start(path, "same".into(), Box::new(|_| {})).await.unwrap_err();
+        let e = Recorder::start(path, "same".into(), "test".into(), Box::new(|_| {})).await.unwrap_err();
         assert!(matches!(e, StoreError::NameTaken(_)), "{e:?}");
         let garbage = dir.path().join("g.db");
         std::fs::write(&garbage, vec![7u8; 4096]).unwrap();
-        let e = Recorder::start(garbage, "x".into(), Box::new(|_| {})).await.unwrap_err();
+        let e = Recorder::start(garbage, "x".into(), "test".into(), Box::new(|_| {})).await.unwrap_err();
         assert!(matches!(e, StoreError::NotADatabase(_)), "{e:?}");
     }
 }

@@ -18,7 +18,8 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 pub const APPLICATION_ID: i32 = 0x504c_5243;
 
 /// One entry per schema version; entry `n` takes `user_version` from `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE recordings (
         id            INTEGER PRIMARY KEY,
         name          TEXT NOT NULL UNIQUE,
@@ -39,7 +40,13 @@ const MIGRATIONS: &[&str] = &["
         source       TEXT NOT NULL,
         PRIMARY KEY (recording_id, seq)
     ) WITHOUT ROWID;
-"];
+",
+    "
+    -- The server writing a recording (its pid and where it listens), cleared when it ends.
+    ALTER TABLE recordings ADD COLUMN holder_pid INTEGER;
+    ALTER TABLE recordings ADD COLUMN holder TEXT;
+",
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -72,16 +79,27 @@ pub enum StoreError {
     /// No recording of that name.
     #[error("no recording named {0:?} (see `pusher-local recordings list`)")]
     NotFound(String),
+    /// The recording is being written by a running server.
+    #[error("recording {name:?} is being written by the pusher-local server {holder}: stop that server (Ctrl-C) first, then delete it")]
+    InProgress {
+        /// The recording.
+        name: String,
+        /// Which server (pid and address).
+        holder: String,
+    },
+    /// The recording was deleted from the database while it was being written.
+    #[error("the recording is no longer in the database (deleted while it was being written)")]
+    Vanished,
     /// The recorder's writer thread could not start, or died.
     #[error("recorder thread")]
     Thread(#[source] std::io::Error),
     /// Any other SQLite failure.
-    #[error("database {path}")]
+    #[error("database {path}: {reason}")]
     Sqlite {
         /// The file.
         path: PathBuf,
         /// What SQLite said.
-        source: rusqlite::Error,
+        reason: rusqlite::Error,
     },
 }
 
@@ -151,7 +169,7 @@ impl Store {
     }
 
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Store, StoreError> {
-        let sql = |source| StoreError::Sqlite { path: path.to_owned(), source };
+        let sql = |reason| StoreError::Sqlite { path: path.to_owned(), reason };
         let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
         let not_db = |e: rusqlite::Error| match e.sqlite_error_code() {
@@ -180,12 +198,12 @@ impl Store {
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Sqlite { path: self.path.clone(), source }
+        |reason| StoreError::Sqlite { path: self.path.clone(), reason }
     }
 
     fn migrate(&mut self, from: i32) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite { path: path.clone(), source };
+        let sql = |reason| StoreError::Sqlite { path: path.clone(), reason };
         for (version, migration) in MIGRATIONS.iter().enumerate().skip(from as usize) {
             let tx = self.conn.transaction().map_err(sql)?;
             tx.execute_batch(migration).map_err(sql)?;
@@ -201,15 +219,16 @@ impl Store {
         &self.path
     }
 
-    /// Starts a recording; returns its id.
+    /// Starts a recording written by this process, `holder` saying which server it is (shown
+    /// to a `recordings delete` of it); returns its id.
     ///
     /// # Errors
     /// [`StoreError::NameTaken`], or SQLite's failure.
-    pub fn begin(&self, name: &str, started_at_ms: i64) -> Result<i64, StoreError> {
-        match self
-            .conn
-            .execute("INSERT INTO recordings (name, started_at_ms) VALUES (?1, ?2)", params![name, started_at_ms])
-        {
+    pub fn begin(&self, name: &str, started_at_ms: i64, holder: &str) -> Result<i64, StoreError> {
+        match self.conn.execute(
+            "INSERT INTO recordings (name, started_at_ms, holder_pid, holder) VALUES (?1, ?2, ?3, ?4)",
+            params![name, started_at_ms, std::process::id(), holder],
+        ) {
             Ok(_) => Ok(self.conn.last_insert_rowid()),
             Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
                 Err(StoreError::NameTaken(name.to_owned()))
@@ -225,7 +244,7 @@ impl Store {
     /// SQLite's failure; then none of them is stored.
     pub fn append(&mut self, id: i64, first_seq: i64, events: &[StoredEvent]) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite { path: path.clone(), source };
+        let sql = |reason| StoreError::Sqlite { path: path.clone(), reason };
         let tx = self.conn.transaction().map_err(sql)?;
         {
             let mut insert = tx
@@ -260,10 +279,17 @@ impl Store {
     /// # Errors
     /// SQLite's failure.
     pub fn end(&self, id: i64, ended_at_ms: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("UPDATE recordings SET ended_at_ms = ?2 WHERE id = ?1", params![id, ended_at_ms])
-            .map(|_| ())
-            .map_err(self.sql())
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE recordings SET ended_at_ms = ?2, holder_pid = NULL, holder = NULL WHERE id = ?1",
+                params![id, ended_at_ms],
+            )
+            .map_err(self.sql())?;
+        if changed == 0 {
+            return Err(StoreError::Vanished);
+        }
+        Ok(())
     }
 
     const SUMMARY: &'static str =
@@ -335,12 +361,33 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`], or SQLite's failure.
     pub fn delete(&self, name: &str) -> Result<(), StoreError> {
+        let holder: Option<(Option<u32>, Option<String>)> = self
+            .conn
+            .query_row("SELECT holder_pid, holder FROM recordings WHERE name = ?1", [name], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+            .map_err(self.sql())?;
+        if let Some((Some(pid), holder)) = holder {
+            if process_runs(pid) {
+                let holder = holder.unwrap_or_else(|| format!("pid {pid}"));
+                return Err(StoreError::InProgress { name: name.to_owned(), holder });
+            }
+        }
         let n = self.conn.execute("DELETE FROM recordings WHERE name = ?1", [name]).map_err(self.sql())?;
         if n == 0 {
             return Err(StoreError::NotFound(name.to_owned()));
         }
         Ok(())
     }
+}
+
+/// Whether process `pid` still runs: another pusher-local (or this one) writing a recording.
+/// Where the system cannot say (no `/proc`), it is taken to run: deleting a recording that is
+/// being written would lose it.
+fn process_runs(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
 }
 
 #[cfg(test)]
@@ -366,11 +413,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.db");
         let mut store = Store::open(&path).unwrap();
-        let id = store.begin("one", 1).unwrap();
+        let id = store.begin("one", 1, "test").unwrap();
         store.append(id, 0, &[event(0, "{\"a\":1}")]).unwrap();
         store.append(id, 1, &[event(1500, "x\u{0}y")]).unwrap();
         store.end(id, 2).unwrap();
-        assert!(matches!(store.begin("one", 3), Err(StoreError::NameTaken(_))));
+        assert!(matches!(store.begin("one", 3, "test"), Err(StoreError::NameTaken(_))));
         drop(store);
 
         let store = Store::open_existing(&path).unwrap();
@@ -383,6 +430,23 @@ mod tests {
         store.delete("one").unwrap();
         assert!(store.list().unwrap().is_empty());
         assert!(matches!(store.delete("one"), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_recording_being_written_is_not_deleted_unless_its_writer_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = Store::open(&path).unwrap();
+        let id = store.begin("live", 1, "pid 1, listening on 127.0.0.1:6001").unwrap();
+        let refused = store.delete("live").unwrap_err();
+        assert!(matches!(refused, StoreError::InProgress { .. }), "{refused:?}");
+        assert!(refused.to_string().contains("listening on 127.0.0.1:6001"), "{refused}");
+        // A server that died while recording: no such process any more.
+        store.conn.execute("UPDATE recordings SET holder_pid = 4294967295 WHERE id = ?1", [id]).unwrap();
+        store.delete("live").unwrap();
+        let id = store.begin("gone", 1, "test").unwrap();
+        store.conn.execute("DELETE FROM recordings WHERE id = ?1", [id]).unwrap();
+        assert!(matches!(store.end(id, 2), Err(StoreError::Vanished)), "an end that saves nothing says so");
     }
 
     #[test]

@@ -91,9 +91,6 @@ pub enum ApiError {
     /// Parameters an endpoint does not accept.
     #[error("The following query string parameters are extraneous: {0}")]
     Extraneous(String),
-    /// `--record` is on and the event could not be committed (it was delivered, not recorded).
-    #[error("Event delivered but not recorded: {0}")]
-    NotRecorded(String),
     /// `data` over the limit.
     #[error("Payload too large: data is {len} bytes, the limit is {max} bytes")]
     PayloadTooLarge {
@@ -112,7 +109,6 @@ impl ApiError {
             ApiError::UnknownApp(_) => StatusCode::NOT_FOUND,
             ApiError::TlsRequired => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotRecorded(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::UnknownKey
             | ApiError::InvalidJson(_)
             | ApiError::MissingField(_)
@@ -188,6 +184,5 @@ mod tests {
         assert_eq!(ApiError::UnknownApp("9".into()).status(), 404);
         assert_eq!(ApiError::TlsRequired.status(), 403);
         assert_eq!(ApiError::UsersNotPresence.status(), 400);
-        assert_eq!(ApiError::NotRecorded("disk full".into()).status(), 500);
     }
 }

@@ -356,3 +356,40 @@ async fn capture_refuses_private_channels_without_a_secret_and_reports_refusals(
     assert!(e.to_string().contains("private-x"), "{e}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_recording_in_progress_cannot_be_deleted_and_a_failing_recorder_never_fails_a_delivered_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.record = Some("live".into());
+    cfg.db = dir.path().join("rec.db");
+    let captured = crate::support::Captured::default();
+    let server = TestServer::with_printer(cfg, captured.printer()).await;
+    let mut watcher = server.client().await;
+    watcher.subscribe_public("c").await;
+    assert_eq!(server.api().trigger("c", "e", "1").await.0, 200);
+    assert_eq!(watcher.expect("e").await["data"], "1");
+
+    // `recordings delete` of the recording this server writes is refused, naming the server.
+    let store = Store::open_existing(&dir.path().join("rec.db")).unwrap();
+    let refused = store.delete("live").unwrap_err().to_string();
+    assert!(refused.contains("being written") && refused.contains(&format!("pid {}", std::process::id())), "{refused}");
+    assert!(refused.contains(&server.addr.to_string()), "{refused}");
+
+    // Pulled from under the recorder anyway (another SQLite client): its next write fails.
+    let raw = rusqlite::Connection::open(dir.path().join("rec.db")).unwrap();
+    raw.execute("DELETE FROM recordings WHERE name = 'live'", []).unwrap();
+    for data in ["2", "3"] {
+        let (status, body) = server.api().trigger("c", "e", data).await;
+        assert_eq!((status, body.as_str()), (200, "{}"), "a delivered event is acknowledged");
+        assert_eq!(watcher.expect("e").await["data"], data);
+    }
+    captured.until("failed and has stopped", WAIT).await;
+    let log = captured.text();
+    assert!(log.contains("FOREIGN KEY constraint failed"), "SQLite's own reason: {log}");
+    assert_eq!(log.matches("failed and has stopped").count(), 1, "reported once: {log}");
+    server.stop().await;
+    captured.until("was not saved in full", WAIT).await;
+    let log = captured.text();
+    assert!(!log.contains("saved: "), "no claim of a save: {log}");
+}
