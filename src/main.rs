@@ -108,22 +108,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let printer = Printer::spawn(sinks, config.filter.clone(), color);
         let (api, websocket) = listeners.local_addrs();
         let tls = pusher_local::server::prepare_tls(&config).await?;
-        if !config.quiet && config.log_format == pusher_local::printer::Format::Text {
-            printer.line(Line::Text(banner::render(&config, api, websocket, Some(tls.identity()), color)));
-        } else if !config.quiet {
-            printer.line(Line::Text(format!("pusher-local {} listening on {websocket}", env!("CARGO_PKG_VERSION"))));
-        }
-        if !config.quiet {
-            for app in config.apps.iter().filter(|a| !a.webhooks.is_empty()) {
-                for target in &app.webhooks {
-                    let kinds = match &target.event_types {
-                        Some(kinds) => kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
-                        None => "every kind".into(),
-                    };
-                    printer.line(Line::Text(format!("webhooks of app {} → {} ({kinds})", app.id, target.url)));
-                }
+        // Printed once every start-up check has passed (Redis, the recording, --replay).
+        let startup = banner::startup(&config, api, websocket, tls.identity(), color);
+        let ready_printer = printer.clone();
+        let ready: pusher_local::server::Ready = Box::new(move || {
+            for text in startup {
+                ready_printer.line(Line::Text(text));
             }
-        }
+        });
         let stop = Shutdown::new();
         let trigger = stop.clone();
         tokio::spawn(async move {
@@ -132,7 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         });
         // On a worker thread, not this one: the accept loop then spawns each connection onto the
         // worker that accepted it, instead of a third busy thread waking the two workers.
-        let served = tokio::spawn(pusher_local::serve(listeners, config, tls, printer.clone(), stop)).await;
+        let served = tokio::spawn(pusher_local::serve(listeners, config, tls, printer.clone(), stop, ready)).await;
         printer.flush();
         served.context("the server task failed")??;
         anyhow::Ok(())
@@ -167,9 +159,21 @@ fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// keep writing; SQLite's WAL lets both work).
 fn recordings(cli: &Cli, action: RecordingsAction) -> anyhow::Result<()> {
     let config = local_config(cli)?;
+    if matches!(action, RecordingsAction::List) {
+        match Store::open_existing(&config.db) {
+            Ok(store) => print!("{}", printer_recorder::recordings(&store.list()?)),
+            Err(recorder::StoreError::Missing(db)) => {
+                println!("no recordings in {} yet (record with pusher-local --record NAME)", db.display());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let built_in: Vec<&str> = recorder::fixture::BUILT_IN.iter().map(|(name, _)| *name).collect();
+        println!("built-in fixtures, replayed by name: {}", built_in.join(", "));
+        return Ok(());
+    }
     let store = Store::open_existing(&config.db)?;
     match action {
-        RecordingsAction::List => print!("{}", printer_recorder::recordings(&store.list()?)),
+        RecordingsAction::List => {}
         RecordingsAction::Show { name } => {
             let (summary, events) = store.read(&name)?;
             print!("{}", printer_recorder::recording(&summary, &events));
@@ -189,7 +193,7 @@ fn recordings(cli: &Cli, action: RecordingsAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A fixture file, a fixture of the folder, or a recording, in that order.
+/// A fixture file, a fixture of the folder, a recording, or a built-in fixture, in that order.
 fn find_fixture(config: &Config, what: &str) -> anyhow::Result<(String, Fixture)> {
     let path = std::path::Path::new(what);
     if path.is_file() {
@@ -201,6 +205,11 @@ fn find_fixture(config: &Config, what: &str) -> anyhow::Result<(String, Fixture)
     }
     match Store::open_existing(&config.db).and_then(|store| store.read(what)) {
         Ok((summary, events)) => Ok((what.to_owned(), recorder::fixture_of(&summary, events))),
+        Err(recorder::StoreError::Missing(_) | recorder::StoreError::NotFound(_))
+            if recorder::fixture::built_in(what).is_some() =>
+        {
+            Ok((what.to_owned(), recorder::fixture::built_in(what).unwrap_or_default()))
+        }
         Err(recorder::StoreError::Missing(_) | recorder::StoreError::NotFound(_)) => anyhow::bail!(
             "{what:?} is not a fixture file, not a fixture in {}, and not a recording in {}",
             config.fixtures.display(),

@@ -78,9 +78,10 @@ fn fixture_line(change: Change) -> Line {
     })
 }
 
-/// `--record`: opens the database on the recorder's thread and starts the recording.
-async fn start_recorder(config: &Config, printer: &Printer, listening: &str) -> Result<Option<Recorder>> {
-    let Some(name) = &config.record else { return Ok(None) };
+/// `--record`: opens the database on the recorder's thread and starts the recording. The line
+/// that says so is returned, for after the banner.
+async fn start_recorder(config: &Config, printer: &Printer, listening: &str) -> Result<(Option<Recorder>, Vec<Line>)> {
+    let Some(name) = &config.record else { return Ok((None, Vec::new())) };
     let report = printer.clone();
     let recording = name.clone();
     let on_error = Box::new(move |e: &crate::recorder::StoreError| {
@@ -93,24 +94,23 @@ async fn start_recorder(config: &Config, printer: &Printer, listening: &str) -> 
     });
     let holder = format!("pid {}, listening on {listening}", std::process::id());
     let recorder = Recorder::start(config.db.clone(), name.clone(), holder, on_error).await.map_err(Error::Record)?;
-    printer.line(Line::Recorder(RecorderLine::Recording { name: name.clone(), db: config.db.clone() }));
-    Ok(Some(recorder))
+    let line = Line::Recorder(RecorderLine::Recording { name: name.clone(), db: config.db.clone() });
+    Ok((Some(recorder), vec![line]))
 }
 
-/// Loads the fixtures folder, prints what it found, and watches it when it exists.
+/// Loads the fixtures folder and watches it when it exists; returns what it found as lines to
+/// print after the banner (later changes print as they come).
 async fn open_fixtures(
     config: &Config,
     printer: &Printer,
     shutdown: &Shutdown,
-) -> Result<(Fixtures, Option<WatchGuard>)> {
+) -> Result<(Fixtures, Option<WatchGuard>, Vec<Line>)> {
     let fixtures = Fixtures::new(config.fixtures.clone());
     let scan = fixtures.clone();
     let changes = tokio::task::spawn_blocking(move || scan.scan()).await.unwrap_or_default();
-    for change in changes {
-        printer.line(fixture_line(change));
-    }
+    let lines = changes.into_iter().map(fixture_line).collect();
     if !fixtures.dir().is_dir() {
-        return Ok((fixtures, None));
+        return Ok((fixtures, None, lines));
     }
     let mut updates = fixtures.subscribe();
     let guard = fixtures.watch()?;
@@ -127,20 +127,18 @@ async fn open_fixtures(
             }
         }
     });
-    Ok((fixtures, Some(guard)))
+    Ok((fixtures, Some(guard), lines))
 }
 
-/// `--replay NAME|FILE`: a fixture of the folder, else a file.
-async fn startup_replay(state: &AppState, name: &str) -> Result<()> {
-    let (label, fixture) = match state.fixtures().get(name) {
+/// `--replay NAME|FILE`: a fixture of the folder, else a file; found (or refused) before the
+/// banner, started after it.
+async fn startup_fixture(fixtures: &Fixtures, name: &str) -> Result<(String, Arc<Fixture>)> {
+    Ok(match fixtures.get(name) {
         Some(fixture) => (name.to_owned(), fixture),
         None => {
             let path = std::path::PathBuf::from(name);
             if !path.is_file() {
-                return Err(Error::UnknownFixture {
-                    name: name.to_owned(),
-                    dir: state.fixtures().dir().display().to_string(),
-                });
+                return Err(Error::UnknownFixture { name: name.to_owned(), dir: fixtures.dir().display().to_string() });
             }
             let loaded = tokio::task::spawn_blocking(move || Fixture::load(&path))
                 .await
@@ -150,10 +148,7 @@ async fn startup_replay(state: &AppState, name: &str) -> Result<()> {
                 .map_err(Error::Fixture)?;
             (name.to_owned(), Arc::new(loaded))
         }
-    };
-    let app_id = state.config().apps[0].id.clone();
-    state.replays().start(state, &label, fixture, Plan::default(), app_id);
-    Ok(())
+    })
 }
 
 /// The addresses the listeners were asked for (the generated certificate names them).
@@ -185,14 +180,19 @@ pub async fn prepare_tls(config: &Config) -> Result<ServerTls> {
 /// As [`prepare_tls`] and [`serve`].
 pub async fn run(listeners: Listeners, config: Config, printer: Printer, shutdown: Shutdown) -> Result<()> {
     let tls = prepare_tls(&config).await?;
-    serve(listeners, config, tls, printer, shutdown).await
+    serve(listeners, config, tls, printer, shutdown, Box::new(|| {})).await
 }
+
+/// Called once every start-up check has passed, before anything is served: where the banner
+/// is printed, so that it never says "listening" for a server that then exits.
+pub type Ready = Box<dyn FnOnce() + Send>;
 
 /// Serves until `shutdown` is cancelled, then drains.
 ///
 /// # Errors
-/// Before serving: Redis when `--redis-url` is set, the recordings database (`--record`), the
-/// fixtures folder, a `--replay` fixture. Once serving, it runs until shutdown.
+/// Before serving (and before `ready`): Redis when `--redis-url` is set, the recordings
+/// database (`--record`), the fixtures folder, a `--replay` fixture. Once serving, it runs
+/// until shutdown.
 ///
 /// [`Error::Broker`] when `--redis-url` names a Redis that does not answer; nothing is served
 /// then (never a silent fallback to a single node).
@@ -202,6 +202,7 @@ pub async fn serve(
     tls: ServerTls,
     printer: Printer,
     shutdown: Shutdown,
+    ready: Ready,
 ) -> Result<()> {
     let registry = ChannelRegistry::new();
     let registry_for_shutdown = registry.clone();
@@ -210,8 +211,18 @@ pub async fn serve(
         (api, websocket) if api == websocket => api.to_string(),
         (api, websocket) => format!("{websocket} and {api}"),
     };
-    let recorder = start_recorder(&config, &printer, &listening).await?;
-    let (fixtures, _watch) = open_fixtures(&config, &printer, &shutdown).await?;
+    let (recorder, mut lines) = start_recorder(&config, &printer, &listening).await?;
+    let (fixtures, _watch, found) = open_fixtures(&config, &printer, &shutdown).await?;
+    lines.extend(found);
+    let mut replays = Vec::new();
+    for name in &config.replay {
+        replays.push(startup_fixture(&fixtures, name).await?);
+    }
+    // Every check passed: the banner, then what the checks found.
+    ready();
+    for line in lines {
+        printer.line(line);
+    }
     let state = AppState::new(
         Arc::new(config),
         registry,
@@ -229,8 +240,9 @@ pub async fn serve(
             cluster.on_notice(notice).await;
         }
     });
-    for name in state.config().replay.clone() {
-        startup_replay(&state, &name).await?;
+    for (label, fixture) in replays {
+        let app_id = state.config().apps[0].id.clone();
+        state.replays().start(&state, &label, fixture, Plan::default(), app_id);
     }
 
     let log_printer = printer.clone();

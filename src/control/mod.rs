@@ -8,7 +8,7 @@
 //! | `DELETE /pusher-local/webhooks` | forgets every record, `{}` |
 //! | `GET /pusher-local/webhooks/{id}` | the record, or 404 |
 //! | `POST /pusher-local/webhooks/{id}/resend` | body `{"url":"http://…"}` optional; 202 `{"id","urls"}` |
-//! | `GET /pusher-local/fixtures` | `{"dir","fixtures":[{name, file, events, duration_ms, error}]}` |
+//! | `GET /pusher-local/fixtures` | `{"dir","fixtures":[{name, file, built_in, events, duration_ms, error}]}` |
 //! | `GET /pusher-local/replays` | `{"replays":[{id, fixture, app_id, sent, total, passes, remaining_ms, speed, loop}]}` |
 //! | `POST /pusher-local/replays` | body [`ReplayRequest`]; 202 `{"id","fixture","events"}`, 404 unknown fixture |
 //! | `DELETE /pusher-local/replays/{id}` | stops it, `{"id","stopped":true}`, or 404 |

@@ -83,6 +83,29 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
     out
 }
 
+/// Everything printed at start-up, once the checks have passed: the banner (or, with
+/// `--log-format json`, one line saying where it listens), then one line per webhook endpoint.
+/// Nothing with `-q`.
+pub fn startup(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: &Identity, color: bool) -> Vec<String> {
+    if config.quiet {
+        return Vec::new();
+    }
+    let mut lines = vec![match config.log_format {
+        crate::printer::Format::Text => render(config, api, websocket, Some(tls), color),
+        _ => format!("pusher-local {} listening on {websocket}", env!("CARGO_PKG_VERSION")),
+    }];
+    for app in &config.apps {
+        for target in &app.webhooks {
+            let kinds = match &target.event_types {
+                Some(kinds) => kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+                None => "every kind".into(),
+            };
+            lines.push(format!("webhooks of app {} → {} ({kinds})", app.id, target.url));
+        }
+    }
+    lines
+}
+
 /// What the server's TLS serves and, for the generated certificate, how to trust the local CA:
 /// one line per common client. Also what `pusher-local tls` prints.
 pub fn tls_block(identity: &Identity, color: bool) -> String {

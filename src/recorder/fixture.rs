@@ -367,9 +367,35 @@ impl Fixture {
     }
 }
 
+/// The fixtures built into the binary, the ones the README suggests trying: `pusher-local
+/// --replay stock_ticker` works in any folder. A file of the same name in the fixtures folder
+/// wins.
+pub const BUILT_IN: [(&str, &str); 3] = [
+    ("notifications", include_str!("../../fixtures/notifications.json")),
+    ("presence_chat", include_str!("../../fixtures/presence_chat.json")),
+    ("stock_ticker", include_str!("../../fixtures/stock_ticker.json")),
+];
+
+/// The built-in fixture `name`, if there is one.
+pub fn built_in(name: &str) -> Option<Fixture> {
+    let (_, text) = BUILT_IN.iter().find(|(n, _)| *n == name)?;
+    // The shipped fixtures are tested to parse (`the_built_in_fixtures_parse`).
+    Fixture::parse(text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_fixtures_parse() {
+        for (name, text) in BUILT_IN {
+            let fixture = Fixture::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!fixture.events.is_empty(), "{name}");
+            assert!(built_in(name).is_some());
+        }
+        assert!(built_in("nope").is_none());
+    }
 
     fn sample() -> Fixture {
         let mut api = FixtureEvent::new(Duration::from_millis(0), "stock_ticker", "update_event", r#"{"b":1,"a":2}"#);

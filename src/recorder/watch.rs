@@ -50,8 +50,10 @@ pub enum Change {
 pub struct Listing {
     /// Its name.
     pub name: String,
-    /// The file.
-    pub file: PathBuf,
+    /// The file (none for a built-in fixture).
+    pub file: Option<PathBuf>,
+    /// Built into pusher-local (no file of that name in the folder).
+    pub built_in: bool,
     /// Events in the version in use (absent when none could be loaded).
     pub events: Option<usize>,
     /// Offset of the last event in ms.
@@ -167,24 +169,34 @@ impl Fixtures {
         Some(change)
     }
 
-    /// The fixture in use under `name`.
+    /// The fixture in use under `name`: the folder's, else a built-in one.
     pub fn get(&self, name: &str) -> Option<Arc<Fixture>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(name).and_then(|e| e.fixture.clone())
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(name) {
+            Some(entry) => entry.fixture.clone(),
+            None => super::fixture::built_in(name).map(Arc::new),
+        }
     }
 
-    /// Every fixture, by name.
+    /// Every fixture: the folder's by name, then the built-in ones no file replaces.
     pub fn list(&self) -> Vec<Listing> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
+        let listing = |name: &str, file: Option<PathBuf>, fixture: Option<&Fixture>, error: Option<String>| Listing {
+            name: name.to_owned(),
+            built_in: file.is_none(),
+            file,
+            events: fixture.map(|f| f.events.len()),
+            duration_ms: fixture.map(|f| f.duration().as_millis() as u64),
+            error,
+        };
+        let mut list: Vec<Listing> = entries
             .iter()
-            .map(|(name, e)| Listing {
-                name: name.clone(),
-                file: e.file.clone(),
-                events: e.fixture.as_ref().map(|f| f.events.len()),
-                duration_ms: e.fixture.as_ref().map(|f| f.duration().as_millis() as u64),
-                error: e.error.clone(),
-            })
-            .collect()
+            .map(|(name, e)| listing(name, Some(e.file.clone()), e.fixture.as_deref(), e.error.clone()))
+            .collect();
+        for (name, _) in super::fixture::BUILT_IN.iter().filter(|(name, _)| !entries.contains_key(*name)) {
+            list.push(listing(name, None, super::fixture::built_in(name).as_ref(), None));
+        }
+        list
     }
 
     /// Watches the folder until the returned guard is dropped; changes are re-read on a
