@@ -17,9 +17,11 @@
 //! A record: `id`, `app_id`, `time_ms`, `events`, `body` (the exact bytes sent), `headers`,
 //! `deliveries` (`url`, `state`, `attempts` with `attempt`, `at_ms`, `elapsed_ms`, `status`,
 //! `error`). [`client`] is the `pusher-local webhooks` command's side; [`replays`] runs the
-//! server's own replays.
+//! server's own replays; [`guard`] decides who may call any of it (this machine's `Host`, no
+//! other web origin, JSON bodies only).
 
 pub mod client;
+pub mod guard;
 pub mod replays;
 
 use std::collections::BTreeMap;
@@ -136,6 +138,7 @@ fn start_replay(state: &AppState, body: &[u8]) -> Response {
 
 /// Every control route.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let names = state.config().tls.names.clone();
     let s = move || {
         let state = state.clone();
         warp::any().map(move || state.clone())
@@ -209,7 +212,25 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 error(StatusCode::NOT_FOUND, format!("no running replay #{id}"))
             }
         });
-    list.or(clear)
+    // Every request under the prefix is checked first; one that passes falls through to the
+    // routes (a plain rejection), one that fails is answered here.
+    let refused = warp::path(PREFIX)
+        .and(warp::method())
+        .and(warp::header::headers_cloned())
+        .and(crate::accept::secure())
+        .and_then(move |method: warp::http::Method, headers: warp::http::HeaderMap, secure: bool| {
+            let verdict = guard::check(&method, &headers, secure, &names);
+            async move {
+                match verdict {
+                    Ok(()) => Err(warp::reject::not_found()),
+                    Err((status, message)) => Ok(guard::refusal(status, &message)),
+                }
+            }
+        });
+    refused
+        .or(list)
+        .unify()
+        .or(clear)
         .unify()
         .or(show)
         .unify()

@@ -513,3 +513,41 @@ async fn subscription_count_goes_only_to_endpoints_that_name_it() {
     assert_eq!(everything.next_event().await, json!({"name": "channel_occupied", "channel": "marker"}));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn another_web_origin_a_rebound_host_or_a_simple_body_cannot_drive_the_control_api() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/pusher-local/replays", server.api_addr);
+    let own = format!("http://{}", server.api_addr);
+    let body = r#"{"fixture":"notifications","speed":"max"}"#;
+    let send = |origin: Option<&str>, content_type: &str, host: Option<&str>| {
+        let mut request = http.post(&url).header("content-type", content_type).body(body);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        request.send()
+    };
+    // What a page on another site can send without a preflight: refused, nothing started.
+    let cross = send(Some("https://evil.example"), "text/plain", None).await.unwrap();
+    assert_eq!(cross.status(), 403);
+    assert!(cross.text().await.unwrap().contains("another web origin"));
+    let form = send(None, "application/x-www-form-urlencoded", None).await.unwrap();
+    assert_eq!(form.status(), 415);
+    assert!(form.text().await.unwrap().contains("application/json"));
+    // DNS rebinding: the attacker's name resolving to 127.0.0.1.
+    let rebound = send(None, "application/json", Some("evil.example")).await.unwrap();
+    assert_eq!(rebound.status(), 403);
+    let list: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["replays"], json!([]), "nothing was started");
+    // The server's own origin, and tools that send no Origin, pass.
+    assert_eq!(send(Some(&own), "application/json", None).await.unwrap().status(), 202);
+    assert_eq!(send(None, "application/json; charset=utf-8", None).await.unwrap().status(), 202);
+    // The Pusher endpoints stay open to any origin.
+    let (status, _) = server.api().trigger("c", "e", "{}").await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
