@@ -245,23 +245,24 @@ pub async fn serve(
         state.replays().start(&state, &label, fixture, Plan::default(), app_id);
     }
 
+    // pusher-local's own control API (`/pusher-local/…`) sits beside the Pusher HTTP API; one
+    // log line per call, with the reason of a refusal.
     let log_printer = printer.clone();
-    let log = warp::log::custom(move |info: warp::log::Info<'_>| {
-        log_printer.line(Line::Api {
-            method: info.method().to_string(),
-            path: info.path().to_owned(),
-            status: info.status().as_u16(),
-            elapsed: info.elapsed(),
-        });
-    });
-    // pusher-local's own control API (`/pusher-local/…`) sits beside the Pusher HTTP API.
-    let api = control::routes(state.clone())
-        .or(rest::routes(state.clone()))
-        .unify()
-        .recover(rest::reply::recover)
-        .unify()
-        .with(log)
-        .map(warp::Reply::into_response)
+    let api = warp::any()
+        .map(std::time::Instant::now)
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(control::routes(state.clone()).or(rest::routes(state.clone())).unify().recover(rest::reply::recover).unify())
+        .map(move |start: std::time::Instant, method: warp::http::Method, path: warp::path::FullPath, response: warp::reply::Response| {
+            log_printer.line(Line::Api {
+                method: method.to_string(),
+                path: path.as_str().to_owned(),
+                status: response.status().as_u16(),
+                elapsed: start.elapsed(),
+                reason: response.extensions().get::<rest::reply::Reason>().map(|r| r.0.clone()),
+            });
+            response
+        })
         .boxed();
     // pusher-js's HTTP fallback transports sit with the WebSocket endpoint (client traffic,
     // logged as frames rather than as API calls).

@@ -240,20 +240,29 @@ impl AppState {
     /// its sessions can no longer fire.
     pub async fn on_notice(&self, notice: Notice) {
         match notice {
-            Notice::Down { url, reason } => self.inner.printer.line(Line::Error(format!(
-                "Redis at {url} is unreachable ({reason}): cross-node delivery is DOWN. This node keeps \
-                 serving its own sockets and reconnects with backoff."
-            ))),
-            Notice::Up { url } => self.inner.printer.line(Line::Text(format!(
-                "Redis at {url} is back: cross-node delivery restored, this node's subscriptions and \
-                 presence members written again."
-            ))),
+            Notice::Down { url, reason } => self.inner.printer.line(Line::Cluster {
+                message: format!(
+                    "Redis at {url} is unreachable ({reason}): cross-node delivery is DOWN. This node keeps \
+                     serving its own sockets and reconnects with backoff."
+                ),
+                problem: true,
+            }),
+            Notice::Up { url } => self.inner.printer.line(Line::Cluster {
+                message: format!(
+                    "Redis at {url} is back: cross-node delivery restored, this node's subscriptions and \
+                     presence members written again."
+                ),
+                problem: false,
+            }),
             Notice::MembersBack { added } => {
-                self.inner.printer.line(Line::Error(format!(
-                    "this node was taken for dead (no heartbeat for 5 s) and is back: {} presence member(s) \
-                     announced again",
-                    added.len()
-                )));
+                self.inner.printer.line(Line::Cluster {
+                    message: format!(
+                        "this node was taken for dead (no heartbeat for 5 s) and is back: {} presence member(s) \
+                         announced again",
+                        added.len()
+                    ),
+                    problem: true,
+                });
                 for (app_id, channel, member) in added {
                     let frame = server::member_added(channel.as_str(), &member.as_ref());
                     self.announce(&app_id, &channel, frame, None).await;
@@ -263,11 +272,14 @@ impl AppState {
                 }
             }
             Notice::NodeGone { node, removed, vacated, counts } => {
-                self.inner.printer.line(Line::Text(format!(
-                    "node {node} stopped beating: {} presence member(s) removed, {} channel(s) vacated",
-                    removed.len(),
-                    vacated.len()
-                )));
+                self.inner.printer.line(Line::Cluster {
+                    message: format!(
+                        "node {node} stopped beating: {} presence member(s) removed, {} channel(s) vacated",
+                        removed.len(),
+                        vacated.len()
+                    ),
+                    problem: false,
+                });
                 for (app_id, channel, member) in removed {
                     let frame = server::member_removed(channel.as_str(), &member.user_id);
                     self.announce(&app_id, &channel, frame, None).await;

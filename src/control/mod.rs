@@ -50,7 +50,9 @@ fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> Response {
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    json_reply(status, &json!({ "error": message.to_string() }))
+    let mut response = json_reply(status, &json!({ "error": message.to_string() }));
+    response.extensions_mut().insert(crate::rest::reply::Reason(message.to_string()));
+    response
 }
 
 /// `POST /pusher-local/replays`: which fixture and how. Offsets in milliseconds; `speed` is a

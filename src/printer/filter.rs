@@ -79,8 +79,13 @@ impl Filter {
 
     /// Whether a line of `kind` with these fields is shown.
     pub fn matches(&self, kind: Kind, view: &View) -> bool {
-        // Status lines (banner, server errors, recording/fixture/replay news) always show.
-        if self.rules.is_empty() || matches!(kind, Kind::Text | Kind::Error | Kind::Recorder) {
+        // Status lines (banner, recording/fixture/replay and cluster news) and every error always
+        // show: a filter narrows the traffic, it never hides what went wrong.
+        let always = matches!(
+            kind,
+            Kind::Text | Kind::Error | Kind::Recorder | Kind::Cluster | Kind::Signature | Kind::ClientError | Kind::Refused
+        );
+        if self.rules.is_empty() || always {
             return true;
         }
         [Field::Channel, Field::Event, Field::Socket, Field::App].into_iter().all(|field| {

@@ -43,7 +43,8 @@ pub fn render(line: &Line, view: &View, now: DateTime<Local>) -> String {
             put("reason", json!(reason));
             put("remote", json!(remote.map(|r| r.to_string())));
         }
-        Line::Api { method, path, status, elapsed } => {
+        Line::Api { method, path, status, elapsed, reason } => {
+            put("reason", json!(reason));
             put("method", json!(method));
             put("path", json!(path));
             put("status", json!(status));
@@ -54,6 +55,10 @@ pub fn render(line: &Line, view: &View, now: DateTime<Local>) -> String {
             put("delivered", json!(delivered));
         }
         Line::ClientError { message, .. } | Line::Error(message) => put("message", json!(message)),
+        Line::Cluster { message, problem } => {
+            put("message", json!(message));
+            put("error", json!(problem));
+        }
         Line::Recorder(r) => {
             put("message", json!(r.message()));
             put("error", json!(r.is_error()));
@@ -121,6 +126,7 @@ mod tests {
             path: "/apps/1/channels".into(),
             status: 401,
             elapsed: std::time::Duration::from_micros(1234),
+            reason: Some("Missing parameter: auth_key".into()),
         };
         let v: Value = serde_json::from_str(&render(&line, &line.view(), Local::now())).unwrap();
         assert_eq!(

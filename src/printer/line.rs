@@ -102,6 +102,8 @@ pub enum Line {
         status: u16,
         /// Time taken.
         elapsed: Duration,
+        /// Why it was refused (4xx, 5xx).
+        reason: Option<String>,
     },
     /// A client did something wrong (answered with `pusher:error`).
     ClientError {
@@ -139,6 +141,13 @@ pub enum Line {
     Recorder(RecorderLine),
     /// A server-side problem.
     Error(String),
+    /// News of the cluster (Redis lost or back, a node gone).
+    Cluster {
+        /// What happened.
+        message: String,
+        /// Something is wrong (shown even with `-q`).
+        problem: bool,
+    },
 }
 
 /// News from recording, the fixtures folder and replays.
@@ -275,6 +284,8 @@ impl Line {
     pub fn verbosity(&self) -> Verbosity {
         match self {
             Line::Error(_) | Line::Refused { .. } | Line::Signature(_) | Line::ClientError { .. } => Verbosity::Quiet,
+            Line::Cluster { problem: true, .. } => Verbosity::Quiet,
+            Line::Cluster { problem: false, .. } => Verbosity::Normal,
             Line::Webhook { ok: false, .. } => Verbosity::Quiet,
             Line::Recorder(r) if r.is_error() => Verbosity::Quiet,
             Line::Recorder(_) => Verbosity::Normal,
@@ -319,6 +330,8 @@ pub enum Kind {
     Signature,
     /// A server error.
     Error,
+    /// Cluster news.
+    Cluster,
 }
 
 impl Kind {
@@ -336,6 +349,7 @@ impl Kind {
             Kind::Webhook => "whk",
             Kind::Recorder => "rec",
             Kind::ClientError | Kind::Signature | Kind::Error => "err",
+            Kind::Cluster => "cls",
         }
     }
 
@@ -355,6 +369,7 @@ impl Kind {
             Kind::ClientError => "client_error",
             Kind::Signature => "signature",
             Kind::Error => "error",
+            Kind::Cluster => "cluster",
         }
     }
 }
@@ -405,12 +420,24 @@ pub fn data_view(data: &str) -> (String, bool) {
     (data.to_owned(), is_json)
 }
 
+/// `{"channel": …}` inside a subscribe or unsubscribe frame's `data`.
+#[derive(Deserialize)]
+struct ChannelOnly {
+    #[serde(default)]
+    channel: Option<String>,
+}
+
 fn frame_view(frame: &str, view: &mut View) {
     view.bytes = frame.len();
     match serde_json::from_str::<FrameFields<'_>>(frame) {
         Ok(fields) => {
             view.event = fields.event;
             view.channel = fields.channel;
+            // A (un)subscribe names its channel inside `data`: shown in the channel column, and
+            // seen by `--filter channel=` and JSON logs.
+            if view.channel.is_none() && matches!(view.event.as_deref(), Some("pusher:subscribe" | "pusher:unsubscribe")) {
+                view.channel = fields.data.and_then(|raw| serde_json::from_str::<ChannelOnly>(raw.get()).ok()).and_then(|d| d.channel);
+            }
             if let Some(raw) = fields.data {
                 let (payload, is_json) = decode_data(raw);
                 view.payload = Some(payload);
@@ -440,6 +467,7 @@ impl Line {
             Line::ClientError { .. } => Kind::ClientError,
             Line::Signature(_) => Kind::Signature,
             Line::Error(_) => Kind::Error,
+            Line::Cluster { .. } => Kind::Cluster,
         }
     }
 
@@ -447,7 +475,7 @@ impl Line {
     pub fn view(&self) -> View {
         let mut view = View::default();
         match self {
-            Line::Text(_) | Line::Refused { .. } | Line::Error(_) | Line::Recorder(_) => {}
+            Line::Text(_) | Line::Refused { .. } | Line::Error(_) | Line::Recorder(_) | Line::Cluster { .. } => {}
             Line::Connected { socket, app, .. }
             | Line::Disconnected { socket, app, .. }
             | Line::ClientError { socket, app, .. } => {
@@ -530,7 +558,29 @@ mod tests {
     #[test]
     fn api_lines_know_their_app() {
         let line =
-            Line::Api { method: "GET".into(), path: "/apps/42/channels".into(), status: 200, elapsed: Duration::ZERO };
+            Line::Api { method: "GET".into(), path: "/apps/42/channels".into(), status: 200, elapsed: Duration::ZERO, reason: None };
         assert_eq!(line.view().app.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn subscribe_frames_name_their_channel_for_the_column_filters_and_json() {
+        let line = Line::FrameIn {
+            socket: SocketId::new(1, 2),
+            app: AppId::new("1"),
+            frame: Frame::from(r#"{"event":"pusher:subscribe","data":{"auth":"k:s","channel":"private-a"}}"#.to_owned()),
+        };
+        assert_eq!(line.view().channel.as_deref(), Some("private-a"));
+        let filter = crate::printer::Filter::parse(&["channel=private-*".to_owned()]).unwrap();
+        assert!(filter.matches(line.kind(), &line.view()));
+        let unsubscribe = Line::FrameIn {
+            socket: SocketId::new(1, 2),
+            app: AppId::new("1"),
+            frame: Frame::from(r#"{"event":"pusher:unsubscribe","data":{"channel":"public"}}"#.to_owned()),
+        };
+        assert!(!filter.matches(unsubscribe.kind(), &unsubscribe.view()));
+        // Errors show whatever the filter says.
+        let error = Line::ClientError { socket: SocketId::new(1, 2), app: AppId::new("1"), message: "x".into() };
+        assert!(filter.matches(error.kind(), &error.view()));
+        assert!(filter.matches(Kind::Signature, &View::default()));
     }
 }

@@ -306,6 +306,7 @@ mod tests {
             path: "/apps/1/channels".into(),
             status: 200,
             elapsed: Default::default(),
+            reason: None,
         });
         printer.line(Line::Error("boom".into()));
         let json = wait_for(&file, 2);

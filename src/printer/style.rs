@@ -57,6 +57,7 @@ fn kind_color(kind: Kind) -> Color {
         Kind::Api => Color::BrightBlue,
         Kind::Webhook => Color::BrightCyan,
         Kind::Recorder => Color::BrightMagenta,
+        Kind::Cluster => Color::BrightYellow,
         Kind::Refused | Kind::ClientError | Kind::Signature | Kind::Error => Color::Red,
     }
 }

@@ -1,5 +1,11 @@
 //! The human-readable line: aligned columns `time marker socket [app] event channel payload`,
 //! payload cut to the terminal width with its full size shown, or pretty-printed with `--full`.
+//!
+//! On a terminal every line fits its width and never wraps ([`Layout`]): below 130 columns the
+//! event and channel columns narrow (a longer name is cut with `…`), below 100 the socket id
+//! shrinks to its first part, and the payload takes what is left; any other line is cut with
+//! `…` at the edge, and a signature diagnosis continues on indented lines. Files and pipes get
+//! the full-width columns and uncut lines.
 
 use chrono::{DateTime, Local};
 
@@ -24,6 +30,109 @@ const SOCKET: usize = 17;
 const APP: usize = 8;
 const EVENT: usize = 32;
 const CHANNEL: usize = 24;
+/// The short socket id column (its first part, at most this many characters).
+const SHORT_SOCKET: usize = 6;
+/// What continuation lines of a diagnosis are indented by.
+const INDENT: usize = 4;
+
+/// Column widths for a terminal `width` (`None`: a file or pipe: the full widths, nothing cut).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// The terminal width.
+    pub width: Option<usize>,
+    /// The socket column.
+    pub socket: usize,
+    /// Show only the first part of socket ids.
+    pub short_socket: bool,
+    /// The event column.
+    pub event: usize,
+    /// The channel column.
+    pub channel: usize,
+}
+
+impl Layout {
+    /// The layout for `width` columns.
+    pub fn for_width(width: Option<usize>) -> Layout {
+        let full = Layout { width, socket: SOCKET, short_socket: false, event: EVENT, channel: CHANNEL };
+        match width {
+            None => full,
+            Some(w) if w >= 130 => full,
+            Some(w) if w >= 100 => Layout { socket: 13, event: 22, channel: 18, ..full },
+            Some(_) => Layout { socket: SHORT_SOCKET, short_socket: true, event: 16, channel: 12, ..full },
+        }
+    }
+
+    fn socket_text(&self, socket: &str) -> String {
+        if self.short_socket {
+            socket.split('.').next().unwrap_or(socket).chars().take(SHORT_SOCKET).collect()
+        } else {
+            socket.to_owned()
+        }
+    }
+
+    /// `text` as a column's content: cut with `…` to `width` on a terminal narrower than 160
+    /// columns (a wider one has room for a long name to push the payload along).
+    fn fitted(&self, text: &str, width: usize) -> String {
+        if self.width.is_some_and(|w| w < 160) && text.chars().count() > width {
+            let kept: String = text.chars().take(width.saturating_sub(1)).collect();
+            format!("{kept}…")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// The visible length of `text` (escape codes not counted).
+fn visible_len(text: &str) -> usize {
+    let mut n = 0;
+    let mut escape = false;
+    for c in text.chars() {
+        match (escape, c) {
+            (false, '\u{1b}') => escape = true,
+            (true, 'm') => escape = false,
+            (true, _) => {}
+            (false, _) => n += 1,
+        }
+    }
+    n
+}
+
+/// `text` cut to `room` visible characters with `…`, keeping escape codes whole (and closing
+/// any colour left open).
+fn fit(text: &str, room: usize) -> String {
+    if visible_len(text) <= room {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let (mut n, mut escape, mut coloured) = (0, false, false);
+    for c in text.chars() {
+        if escape || c == '\u{1b}' {
+            escape = c != 'm';
+            coloured = true;
+            out.push(c);
+            continue;
+        }
+        if n + 1 >= room {
+            break;
+        }
+        out.push(c);
+        n += 1;
+    }
+    out.push('…');
+    if coloured {
+        out.push_str("\u{1b}[0m");
+    }
+    out
+}
+
+/// `n` and the noun, singular for one.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
 
 fn pad(text: &str, width: usize) -> String {
     let len = text.chars().count();
@@ -48,7 +157,12 @@ fn cut(payload: &str, room: usize, bytes: usize) -> String {
         return payload.to_owned();
     }
     let note = format!("… ({bytes} bytes)");
-    let keep = room.saturating_sub(note.chars().count()).max(8);
+    let keep = room.saturating_sub(note.chars().count());
+    if keep < 4 {
+        // No room for a useful part and the size: the part alone, cut.
+        let kept: String = payload.chars().take(room.saturating_sub(1)).collect();
+        return format!("{kept}…");
+    }
     let kept: String = payload.chars().take(keep).collect();
     format!("{kept}{note}")
 }
@@ -67,6 +181,7 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
     if let Line::Text(text) = line {
         return text.clone();
     }
+    let layout = Layout::for_width(opts.width);
     let mut out = String::new();
     let mut used = 0;
     let mut push = |(text, width): (String, usize)| {
@@ -75,7 +190,8 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
     };
     push(column(&now.format("%H:%M:%S%.3f").to_string(), 12, |s| style::dim(s, color)));
     push(column(kind.marker(), 3, |s| style::kind(kind, s, color)));
-    push(column(view.socket.as_deref().unwrap_or(""), SOCKET, |s| s.to_owned()));
+    let socket = layout.socket_text(view.socket.as_deref().unwrap_or(""));
+    push(column(&socket, layout.socket, |s| s.to_owned()));
     if opts.show_app {
         push(column(&view.app.as_deref().map(|a| format!("app {a}")).unwrap_or_default(), APP, |s| {
             style::dim(s, color)
@@ -94,13 +210,20 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
         }
         Line::Refused { key, code, reason, remote } => {
             let from = remote.map(|r| format!(" from {r}")).unwrap_or_default();
-            style::error(&format!("refused key {key:?}{from}: {code} {reason}"), color)
+            // A path that is not …/app/{key} is refused as a path, not as an app key.
+            let what = if *code == crate::protocol::codes::PATH_NOT_FOUND {
+                format!("refused {key}")
+            } else {
+                format!("refused key {key:?}")
+            };
+            style::error(&format!("{what}{from}: {code} {reason}"), color)
         }
-        Line::Api { method, path, status, elapsed } => {
+        Line::Api { method, path, status, elapsed, reason } => {
             let status_text = status.to_string();
             let status =
                 if *status >= 400 { style::error(&status_text, color) } else { style::kind(kind, &status_text, color) };
-            format!("{method} {path} → {status} {:.1}ms", elapsed.as_secs_f64() * 1000.0)
+            let why = reason.as_deref().map(|r| format!(": {}", style::error(r.trim(), color))).unwrap_or_default();
+            format!("{method} {path} → {status} {:.1}ms{why}", elapsed.as_secs_f64() * 1000.0)
         }
         Line::Webhook { label, url, result, ok, attempt, elapsed, next, .. } => {
             let result = if *ok { style::kind(kind, result, color) } else { style::error(result, color) };
@@ -110,19 +233,29 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
         Line::ClientError { message, .. } => style::error(message, color),
         Line::Recorder(r) if r.is_error() => style::error(&r.message(), color),
         Line::Recorder(r) => style::kind(kind, &r.message(), color),
-        Line::Error(message) => style::error(message, color),
-        Line::Signature(d) => return signature(&out, d, color),
+        Line::Error(message) | Line::Cluster { message, problem: true } => style::error(message, color),
+        Line::Cluster { message, problem: false } => style::kind(kind, message, color),
+        Line::Signature(d) => return signature(&out, d, color, opts.width),
         Line::FrameIn { .. } | Line::FrameOut { .. } | Line::FanOut { .. } | Line::Published { .. } => {
-            let event = view.event.as_deref().unwrap_or("?");
-            let (e, w) = column(event, EVENT, |s| style::event(s, color));
-            let (c, cw) = column(view.channel.as_deref().unwrap_or(""), CHANNEL, |s| style::channel(s, color));
+            let event = layout.fitted(view.event.as_deref().unwrap_or("?"), layout.event);
+            let (e, w) = column(&event, layout.event, |s| style::event(s, color));
+            let channel = layout.fitted(view.channel.as_deref().unwrap_or(""), layout.channel);
+            let (c, cw) = column(&channel, layout.channel, |s| style::channel(s, color));
             used += w + cw;
             let suffix = match line {
-                Line::Published { delivered, source, .. } => format!(" → {delivered} sockets ({})", source.label()),
-                Line::FanOut { sockets, .. } => format!(" (same frame to {sockets} sockets)"),
+                Line::Published { delivered, source, .. } => {
+                    format!(" → {} ({})", count(*delivered, "socket"), source.label())
+                }
+                Line::FanOut { sockets, .. } => format!(" (same frame to {})", count(*sockets, "socket")),
                 _ => String::new(),
             };
-            let payload = view.payload.as_deref().unwrap_or("");
+            let one_line;
+            let mut payload = view.payload.as_deref().unwrap_or("");
+            if !opts.full && payload.contains(['\n', '\r']) {
+                // A re-indented fixture's data: one line (in JSON, line breaks are only layout).
+                one_line = payload.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+                payload = &one_line;
+            }
             let body = if opts.full && view.payload_is_json {
                 let text = pretty(payload);
                 if text.contains('\n') {
@@ -140,10 +273,41 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
         }
     };
     out.push_str(&tail);
-    out.trim_end().to_owned()
+    let line = out.trim_end();
+    match (opts.width, opts.full) {
+        (Some(width), false) => fit(line, width),
+        _ => line.to_owned(),
+    }
 }
 
-fn signature(prefix: &str, d: &crate::auth::diagnose::Diagnosis, color: bool) -> String {
+/// The diagnosis: a headline, then indented lines; on a terminal the headline is cut to the
+/// width and a long value continues on further indented lines rather than wrapping.
+fn signature(prefix: &str, d: &crate::auth::diagnose::Diagnosis, color: bool, width: Option<usize>) -> String {
+    let block = signature_block(prefix, d, color);
+    let Some(width) = width else { return block };
+    let mut lines = block.lines();
+    let mut out = fit(lines.next().unwrap_or_default(), width);
+    for line in lines {
+        let mut rest: Vec<char> = line.chars().collect();
+        let room = width.saturating_sub(INDENT * 2).max(20);
+        out.push('\n');
+        if visible_len(line) <= width || line.contains('\u{1b}') {
+            out.push_str(&fit(line, width));
+            continue;
+        }
+        let first: String = rest.drain(..width.min(rest.len())).collect();
+        out.push_str(&first);
+        while !rest.is_empty() {
+            let chunk: String = rest.drain(..room.min(rest.len())).collect();
+            out.push('\n');
+            out.push_str(&" ".repeat(INDENT * 2));
+            out.push_str(&chunk);
+        }
+    }
+    out
+}
+
+fn signature_block(prefix: &str, d: &crate::auth::diagnose::Diagnosis, color: bool) -> String {
     let what = match &d.subject {
         Subject::Request { method, path } => format!("HTTP API signature refused for {method} {path}"),
         Subject::Channel { channel, .. } => format!("subscription auth refused for {channel}"),
@@ -207,7 +371,7 @@ mod tests {
                 "12:34:56.789 xws                   refused key \"nope\": 4001 Application does not exist",
             ),
             (
-                Line::Api { method: "POST".into(), path: "/apps/1/events".into(), status: 200, elapsed: Duration::from_micros(1500) },
+                Line::Api { method: "POST".into(), path: "/apps/1/events".into(), status: 200, elapsed: Duration::from_micros(1500), reason: None },
                 "12:34:56.789 api                   POST /apps/1/events → 200 1.5ms",
             ),
             (
@@ -220,7 +384,7 @@ mod tests {
                     app: AppId::new("1"),
                     frame: Frame::from(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"c"}}"#.to_owned()),
                 },
-                "12:34:56.789 c→s 123.456           pusher:subscribe                                          {\"auth\":\"\",\"channel\":\"c\"}",
+                "12:34:56.789 c→s 123.456           pusher:subscribe                 c                        {\"auth\":\"\",\"channel\":\"c\"}",
             ),
             (
                 Line::Published {
@@ -292,6 +456,91 @@ mod tests {
         for (line, expected) in cases {
             assert_eq!(show(&line, &opts()), expected);
         }
+    }
+
+    /// Lines of every shape, long and short, for the width goldens.
+    fn sample_lines() -> Vec<Line> {
+        let socket = SocketId::new(595406, 666970);
+        vec![
+            Line::Connected { socket, app: AppId::new("1"), remote: Some("127.0.0.1:52010".parse().unwrap()) },
+            Line::FrameIn {
+                socket,
+                app: AppId::new("1"),
+                frame: Frame::from(r#"{"event":"pusher:subscribe","data":{"auth":"app-key:0123456789abcdef0123456789abcdef","channel":"private-orders-for-customer-42"}}"#.to_owned()),
+            },
+            Line::FrameOut {
+                socket,
+                app: AppId::new("1"),
+                frame: Frame::from(r#"{"event":"App\\Events\\OrderShipped","channel":"private-orders-for-customer-42","data":"{\"id\":42,\"items\":[1,2,3],\"note\":\"left at the door\"}"}"#.to_owned()),
+            },
+            Line::Published {
+                app: AppId::new("1"),
+                channel: crate::protocol::ChannelName::parse("news", 164).unwrap(),
+                event: "e".into(),
+                data: "{}".into(),
+                source: crate::state::Source::Api,
+                delivered: 1,
+            },
+            Line::Api {
+                method: "POST".into(),
+                path: "/apps/1/events".into(),
+                status: 413,
+                elapsed: Duration::from_micros(800),
+                reason: Some("data is 11000 bytes; the limit is 10240".into()),
+            },
+            Line::Webhook {
+                app: AppId::new("1"),
+                channel: Some("presence-room".into()),
+                label: "member_added presence-room user 42".into(),
+                url: "https://myapp.test/broadcasting/pusher/webhook".into(),
+                result: "200".into(),
+                ok: true,
+                attempt: 1,
+                elapsed: Duration::from_millis(12),
+                next: String::new(),
+            },
+        ]
+    }
+
+    #[test]
+    fn at_80_and_200_columns_no_line_is_wider_than_the_terminal() {
+        for width in [80, 200] {
+            let opts = TextOptions { width: Some(width), ..opts() };
+            let shown: Vec<String> = sample_lines().iter().map(|l| show(l, &opts)).collect();
+            for line in &shown {
+                assert!(line.chars().count() <= width, "{width}: {line:?} is {} wide", line.chars().count());
+            }
+            let expected: &[&str] = if width == 80 {
+                &[
+                    "12:34:56.789 +ws 595406 connected from 127.0.0.1:52010",
+                    "12:34:56.789 c→s 595406 pusher:subscribe private-ord… {\"auth\":\"app-… (130 bytes)",
+                    "12:34:56.789 s→c 595406 App\\Events\\Orde… private-ord… {\"id\":42,\"ite… (149 bytes)",
+                    "12:34:56.789 pub        e                news         {} → 1 socket (api)",
+                    "12:34:56.789 api        POST /apps/1/events → 413 0.8ms: data is 11000 bytes; t…",
+                    "12:34:56.789 whk        webhook member_added presence-room user 42 → https://my…",
+                ]
+            } else {
+                &[
+                    "12:34:56.789 +ws 595406.666970     connected from 127.0.0.1:52010",
+                    "12:34:56.789 c→s 595406.666970     pusher:subscribe                 private-orders-for-customer-42 {\"auth\":\"app-key:0123456789abcdef0123456789abcdef\",\"channel\":\"private-orders-for-customer-42\"}",
+                    "12:34:56.789 s→c 595406.666970     App\\Events\\OrderShipped          private-orders-for-customer-42 {\"id\":42,\"items\":[1,2,3],\"note\":\"left at the door\"}",
+                    "12:34:56.789 pub                   e                                news                     {} → 1 socket (api)",
+                    "12:34:56.789 api                   POST /apps/1/events → 413 0.8ms: data is 11000 bytes; the limit is 10240",
+                    "12:34:56.789 whk                   webhook member_added presence-room user 42 → https://myapp.test/broadcasting/pusher/webhook 200 in 12ms (attempt 1)",
+                ]
+            };
+            assert_eq!(shown, expected, "{width} columns");
+        }
+    }
+
+    #[test]
+    fn a_reindented_payload_stays_on_one_line_and_an_empty_one_gets_no_size_note() {
+        let line = frame_out("{\"event\":\"e\",\"channel\":\"c\",\"data\":\"{\\n  \\\"a\\\": 1\\n}\"}");
+        let text = show(&line, &TextOptions { width: Some(80), ..opts() });
+        assert!(!text.contains('\n') && text.ends_with("{ \"a\": 1 }"), "{text:?}");
+        let empty = frame_out(r#"{"event":"pusher:pong","data":{}}"#);
+        let text = show(&empty, &TextOptions { width: Some(80), ..opts() });
+        assert!(text.ends_with("{}") && !text.contains("bytes"), "{text:?}");
     }
 
     #[test]

@@ -390,7 +390,7 @@ mod tests {
     #[test]
     fn the_built_in_fixtures_parse() {
         for (name, text) in BUILT_IN {
-            let fixture = Fixture::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let fixture = Fixture::parse(text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
             assert!(!fixture.events.is_empty(), "{name}");
             assert!(built_in(name).is_some());
         }

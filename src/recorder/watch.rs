@@ -146,6 +146,8 @@ impl Fixtures {
                 error: None,
             });
             match loaded {
+                // An editor's save raises several events: the same content again is no news.
+                Ok(fixture) if entry.error.is_none() && entry.fixture.as_deref() == Some(&fixture) => return None,
                 Ok(fixture) => {
                     let events = fixture.events.len();
                     entry.fixture = Some(Arc::new(fixture));

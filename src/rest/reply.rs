@@ -132,9 +132,18 @@ impl ApiError {
     }
 }
 
-/// A plain-text response.
+/// Why a request was refused, carried in the response's extensions so the API log line can say
+/// it (`→ 401 …: Missing parameter: auth_key`).
+#[derive(Debug, Clone)]
+pub struct Reason(pub String);
+
+/// A plain-text response; an error status carries its message as the [`Reason`] too.
 pub fn text(status: StatusCode, body: String) -> Response {
+    let reason = (status.is_client_error() || status.is_server_error()).then(|| Reason(body.clone()));
     let mut response = Response::new(body.into());
+    if let Some(reason) = reason {
+        response.extensions_mut().insert(reason);
+    }
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
