@@ -59,6 +59,9 @@ pub enum Cause {
     PathOrMethodChanged(String),
     /// Nothing else matched: a different secret, or the data changed in transit.
     WrongSecret,
+    /// Nothing else matched for a socket's subscription or signin: a different secret, or the
+    /// auth endpoint signed another socket id or channel.
+    WrongSecretForSocket,
 }
 
 impl fmt::Display for Cause {
@@ -84,6 +87,10 @@ impl fmt::Display for Cause {
             }
             Cause::WrongSecret => f.write_str(
                 "wrong secret (most likely), or the request changed between signing and sending (path, query or a proxy)",
+            ),
+            Cause::WrongSecretForSocket => f.write_str(
+                "wrong secret (most likely: your auth endpoint signs with another app's secret), or it signed another \
+                 socket_id or channel than the ones this socket sent (an old socket_id after a reconnect?)",
             ),
         }
     }
@@ -181,7 +188,7 @@ pub fn channel(
         } else if channel_data.is_some_and(|d| reencodings(d).iter().any(|alt| signs(Some(alt)))) {
             Cause::ReencodedAfterSigning("channel_data")
         } else {
-            Cause::WrongSecret
+            Cause::WrongSecretForSocket
         }
     });
     let subject = Subject::Channel { channel: channel.to_owned(), socket_id: socket_id.to_owned() };
@@ -197,7 +204,7 @@ pub fn signin(app: &App, others: &[&App], socket_id: &str, user_data: &str, auth
         if reencodings(user_data).iter().any(|alt| signs(alt)) {
             Cause::ReencodedAfterSigning("user_data")
         } else {
-            Cause::WrongSecret
+            Cause::WrongSecretForSocket
         }
     });
     socket_diagnosis(app, Subject::Signin { socket_id: socket_id.to_owned() }, expected_string, received, cause)
@@ -280,7 +287,8 @@ mod tests {
         let a = app("1");
         let auth = format!("key-1:{}", sign("nope", "1.2:private-x"));
         let d = channel(&a, &[], "1.2", "private-x", None, &auth);
-        assert_eq!(d.cause, Cause::WrongSecret);
+        assert_eq!(d.cause, Cause::WrongSecretForSocket);
+        assert!(!d.cause.to_string().contains("proxy"), "a socket's hint is about sockets: {}", d.cause);
         assert_eq!(d.expected_string, "1.2:private-x");
         assert_eq!(d.expected.as_deref(), Some(sign("secret-1", "1.2:private-x").as_str()));
     }

@@ -225,8 +225,13 @@ async fn until(deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
 }
 
 /// Answers a refused client frame with `pusher:error` and logs it (also used by [`crate::xhr`]).
+/// A refused signature is not logged again here: the session printed its diagnosis, which
+/// says more.
 pub(crate) fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &AppId, error: &ClientError) {
     let message = error.to_string();
     outbox.send(server::error(error.code(), &message));
-    state.printer().line(Line::ClientError { socket, app: app.clone(), message });
+    let diagnosed = matches!(error, ClientError::Auth(crate::auth::channel::AuthError::InvalidSignature { .. }));
+    if !diagnosed {
+        state.printer().line(Line::ClientError { socket, app: app.clone(), message });
+    }
 }

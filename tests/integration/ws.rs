@@ -863,3 +863,21 @@ async fn a_frame_sent_right_behind_the_handshake_is_read() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_subscription_signature_is_diagnosed_once_with_a_hint_about_sockets() {
+    let captured = crate::support::Captured::default();
+    let server = TestServer::with_printer(crate::support::config(), captured.printer()).await;
+    let mut client = server.client().await;
+    let bad = format!("{KEY}:{}", "0".repeat(64));
+    client.send(json!({"event": "pusher:subscribe", "data": {"channel": "private-a", "auth": bad}})).await;
+    let error = client.expect_error().await;
+    assert!(error["message"].as_str().unwrap().contains("Invalid signature"), "{error}");
+    client.assert_alive().await;
+    captured.until("subscription auth refused for private-a", WAIT).await;
+    let log = captured.text();
+    assert_eq!(log.matches("private-a").count(), 2, "the headline and the string to sign, once: {log}");
+    assert!(!log.contains("Invalid signature: Expected"), "no second report of the same refusal: {log}");
+    assert!(log.contains("socket_id") && !log.contains("a proxy"), "a socket's hint: {log}");
+    server.stop().await;
+}
