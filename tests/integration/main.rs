@@ -10,13 +10,15 @@
 //!   `webhook.rs`;
 //! - recording, fixtures, replay and capture (the store, the fixtures folder, replay timing,
 //!   the replay control endpoints): `recorder.rs`; the commands and `kill -9`: `cli.rs`;
-//! - TLS on the one port (wss/https, certificates, TLS-only apps): `tls.rs`.
+//! - TLS on the one port (wss/https, certificates, TLS-only apps): `tls.rs`;
+//! - the README's banner and log-line examples against what the binary renders: `readme.rs`.
 //!
 //! Servers run in-process on port 0 (`support::TestServer`). Don't add a `misc.rs`.
 //! The official-SDK suite is a separate binary, `tests/sdk.rs`.
 
 mod broker;
 mod cli;
+mod readme;
 mod recorder;
 mod rest;
 mod support;
