@@ -42,6 +42,9 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
             head("pusher-local")
         );
     }
+    if let Some(source) = &config.port_source {
+        out += &format!("  port {} as the app expects ({source})\n", api.port());
+    }
     let sources = &config.sources;
     let width = id.len().max(key.len()).max(secret.len());
     out += &format!("  app_id  {id:<width$}  ({})\n", sources.id);
@@ -94,6 +97,9 @@ pub fn startup(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: &Id
         crate::printer::Format::Text => render(config, api, websocket, Some(tls), color),
         _ => format!("pusher-local {} listening on {websocket}", env!("CARGO_PKG_VERSION")),
     }];
+    for warning in config.endpoint_warnings() {
+        lines.push(format!("{} {warning}", style::error("warning:", color)));
+    }
     for app in &config.apps {
         for target in &app.webhooks {
             let kinds = match &target.event_types {
