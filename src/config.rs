@@ -734,7 +734,8 @@ impl Config {
         let AppEndpoint { host, port, scheme } = &self.app_endpoint;
         if let Some((value, source)) = host {
             let name = value.trim().trim_start_matches('[').trim_end_matches(']');
-            let here = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified() || ip == api.ip() || api.ip().is_unspecified();
+            let here =
+                |ip: IpAddr| ip.is_loopback() || ip.is_unspecified() || ip == api.ip() || api.ip().is_unspecified();
             if is_real_pusher(name) {
                 warnings.push(format!(
                     "PUSHER_HOST={value} ({source}) is hosted Pusher: your app sends its events there, not to this \
@@ -989,6 +990,65 @@ mod tests {
         assert_eq!(c.apps[0].limits.max_connections, Some(5));
         assert!(c.apps[1].client_events);
     }
+
+    fn resolve_with(args: &[&str], vars: &[(&str, &str)], dir: &Path) -> Config {
+        let map: std::collections::HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env = move |name: &str| map.get(name).cloned();
+        let cli =
+            <Cli as clap::Parser>::try_parse_from(std::iter::once("pusher-local").chain(args.iter().copied())).unwrap();
+        Config::resolve(&cli, &env, dir).unwrap()
+    }
+
+    #[test]
+    fn the_apps_pusher_port_is_where_pusher_local_listens_unless_a_port_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "PUSHER_HOST=127.0.0.1\nPUSHER_PORT=16101\nPUSHER_SCHEME=http\n")
+            .unwrap();
+        let c = resolve_with(&[], &[], dir.path());
+        assert_eq!(c.listen, Listen::Combined("127.0.0.1:16101".parse().unwrap()));
+        assert_eq!(c.port_source, Some(Source::DotEnv(dir.path().join(".env"), "PUSHER_PORT")));
+        assert!(c.endpoint_warnings().is_empty(), "{:?}", c.endpoint_warnings());
+        // A port asked for wins, and the mismatch is said once, with the fix.
+        let c = resolve_with(&["--port", "6001"], &[], dir.path());
+        assert_eq!(c.listen, Listen::Combined("127.0.0.1:6001".parse().unwrap()));
+        let warnings = c.endpoint_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("PUSHER_PORT=16101")
+                && warnings[0].contains(".env")
+                && warnings[0].contains("PUSHER_PORT=6001"),
+            "{warnings:?}"
+        );
+        // The environment beats .env, as for the app itself.
+        let c = resolve_with(&[], &[("PUSHER_PORT", "16202")], dir.path());
+        assert_eq!(c.listen, Listen::Combined("127.0.0.1:16202".parse().unwrap()));
+        assert!(resolve_with(&["--no-config"], &[], dir.path()).port_source.is_none());
+    }
+
+    #[test]
+    fn an_app_pointed_at_hosted_pusher_or_another_address_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "PUSHER_HOST=api-eu.pusher.com\nPUSHER_SCHEME=https\n").unwrap();
+        let warnings = resolve_with(&[], &[], dir.path()).endpoint_warnings();
+        assert_eq!(warnings.len(), 1, "https is served too: {warnings:?}");
+        assert!(
+            warnings[0].contains("PUSHER_HOST=api-eu.pusher.com") && warnings[0].contains("hosted Pusher"),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].contains("PUSHER_HOST=127.0.0.1"), "{warnings:?}");
+        let warnings =
+            resolve_with(&[], &[("PUSHER_HOST", "10.9.8.7"), ("PUSHER_SCHEME", "ws")], dir.path()).endpoint_warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        for fine in ["localhost", "127.0.0.1", "host.docker.internal", "soketi"] {
+            assert!(resolve_with(&[], &[("PUSHER_HOST", fine)], dir.path()).endpoint_warnings().len() <= 1, "{fine}");
+        }
+        assert!(
+            is_real_pusher("ws-mt1.pusher.com")
+                && is_real_pusher("api.pusherapp.com")
+                && !is_real_pusher("notpusher.com")
+        );
+    }
 }
 
 /// Worker threads when `workers` is not set: half the machine's cores, at least one.
@@ -1066,49 +1126,5 @@ mod readme_tests {
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
             assert_eq!(cells[4], format!("`{value}`"), "README default of {key}: {row}");
         }
-    }
-
-    fn resolve_with(args: &[&str], vars: &[(&str, &str)], dir: &Path) -> Config {
-        let map: std::collections::HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let env = move |name: &str| map.get(name).cloned();
-        let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once("pusher-local").chain(args.iter().copied())).unwrap();
-        Config::resolve(&cli, &env, dir).unwrap()
-    }
-
-    #[test]
-    fn the_apps_pusher_port_is_where_pusher_local_listens_unless_a_port_is_asked_for() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".env"), "PUSHER_HOST=127.0.0.1\nPUSHER_PORT=16101\nPUSHER_SCHEME=http\n").unwrap();
-        let c = resolve_with(&[], &[], dir.path());
-        assert_eq!(c.listen, Listen::Combined("127.0.0.1:16101".parse().unwrap()));
-        assert_eq!(c.port_source, Some(Source::DotEnv(dir.path().join(".env"), "PUSHER_PORT")));
-        assert!(c.endpoint_warnings().is_empty(), "{:?}", c.endpoint_warnings());
-        // A port asked for wins, and the mismatch is said once, with the fix.
-        let c = resolve_with(&["--port", "6001"], &[], dir.path());
-        assert_eq!(c.listen, Listen::Combined("127.0.0.1:6001".parse().unwrap()));
-        let warnings = c.endpoint_warnings();
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("PUSHER_PORT=16101") && warnings[0].contains(".env") && warnings[0].contains("PUSHER_PORT=6001"), "{warnings:?}");
-        // The environment beats .env, as for the app itself.
-        let c = resolve_with(&[], &[("PUSHER_PORT", "16202")], dir.path());
-        assert_eq!(c.listen, Listen::Combined("127.0.0.1:16202".parse().unwrap()));
-        assert!(resolve_with(&["--no-config"], &[], dir.path()).port_source.is_none());
-    }
-
-    #[test]
-    fn an_app_pointed_at_hosted_pusher_or_another_address_is_warned_about() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".env"), "PUSHER_HOST=api-eu.pusher.com\nPUSHER_SCHEME=https\n").unwrap();
-        let warnings = resolve_with(&[], &[], dir.path()).endpoint_warnings();
-        assert_eq!(warnings.len(), 1, "https is served too: {warnings:?}");
-        assert!(warnings[0].contains("PUSHER_HOST=api-eu.pusher.com") && warnings[0].contains("hosted Pusher"), "{warnings:?}");
-        assert!(warnings[0].contains("PUSHER_HOST=127.0.0.1"), "{warnings:?}");
-        let warnings = resolve_with(&[], &[("PUSHER_HOST", "10.9.8.7"), ("PUSHER_SCHEME", "ws")], dir.path()).endpoint_warnings();
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
-        for fine in ["localhost", "127.0.0.1", "host.docker.internal", "soketi"] {
-            assert!(resolve_with(&[], &[("PUSHER_HOST", fine)], dir.path()).endpoint_warnings().len() <= 1, "{fine}");
-        }
-        assert!(is_real_pusher("ws-mt1.pusher.com") && is_real_pusher("api.pusherapp.com") && !is_real_pusher("notpusher.com"));
     }
 }
