@@ -52,7 +52,8 @@ pub fn check(method: &Method, headers: &HeaderMap, secure: bool, names: &[String
             ));
         }
     }
-    let has_body = text(header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0") || headers.contains_key(header::TRANSFER_ENCODING);
+    let has_body = text(header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0")
+        || headers.contains_key(header::TRANSFER_ENCODING);
     let json = text(header::CONTENT_TYPE)
         .and_then(|t| t.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
@@ -71,7 +72,9 @@ fn is_local_host(host: &str, names: &[String]) -> bool {
     let name = match host.strip_prefix('[') {
         // [v6]:port
         Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }),
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }),
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     name.parse::<IpAddr>().is_ok()
@@ -100,7 +103,15 @@ mod tests {
     #[test]
     fn hosts_that_name_this_machine_pass_and_others_do_not() {
         let names = vec!["app.test".to_owned()];
-        for ok in ["127.0.0.1:6001", "localhost:6001", "LOCALHOST", "api.localhost:1", "[::1]:6001", "10.0.0.5:6001", "app.test:6001"] {
+        for ok in [
+            "127.0.0.1:6001",
+            "localhost:6001",
+            "LOCALHOST",
+            "api.localhost:1",
+            "[::1]:6001",
+            "10.0.0.5:6001",
+            "app.test:6001",
+        ] {
             assert!(is_local_host(ok, &names), "{ok}");
         }
         for bad in ["evil.example", "evil.example:6001", "localhost.evil.example", "127.0.0.1.nip.io:6001"] {
@@ -111,7 +122,12 @@ mod tests {
     #[test]
     fn cross_origin_changes_and_non_json_bodies_are_refused() {
         let post = Method::POST;
-        let own = headers(&[("host", "127.0.0.1:6001"), ("origin", "http://127.0.0.1:6001"), ("content-type", "application/json"), ("content-length", "2")]);
+        let own = headers(&[
+            ("host", "127.0.0.1:6001"),
+            ("origin", "http://127.0.0.1:6001"),
+            ("content-type", "application/json"),
+            ("content-length", "2"),
+        ]);
         assert!(check(&post, &own, false, &[]).is_ok());
         let foreign = headers(&[("host", "127.0.0.1:6001"), ("origin", "https://evil.example")]);
         assert_eq!(check(&post, &foreign, false, &[]).unwrap_err().0, StatusCode::FORBIDDEN);

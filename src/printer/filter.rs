@@ -83,7 +83,13 @@ impl Filter {
         // show: a filter narrows the traffic, it never hides what went wrong.
         let always = matches!(
             kind,
-            Kind::Text | Kind::Error | Kind::Recorder | Kind::Cluster | Kind::Signature | Kind::ClientError | Kind::Refused
+            Kind::Text
+                | Kind::Error
+                | Kind::Recorder
+                | Kind::Cluster
+                | Kind::Signature
+                | Kind::ClientError
+                | Kind::Refused
         );
         if self.rules.is_empty() || always {
             return true;

@@ -435,8 +435,13 @@ fn frame_view(frame: &str, view: &mut View) {
             view.channel = fields.channel;
             // A (un)subscribe names its channel inside `data`: shown in the channel column, and
             // seen by `--filter channel=` and JSON logs.
-            if view.channel.is_none() && matches!(view.event.as_deref(), Some("pusher:subscribe" | "pusher:unsubscribe")) {
-                view.channel = fields.data.and_then(|raw| serde_json::from_str::<ChannelOnly>(raw.get()).ok()).and_then(|d| d.channel);
+            if view.channel.is_none()
+                && matches!(view.event.as_deref(), Some("pusher:subscribe" | "pusher:unsubscribe"))
+            {
+                view.channel = fields
+                    .data
+                    .and_then(|raw| serde_json::from_str::<ChannelOnly>(raw.get()).ok())
+                    .and_then(|d| d.channel);
             }
             if let Some(raw) = fields.data {
                 let (payload, is_json) = decode_data(raw);
@@ -557,8 +562,13 @@ mod tests {
 
     #[test]
     fn api_lines_know_their_app() {
-        let line =
-            Line::Api { method: "GET".into(), path: "/apps/42/channels".into(), status: 200, elapsed: Duration::ZERO, reason: None };
+        let line = Line::Api {
+            method: "GET".into(),
+            path: "/apps/42/channels".into(),
+            status: 200,
+            elapsed: Duration::ZERO,
+            reason: None,
+        };
         assert_eq!(line.view().app.as_deref(), Some("42"));
     }
 
@@ -567,7 +577,9 @@ mod tests {
         let line = Line::FrameIn {
             socket: SocketId::new(1, 2),
             app: AppId::new("1"),
-            frame: Frame::from(r#"{"event":"pusher:subscribe","data":{"auth":"k:s","channel":"private-a"}}"#.to_owned()),
+            frame: Frame::from(
+                r#"{"event":"pusher:subscribe","data":{"auth":"k:s","channel":"private-a"}}"#.to_owned(),
+            ),
         };
         assert_eq!(line.view().channel.as_deref(), Some("private-a"));
         let filter = crate::printer::Filter::parse(&["channel=private-*".to_owned()]).unwrap();

@@ -253,7 +253,8 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
             let mut payload = view.payload.as_deref().unwrap_or("");
             if !opts.full && payload.contains(['\n', '\r']) {
                 // A re-indented fixture's data: one line (in JSON, line breaks are only layout).
-                one_line = payload.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+                one_line =
+                    payload.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
                 payload = &one_line;
             }
             let body = if opts.full && view.payload_is_json {

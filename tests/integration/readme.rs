@@ -19,7 +19,8 @@ fn readme() -> String {
 
 /// The README's lines that start with a time, with the time cut off, in order.
 fn readme_log_lines(readme: &str) -> Vec<String> {
-    let is_time = |l: &str| l.len() > 13 && l.as_bytes()[2] == b':' && l.as_bytes()[5] == b':' && l.as_bytes()[8] == b'.';
+    let is_time =
+        |l: &str| l.len() > 13 && l.as_bytes()[2] == b':' && l.as_bytes()[5] == b':' && l.as_bytes()[8] == b'.';
     readme.lines().filter(|l| is_time(l)).map(|l| l[12..].to_owned()).collect()
 }
 
@@ -147,6 +148,10 @@ fn the_log_lines_in_the_readme_are_the_lines_the_binary_prints() {
         }
     }
     for line in &rendered {
-        assert!(shown.contains(line), "the binary prints\n{line}\nwhich the README does not show; it shows:\n{}", shown.join("\n"));
+        assert!(
+            shown.contains(line),
+            "the binary prints\n{line}\nwhich the README does not show; it shows:\n{}",
+            shown.join("\n")
+        );
     }
 }

@@ -400,13 +400,18 @@ async fn the_suggested_fixtures_are_built_in_and_a_file_of_the_same_name_wins() 
     let mut cfg = config();
     cfg.fixtures = dir.path().join("fixtures");
     std::fs::create_dir_all(&cfg.fixtures).unwrap();
-    let mine = Fixture { name: None, description: None, events: vec![FixtureEvent::new(Duration::ZERO, "notifications", "mine", "{}")] };
+    let mine = Fixture {
+        name: None,
+        description: None,
+        events: vec![FixtureEvent::new(Duration::ZERO, "notifications", "mine", "{}")],
+    };
     mine.save(&cfg.fixtures.join("notifications.json")).unwrap();
     let server = TestServer::with(cfg).await;
     let http = reqwest::Client::new();
     let base = format!("http://{}/pusher-local", server.api_addr);
     let list: Value = http.get(format!("{base}/fixtures")).send().await.unwrap().json().await.unwrap();
-    let by_name = |name: &str| list["fixtures"].as_array().unwrap().iter().find(|f| f["name"] == name).cloned().unwrap();
+    let by_name =
+        |name: &str| list["fixtures"].as_array().unwrap().iter().find(|f| f["name"] == name).cloned().unwrap();
     assert_eq!(by_name("notifications")["built_in"], false, "{list}");
     assert_eq!(by_name("stock_ticker")["built_in"], true, "{list}");
     assert_eq!(by_name("stock_ticker")["events"], 30);
@@ -426,6 +431,9 @@ async fn the_suggested_fixtures_are_built_in_and_a_file_of_the_same_name_wins() 
     }
     let got = events(&mut client, 31).await;
     assert_eq!(got.iter().filter(|(channel, ..)| channel == "stock_ticker").count(), 30);
-    assert!(got.iter().any(|(channel, event, _)| channel == "notifications" && event == "mine"), "the folder's file wins");
+    assert!(
+        got.iter().any(|(channel, event, _)| channel == "notifications" && event == "mine"),
+        "the folder's file wins"
+    );
     server.stop().await;
 }
