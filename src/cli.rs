@@ -130,11 +130,11 @@ pub struct Cli {
     pub record: Option<Option<String>>,
 
     /// The recordings database (SQLite) [default: ./pusher-local.db]
-    #[arg(long, env = "PUSHER_LOCAL_DB", value_name = "PATH", global = true)]
+    #[arg(long, env = "PUSHER_LOCAL_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 
     /// The fixtures folder, watched for new and edited fixtures [default: ./fixtures]
-    #[arg(long, env = "PUSHER_LOCAL_FIXTURES", value_name = "DIR", global = true)]
+    #[arg(long, env = "PUSHER_LOCAL_FIXTURES", value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
 
     /// Replay this fixture (name in the fixtures folder, or a file) once the server is up (repeatable)
@@ -150,7 +150,7 @@ pub struct Cli {
     pub tls_key: Option<PathBuf>,
 
     /// Where the local certificate authority is kept [default: the user's data folder, e.g. ~/.local/share/pusher-local]
-    #[arg(long = "tls-dir", env = "PUSHER_LOCAL_TLS_DIR", value_name = "DIR", global = true)]
+    #[arg(long = "tls-dir", env = "PUSHER_LOCAL_TLS_DIR", value_name = "DIR")]
     pub tls_dir: Option<PathBuf>,
 
     /// Another name for the generated certificate besides localhost, 127.0.0.1, ::1 and --host (repeatable)
@@ -162,11 +162,11 @@ pub struct Cli {
     pub tls_only: bool,
 
     /// Also trust this CA bundle (PEM) for outgoing TLS: capture, replay, webhooks, rediss:// (repeatable)
-    #[arg(long = "ca-file", env = "PUSHER_LOCAL_CA_FILE", value_name = "FILE", global = true)]
+    #[arg(long = "ca-file", env = "PUSHER_LOCAL_CA_FILE", value_name = "FILE")]
     pub ca_files: Vec<PathBuf>,
 
     /// Accept any certificate on outgoing TLS connections (unsafe: for a server you know)
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub insecure: bool,
 
     /// A tool command instead of running the server
@@ -174,7 +174,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Commands that talk to a running pusher-local.
+/// Tool commands instead of running the server. Each takes, after its name, only the flags it
+/// uses (see [`Cli::lift_subcommand_flags`]).
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Inspect and resend the webhooks a running server kept in its outbox
@@ -182,25 +183,159 @@ pub enum Command {
         /// What to do
         #[command(subcommand)]
         action: WebhooksAction,
-        /// The running server [default: http://127.0.0.1:PORT from the same settings as the server]
+        /// The running server [default: http://HOST:PORT from --host, --port and the same settings as the server]
         #[arg(long, global = true, value_name = "URL")]
         url: Option<String>,
         /// Print the JSON the control API returns
         #[arg(long, global = true)]
         json: bool,
+        /// Where the local server listens
+        #[command(flatten)]
+        server: ServerFlags,
+        /// Settings files
+        #[command(flatten)]
+        settings: SettingsFlags,
+        /// Outgoing TLS
+        #[command(flatten)]
+        trust: TrustFlags,
     },
     /// List, show, delete and export recordings (made with --record)
     Recordings {
         /// What to do
         #[command(subcommand)]
         action: RecordingsAction,
+        /// The database and the fixtures folder
+        #[command(flatten)]
+        store: StoreFlags,
+        /// Settings files
+        #[command(flatten)]
+        settings: SettingsFlags,
     },
     /// Publish a fixture or recording into a server through its signed HTTP API, with the original timing
     Replay(ReplayArgs),
     /// Connect to a Pusher-compatible server as a client and write what arrives as a fixture (Ctrl-C ends)
     Capture(CaptureArgs),
     /// Make the local certificate authority if needed, and print where it is, how to trust it, and its PEM
-    Tls,
+    Tls {
+        /// Where the CA is kept
+        #[command(flatten)]
+        tls: TlsDirFlags,
+        /// Settings files
+        #[command(flatten)]
+        settings: SettingsFlags,
+    },
+    /// Print a shell completion script on stdout (install.sh installs them)
+    #[command(
+        after_help = "For example: pusher-local completions bash > ~/.local/share/bash-completion/completions/pusher-local"
+    )]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout: pusher-local man | man -l -
+    Man,
+}
+
+/// `--host` and `--port` after a subcommand: where the local server listens, as given to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "The local server")]
+pub struct ServerFlags {
+    /// The address the local server listens on [default: 127.0.0.1; also $PUSHER_LOCAL_HOST]
+    #[arg(long, value_name = "IP", global = true)]
+    pub host: Option<String>,
+    /// The port the local server listens on [default: 6001; also $PUSHER_LOCAL_PORT]
+    #[arg(long, value_name = "PORT", global = true)]
+    pub port: Option<u16>,
+}
+
+/// `--config` and `--no-config` after a subcommand: the files read as the server reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Settings")]
+pub struct SettingsFlags {
+    /// TOML file with settings, read as the server reads it [also $PUSHER_LOCAL_CONFIG]
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Ignore --config, PUSHER_LOCAL_CONFIG and .env
+    #[arg(long = "no-config", global = true)]
+    pub no_config: bool,
+}
+
+/// `--db` and `--fixtures` after a subcommand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Recordings and fixtures")]
+pub struct StoreFlags {
+    /// The recordings database (SQLite) [default: ./pusher-local.db; also $PUSHER_LOCAL_DB]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub db: Option<PathBuf>,
+    /// The fixtures folder [default: ./fixtures; also $PUSHER_LOCAL_FIXTURES]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub fixtures: Option<PathBuf>,
+}
+
+/// `--ca-file` and `--insecure` after a subcommand: what outgoing TLS trusts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Outgoing TLS")]
+pub struct TrustFlags {
+    /// Also trust this CA bundle (PEM) (repeatable) [also $PUSHER_LOCAL_CA_FILE]
+    #[arg(long = "ca-file", value_name = "FILE", global = true)]
+    pub ca_files: Vec<PathBuf>,
+    /// Accept any certificate (unsafe: for a server you know)
+    #[arg(long, global = true)]
+    pub insecure: bool,
+}
+
+/// `--tls-dir` after `tls`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct TlsDirFlags {
+    /// Where the local certificate authority is kept [default: the user's data folder, e.g. ~/.local/share/pusher-local; also $PUSHER_LOCAL_TLS_DIR]
+    #[arg(long = "tls-dir", value_name = "DIR", global = true)]
+    pub tls_dir: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Moves the flags given after a subcommand (`replay demo --port 6002`) into the fields the
+    /// settings are resolved from, where they win over the same flag before the subcommand and
+    /// over its environment variable (only the top-level flags read the environment).
+    #[must_use]
+    pub fn lift_subcommand_flags(mut self) -> Cli {
+        let (server, settings, store, trust, tls) = match &self.command {
+            None | Some(Command::Completions { .. } | Command::Man) => return self,
+            Some(Command::Webhooks { server, settings, trust, .. }) => {
+                (Some(server), Some(settings), None, Some(trust), None)
+            }
+            Some(Command::Recordings { store, settings, .. }) => (None, Some(settings), Some(store), None, None),
+            Some(Command::Replay(args)) => {
+                (Some(&args.server), Some(&args.settings), Some(&args.store), Some(&args.trust), None)
+            }
+            Some(Command::Capture(args)) => (Some(&args.server), Some(&args.settings), None, Some(&args.trust), None),
+            Some(Command::Tls { tls, settings }) => (None, Some(settings), None, None, Some(tls)),
+        };
+        let (server, settings, store, trust, tls) =
+            (server.cloned(), settings.cloned(), store.cloned(), trust.cloned(), tls.cloned());
+        if let Some(server) = server {
+            self.host = server.host.or(self.host);
+            self.port = server.port.or(self.port);
+        }
+        if let Some(settings) = settings {
+            self.config = settings.config.or(self.config);
+            self.no_config |= settings.no_config;
+        }
+        if let Some(store) = store {
+            self.db = store.db.or(self.db);
+            self.fixtures = store.fixtures.or(self.fixtures);
+        }
+        if let Some(trust) = trust {
+            if !trust.ca_files.is_empty() {
+                self.ca_files = trust.ca_files;
+            }
+            self.insecure |= trust.insecure;
+        }
+        if let Some(tls) = tls {
+            self.tls_dir = tls.tls_dir.or(self.tls_dir);
+        }
+        self
+    }
 }
 
 /// `pusher-local recordings …`.
@@ -233,7 +368,7 @@ pub enum RecordingsAction {
 pub struct ReplayArgs {
     /// A fixture file, a fixture name in the fixtures folder, or a recording name
     pub fixture: String,
-    /// The server: http(s)://HOST:PORT or ws(s)://HOST:PORT, the same forms as capture [default: http://127.0.0.1:PORT from the same settings as the server]
+    /// The server: http(s)://HOST:PORT or ws(s)://HOST:PORT, the same forms as capture [default: the local server: http://HOST:PORT from --host, --port and the same settings as the server]
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Hosted Pusher's cluster (eu, us2, ap1…): https://api-CLUSTER.pusher.com
@@ -257,18 +392,30 @@ pub struct ReplayArgs {
     /// Publish events of channel OLD on NEW (repeatable)
     #[arg(long = "channel-map", value_name = "OLD=NEW")]
     pub channel_map: Vec<crate::recorder::replay::ChannelMap>,
-    /// Skip events before this offset (90s, 1m30s, 1500ms, or seconds)
+    /// Start this long after the first event (90s, 1m30s, 1500ms, or seconds): earlier events are skipped, and the replay starts there at once
     #[arg(long, value_name = "OFFSET", value_parser = crate::recorder::replay::parse_offset)]
     pub from: Option<std::time::Duration>,
-    /// Skip events after this offset
+    /// Skip events more than this long after the first event
     #[arg(long, value_name = "OFFSET", value_parser = crate::recorder::replay::parse_offset)]
     pub to: Option<std::time::Duration>,
+    /// Where the local server listens
+    #[command(flatten)]
+    pub server: ServerFlags,
+    /// The database and the fixtures folder
+    #[command(flatten)]
+    pub store: StoreFlags,
+    /// Settings files
+    #[command(flatten)]
+    pub settings: SettingsFlags,
+    /// Outgoing TLS
+    #[command(flatten)]
+    pub trust: TrustFlags,
 }
 
 /// `pusher-local capture …`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CaptureArgs {
-    /// The server: ws(s)://HOST:PORT or http(s)://HOST:PORT (or a full ws://…/app/KEY URL) [default: the local server]
+    /// The server: ws(s)://HOST:PORT or http(s)://HOST:PORT (or a full ws://…/app/KEY URL) [default: the local server: ws://HOST:PORT from --host, --port and the same settings as the server]
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Hosted Pusher's cluster (eu, us2, ap1…): wss://ws-CLUSTER.pusher.com
@@ -289,6 +436,15 @@ pub struct CaptureArgs {
     /// The user id presence channels are joined as [default: pusher-local-capture]
     #[arg(long = "user-id", value_name = "ID")]
     pub user_id: Option<String>,
+    /// Where the local server listens
+    #[command(flatten)]
+    pub server: ServerFlags,
+    /// Settings files
+    #[command(flatten)]
+    pub settings: SettingsFlags,
+    /// Outgoing TLS
+    #[command(flatten)]
+    pub trust: TrustFlags,
 }
 
 /// `pusher-local webhooks …`.
@@ -356,6 +512,7 @@ mod tests {
                 action: WebhooksAction::Resend { id: 7, to: Some(to) },
                 url: None,
                 json: false,
+                ..
             }) => {
                 assert_eq!(to, "http://127.0.0.1:1/h")
             }
@@ -397,7 +554,112 @@ mod tests {
         assert!(Cli::try_parse_from(["pusher-local", "replay", "x", "--speed", "fast"]).is_err());
         let cli =
             Cli::try_parse_from(["pusher-local", "recordings", "export", "demo", "-o", "fixtures/demo.json"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Recordings { action: RecordingsAction::Export { .. } })));
+        assert!(matches!(cli.command, Some(Command::Recordings { action: RecordingsAction::Export { .. }, .. })));
         assert!(Cli::try_parse_from(["pusher-local", "capture", "-o", "f.json"]).is_err(), "a channel is required");
+    }
+
+    fn lifted(args: &[&str]) -> Cli {
+        let mut all = vec!["pusher-local"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap_or_else(|e| panic!("{args:?}: {e}")).lift_subcommand_flags()
+    }
+
+    #[test]
+    fn flags_that_find_the_server_work_after_every_subcommand_and_win_over_those_before() {
+        let cli = lifted(&["replay", "demo", "--speed", "2", "--port", "16010"]);
+        assert_eq!(cli.port, Some(16010));
+        assert!(matches!(cli.command, Some(Command::Replay(ref a)) if a.fixture == "demo"));
+        assert_eq!(lifted(&["--port", "1", "replay", "x"]).port, Some(1), "before the subcommand still works");
+        assert_eq!(lifted(&["--port", "1", "replay", "x", "--port", "2"]).port, Some(2), "after wins");
+        let cli = lifted(&["webhooks", "list", "--port", "5", "--host", "127.0.0.2", "--insecure", "--no-config"]);
+        assert_eq!(
+            (cli.port, cli.host.as_deref(), cli.insecure, cli.no_config),
+            (Some(5), Some("127.0.0.2"), true, true)
+        );
+        assert_eq!(lifted(&["webhooks", "--port", "5", "resend", "3"]).port, Some(5));
+        let cli = lifted(&["capture", "--channel", "c", "-o", "f.json", "--port", "7", "--ca-file", "a.pem"]);
+        assert_eq!((cli.port, cli.ca_files.as_slice()), (Some(7), [PathBuf::from("a.pem")].as_slice()));
+        let cli = lifted(&["recordings", "list", "--db", "x.db", "--fixtures", "f", "--config", "c.toml"]);
+        assert_eq!((cli.db, cli.fixtures, cli.config), (Some("x.db".into()), Some("f".into()), Some("c.toml".into())));
+        assert_eq!(lifted(&["recordings", "--db", "x.db", "list"]).db, Some("x.db".into()));
+        assert_eq!(lifted(&["--db", "x.db", "recordings", "list"]).db, Some("x.db".into()));
+        assert_eq!(lifted(&["tls", "--tls-dir", "d"]).tls_dir, Some("d".into()));
+        assert_eq!(lifted(&["--tls-dir", "d", "tls"]).tls_dir, Some("d".into()));
+        let cli = lifted(&["--record=demo", "replay", "x", "--port", "3"]);
+        assert_eq!((cli.record, cli.port), (Some(Some("demo".into())), Some(3)));
+        // Flags that mean nothing to a subcommand are refused after it.
+        for args in [
+            &["recordings", "list", "--port", "5"][..],
+            &["webhooks", "list", "--fixtures", "f"],
+            &["tls", "--port", "5"],
+            &["replay", "x", "--record=y"],
+        ] {
+            assert!(Cli::try_parse_from([&["pusher-local"][..], args].concat()).is_err(), "{args:?}");
+        }
+        assert!(matches!(
+            lifted(&["completions", "bash"]).command,
+            Some(Command::Completions { shell: clap_complete::Shell::Bash })
+        ));
+    }
+
+    /// One subcommand (`path` from the top) as `pusher-local PATH --help` describes it: its help
+    /// text, and the long flags listed there.
+    fn help_of(path: &[&str]) -> (String, Vec<String>) {
+        let mut command = Cli::command();
+        command.build();
+        let mut sub = &mut command;
+        for name in path {
+            sub = sub.find_subcommand_mut(name).unwrap_or_else(|| panic!("no subcommand {name}"));
+        }
+        let mut flags: Vec<String> = sub
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long())
+            .filter(|long| *long != "help")
+            .map(|long| format!("--{long}"))
+            .collect();
+        flags.sort();
+        (sub.render_long_help().to_string(), flags)
+    }
+
+    #[test]
+    fn each_subcommand_help_lists_only_the_flags_it_uses() {
+        let server = ["--host", "--port"];
+        let settings = ["--config", "--no-config"];
+        let store = ["--db", "--fixtures"];
+        let trust = ["--ca-file", "--insecure"];
+        let webhooks = [&["--url", "--json"][..], &server, &settings, &trust].concat();
+        let replay_own = ["--url", "--cluster", "--app-id", "--key", "--secret", "--speed", "--loop", "--channel-map"];
+        let replay = [&replay_own[..], &["--from", "--to"], &server, &store, &settings, &trust].concat();
+        let capture_own = ["--url", "--cluster", "--key", "--secret", "--channel", "--output", "--user-id"];
+        let capture = [&capture_own[..], &server, &settings, &trust].concat();
+        for (path, expected) in [
+            (&["webhooks"][..], webhooks.clone()),
+            (&["webhooks", "list"], webhooks.clone()),
+            (&["webhooks", "resend"], [&webhooks[..], &["--to"]].concat()),
+            (&["recordings"], [&store[..], &settings].concat()),
+            (&["recordings", "export"], [&store[..], &settings, &["--output"]].concat()),
+            (&["replay"], replay),
+            (&["capture"], capture),
+            (&["tls"], [&["--tls-dir"][..], &settings].concat()),
+            (&["completions"], vec![]),
+            (&["man"], vec![]),
+        ] {
+            let (help, flags) = help_of(path);
+            let mut expected: Vec<String> = expected.iter().map(|f| (*f).to_owned()).collect();
+            expected.sort();
+            assert_eq!(flags, expected, "{path:?} --help:\n{help}");
+            for flag in &expected {
+                assert!(help.contains(flag.as_str()), "{flag} missing from {path:?} --help:\n{help}");
+            }
+        }
+        let (webhooks_help, _) = help_of(&["webhooks"]);
+        assert!(!webhooks_help.contains("fixtures") && !webhooks_help.contains("--record"), "{webhooks_help}");
+        let (replay_help, _) = help_of(&["replay"]);
+        assert!(replay_help.contains("after the first event"), "--from/--to say where they count from: {replay_help}");
+        let (completions_help, _) = help_of(&["completions"]);
+        for shell in ["bash", "zsh", "fish", "powershell"] {
+            assert!(completions_help.contains(shell), "{completions_help}");
+        }
     }
 }

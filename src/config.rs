@@ -459,9 +459,62 @@ fn dotenv_credentials(path: &Path) -> Result<Credentials, ConfigError> {
         Ok(iter) => iter,
         Err(_) => return Ok(Credentials::default()),
     };
+    /// dotenvy's error where a person looks: `line 3, column 12: unexpected 'd' (quote a value
+    /// that has spaces) in the value of KEY` (never the value itself: it may be a secret).
+    /// dotenvy gives the text it was parsing (a whole line, or only the value after `NAME=`)
+    /// and an index into it, so the line and column come from finding that text in the file.
+    fn located(text: &str, fragment: &str, index: usize) -> Option<String> {
+        let starts_here = |at: usize| {
+            let before = text[text[..at].rfind('\n').map_or(0, |n| n + 1)..at].trim();
+            before.is_empty() || before.ends_with('=')
+        };
+        let start = text.match_indices(fragment).map(|(at, _)| at).find(|&at| starts_here(at))?;
+        // An unclosed quote is reported where it opens (dotenvy points at the end).
+        let mut open: Option<(usize, char)> = None;
+        let mut escaped = false;
+        for (at, c) in fragment.char_indices() {
+            match open {
+                Some(_) if escaped => escaped = false,
+                Some((_, '"')) if c == '\\' => escaped = true,
+                Some((_, quote)) if c == quote => open = None,
+                Some(_) => {}
+                None if c == '"' || c == '\'' => open = Some((at, c)),
+                None => {}
+            }
+        }
+        let at = start
+            + open.map_or_else(|| fragment.char_indices().nth(index).map_or(fragment.len(), |(at, _)| at), |o| o.0);
+        let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+        let line = text[line_start..].lines().next().unwrap_or_default();
+        // The variable whose value it is in, when it is after the `=`.
+        let name = line.split_once('=').filter(|(name, _)| line_start + name.len() < at).map(|(name, _)| {
+            let name = name.trim();
+            name.strip_prefix("export ").unwrap_or(name).trim().to_owned()
+        });
+        let what = match (open, text[at..].chars().next()) {
+            (Some(_), _) => "unclosed quote".to_owned(),
+            (None, Some(c)) if c != '\n' && c != '\r' => {
+                let spaced = name.is_some() && text[line_start..at].ends_with([' ', '\t']);
+                format!("unexpected {c:?}{}", if spaced { " (quote a value that has spaces)" } else { "" })
+            }
+            (None, _) => "unexpected end of line".to_owned(),
+        };
+        let (number, column) = (text[..at].matches('\n').count() + 1, text[line_start..at].chars().count() + 1);
+        let whose = name.map(|name| format!(" in the value of {name}")).unwrap_or_default();
+        Some(format!("line {number}, column {column}: {what}{whose}"))
+    }
     let mut vars = std::collections::HashMap::new();
     for item in iter {
-        let (k, v) = item.map_err(|e| ConfigError::DotEnv { path: path.to_owned(), message: e.to_string() })?;
+        let (k, v) = item.map_err(|e| {
+            let message = match &e {
+                dotenvy::Error::LineParse(fragment, index) => std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|text| located(&text, fragment, *index))
+                    .unwrap_or_else(|| e.to_string()),
+                _ => e.to_string(),
+            };
+            ConfigError::DotEnv { path: path.to_owned(), message }
+        })?;
         vars.insert(k, v);
     }
     credentials_from(
@@ -1048,6 +1101,45 @@ mod tests {
                 && is_real_pusher("api.pusherapp.com")
                 && !is_real_pusher("notpusher.com")
         );
+    }
+
+    #[test]
+    fn a_broken_dotenv_is_reported_with_its_line_and_column_and_never_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        let error = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            dotenv_credentials(&path).map(|_| ()).unwrap_err().to_string()
+        };
+        let at = format!("cannot parse {}: ", path.display());
+        // A value with a space: dotenvy quotes only the value, with an index into it.
+        let e = error("# the app\nPUSHER_APP_ID=1\nPUSHER_APP_KEY=abc def\n");
+        assert_eq!(
+            e,
+            format!(
+                "{at}line 3, column 20: unexpected 'd' (quote a value that has spaces) in the value of PUSHER_APP_KEY"
+            )
+        );
+        // The same text earlier inside quotes is not mistaken for it.
+        let e = error("OTHER=\"abc def\"\nexport PUSHER_APP_KEY=abc def\n");
+        assert!(
+            e.ends_with(
+                "line 2, column 27: unexpected 'd' (quote a value that has spaces) in the value of PUSHER_APP_KEY"
+            ),
+            "{e}"
+        );
+        // An unclosed quote, reported where it opens, not at the end of the file.
+        let e = error("A=1\n\nPUSHER_APP_SECRET=\"s3cret\nB=2\n");
+        assert_eq!(e, format!("{at}line 3, column 19: unclosed quote in the value of PUSHER_APP_SECRET"));
+        assert!(!e.contains("s3cret"), "the value is never printed: {e}");
+        // A bad name: dotenvy quotes the whole line, the column counts the indentation.
+        assert_eq!(error("A=1\n  1BAD=x\n"), format!("{at}line 2, column 3: unexpected '1'"));
+        // No `=` at all.
+        assert_eq!(error("A=1\nJUSTANAME\n"), format!("{at}line 2, column 10: unexpected end of line"));
+        // Still found through the whole resolution.
+        std::fs::write(&path, "PUSHER_APP_KEY=abc def\n").unwrap();
+        let e = Config::resolve(&cli(&[]), &env(&[]), dir.path()).unwrap_err().to_string();
+        assert!(e.contains("line 1, column 20"), "{e}");
     }
 }
 

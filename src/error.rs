@@ -22,13 +22,18 @@ pub enum Error {
     /// Settings could not be resolved.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A listener could not be opened.
-    #[error("cannot listen on {addr}")]
+    /// A listener could not be opened. For an address in use: `cannot listen on
+    /// 127.0.0.1:6001: address in use (by node, pid 4242); pick another with --port 6002`.
+    #[error("cannot listen on {addr}: {}", bind_reason(.error, .owner.as_ref(), .instead.as_deref()))]
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
+        /// Why (said in the message, so not a `source` said twice).
+        error: std::io::Error,
+        /// The process holding the port, when it could be told (address in use, Linux).
+        owner: Option<crate::port_owner::Owner>,
+        /// What to pass instead (address in use): `--port 6002`.
+        instead: Option<String>,
     },
     /// The recordings database could not be opened for `--record`.
     #[error("--record")]
@@ -57,6 +62,22 @@ pub enum Error {
 
 /// A convenient alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// [`Error::Bind`]'s reason: `address in use (by node, pid 4242); pick another with --port
+/// 6002`, or the system's words for any other failure.
+fn bind_reason(error: &std::io::Error, owner: Option<&crate::port_owner::Owner>, instead: Option<&str>) -> String {
+    if error.kind() != std::io::ErrorKind::AddrInUse {
+        return error.to_string();
+    }
+    let mut reason = "address in use".to_owned();
+    if let Some(owner) = owner {
+        reason.push_str(&format!(" (by {owner})"));
+    }
+    if let Some(instead) = instead {
+        reason.push_str(&format!("; pick another with {instead}"));
+    }
+    reason
+}
 
 /// Why a WebSocket connection was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -34,7 +34,8 @@
 //! - [`control`]: pusher-local's own HTTP API (`/pusher-local/webhooks…`, `/fixtures`,
 //!   `/replays`), the server's replays, and the client behind `pusher-local webhooks`.
 //! - [`printer`]: the terminal traffic log and the banner.
-//! - [`server`], [`shutdown`]: listeners, routes, graceful drain.
+//! - [`server`], [`shutdown`]: listeners, routes, graceful drain; [`port_owner`]: which process
+//!   holds a port that is already in use (Linux `/proc`), for the error that says so.
 //! - [`error`]: error types and their Pusher codes.
 //!
 //! ```text
@@ -65,6 +66,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod port_owner;
 pub mod printer;
 pub mod protocol;
 pub mod recorder;

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use pusher_local::cli::{CaptureArgs, Cli, Command, RecordingsAction, ReplayArgs, WebhooksAction};
 use pusher_local::config::Listen;
@@ -18,14 +18,16 @@ use pusher_local::recorder::{self, capture, remote, replay, Fixture, Store};
 use pusher_local::{shutdown, Config, Listeners, Shutdown};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse().lift_subcommand_flags();
     let tool = match cli.command.clone() {
         None => None,
-        Some(Command::Webhooks { action, url, json }) => Some(webhooks(&cli, action, url, json)),
-        Some(Command::Recordings { action }) => Some(recordings(&cli, action)),
+        Some(Command::Webhooks { action, url, json, .. }) => Some(webhooks(&cli, action, url, json)),
+        Some(Command::Recordings { action, .. }) => Some(recordings(&cli, action)),
         Some(Command::Replay(args)) => Some(replay(&cli, args)),
         Some(Command::Capture(args)) => Some(capture(&cli, args)),
-        Some(Command::Tls) => Some(tls(&cli)),
+        Some(Command::Tls { .. }) => Some(tls(&cli)),
+        Some(Command::Completions { shell }) => Some(completions(shell)),
+        Some(Command::Man) => Some(man()),
     };
     if let Some(result) = tool {
         return match result {
@@ -243,7 +245,6 @@ fn replay(cli: &Cli, args: ReplayArgs) -> anyhow::Result<()> {
     };
     let publisher = replay::HttpPublisher::new(&url, &app_id, &key, &secret, &trust)?;
     let total = replay::schedule(&fixture, &plan).len();
-    let terminal = std::io::stdout().is_terminal();
     println!("replaying {name} ({total} events, speed {}) into {url} (app {app_id})", plan.speed);
     current_thread_runtime()?.block_on(async {
         let stop = tokio_util::sync::CancellationToken::new();
@@ -253,18 +254,16 @@ fn replay(cli: &Cli, args: ReplayArgs) -> anyhow::Result<()> {
             signal.await;
             trigger.cancel();
         });
+        // Hidden (draws nothing) when stdout is not a terminal.
+        let bar = printer_recorder::replay_bar(total);
         let draw = |p: replay::Progress| {
-            if terminal {
-                let bar = printer_recorder::progress(p.sent, p.total, p.remaining, p.passes, 30);
-                let mut out = std::io::stdout().lock();
-                let _ = write!(out, "\r{bar}\x1b[K");
-                let _ = out.flush();
-            }
+            // At max speed the schedule says nothing of the time left: the measured rate does.
+            let left = if plan.speed == replay::Speed::Max { bar.eta() } else { p.remaining };
+            bar.set_position(p.sent as u64);
+            bar.set_message(printer_recorder::replay_message(left, p.passes, chrono::Local::now()));
         };
         let outcome = replay::run(&fixture, &plan, &publisher, &stop, draw).await;
-        if terminal {
-            println!();
-        }
+        bar.abandon();
         let outcome = outcome?;
         let how = if outcome.stopped { "stopped after" } else { "sent" };
         let passes = match outcome.passes {
@@ -294,17 +293,31 @@ fn capture(cli: &Cli, args: CaptureArgs) -> anyhow::Result<()> {
         channels: args.channels.clone(),
         user_id: args.user_id.clone().unwrap_or_else(|| "pusher-local-capture".into()),
     };
-    let mut fixture = current_thread_runtime()?.block_on(async {
+    // Hidden when stdout is not a terminal; lines go above it through `suspend` (which prints
+    // when hidden too, unlike `println`).
+    let spinner = printer_recorder::capture_spinner();
+    let captured = current_thread_runtime()?.block_on(async {
         let signal = shutdown::signal().context("installing signal handlers")?;
-        let notify = |n: capture::Notice| match n {
-            capture::Notice::Connected(socket) => println!("connected to {} as socket {socket}", options.url),
-            capture::Notice::Subscribed(channel) => println!("subscribed to {channel}"),
-            capture::Notice::Event { count, channel, event } => println!("#{count} {event} on {channel}"),
-            capture::Notice::Closed(reason) => println!("the server closed the connection ({reason})"),
-            capture::Notice::Problem(problem) => eprintln!("pusher-local: {problem} (events so far are kept)"),
+        let notify = |n: capture::Notice| {
+            let line = match n {
+                capture::Notice::Connected(socket) => format!("connected to {} as socket {socket}", options.url),
+                capture::Notice::Subscribed(channel) => format!("subscribed to {channel}"),
+                capture::Notice::Event { count, channel, event } => {
+                    spinner.set_position(count as u64);
+                    format!("#{count} {event} on {channel}")
+                }
+                capture::Notice::Closed(reason) => format!("the server closed the connection ({reason})"),
+                capture::Notice::Problem(problem) => {
+                    spinner.suspend(|| eprintln!("pusher-local: {problem} (events so far are kept)"));
+                    return;
+                }
+            };
+            spinner.suspend(|| println!("{line}"));
         };
         anyhow::Ok(capture::run(&options, signal, notify).await?)
-    })?;
+    });
+    spinner.finish_and_clear();
+    let mut fixture = captured?;
     fixture.name = args.output.file_stem().map(|s| s.to_string_lossy().into_owned());
     fixture.save(&args.output)?;
     println!("wrote {} events to {}", fixture.events.len(), args.output.display());
@@ -333,6 +346,29 @@ fn tls(cli: &Cli) -> anyhow::Result<()> {
         print!("\n{pem}");
     }
     Ok(())
+}
+
+/// `pusher-local completions SHELL`: the completion script for that shell, on stdout.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pusher-local", &mut script);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete's bash script spells the state of a hyphenated binary's subcommands two
+        // ways (`pusher__local__subcmd__replay` where it walks the words,
+        // `pusher__subcmd__local__subcmd__replay` in the arms), so nothing after a subcommand
+        // would complete (clap-rs/clap#6421). One spelling for both.
+        script = String::from_utf8_lossy(&script).replace("pusher__subcmd__local", "pusher__local").into_bytes();
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script).and_then(|()| out.flush()).context("writing the completion script")
+}
+
+/// `pusher-local man`: the manual page (roff), on stdout.
+fn man() -> anyhow::Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page).context("making the manual page")?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&page).and_then(|()| out.flush()).context("writing the manual page")
 }
 
 /// `pusher-local webhooks …`: calls the control API of a running server. Without `--url` the

@@ -46,16 +46,38 @@ impl Listeners {
     /// Binds what `config.listen` asks for.
     ///
     /// # Errors
-    /// [`Error::Bind`] naming the address.
+    /// [`Error::Bind`] naming the address; for an address in use, also the process holding it
+    /// when that can be told, and the flag to pass with a port that is free now.
     pub async fn bind(listen: &Listen) -> Result<Listeners> {
-        async fn one(addr: SocketAddr) -> Result<TcpListener> {
-            TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })
+        /// The flag that sets this listener, with a free port near the one in use.
+        fn instead(flag: &str, addr: SocketAddr) -> Option<String> {
+            let free = (1..=20u16)
+                .filter_map(|step| addr.port().checked_add(step))
+                .find(|&port| std::net::TcpListener::bind(SocketAddr::new(addr.ip(), port)).is_ok());
+            Some(match (flag, free) {
+                ("--port", Some(port)) => format!("--port {port}"),
+                (flag, Some(port)) => format!("{flag} {}", SocketAddr::new(addr.ip(), port)),
+                ("--port", None) => "--port (0 picks a free one)".to_owned(),
+                (flag, None) => format!("{flag} (port 0 picks a free one)"),
+            })
+        }
+        async fn one(addr: SocketAddr, flag: &str) -> Result<TcpListener> {
+            TcpListener::bind(addr).await.map_err(|error| {
+                let in_use = error.kind() == std::io::ErrorKind::AddrInUse;
+                Error::Bind {
+                    addr,
+                    error,
+                    owner: if in_use { crate::port_owner::of(addr) } else { None },
+                    instead: if in_use { instead(flag, addr) } else { None },
+                }
+            })
         }
         Ok(match listen {
-            Listen::Combined(addr) => Listeners::Combined(one(*addr).await?),
-            Listen::Split { api, websocket } => {
-                Listeners::Split { api: one(*api).await?, websocket: one(*websocket).await? }
-            }
+            Listen::Combined(addr) => Listeners::Combined(one(*addr, "--port").await?),
+            Listen::Split { api, websocket } => Listeners::Split {
+                api: one(*api, "--api-host").await?,
+                websocket: one(*websocket, "--websocket-host").await?,
+            },
         })
     }
 
@@ -252,17 +274,28 @@ pub async fn serve(
         .map(std::time::Instant::now)
         .and(warp::method())
         .and(warp::path::full())
-        .and(control::routes(state.clone()).or(rest::routes(state.clone())).unify().recover(rest::reply::recover).unify())
-        .map(move |start: std::time::Instant, method: warp::http::Method, path: warp::path::FullPath, response: warp::reply::Response| {
-            log_printer.line(Line::Api {
-                method: method.to_string(),
-                path: path.as_str().to_owned(),
-                status: response.status().as_u16(),
-                elapsed: start.elapsed(),
-                reason: response.extensions().get::<rest::reply::Reason>().map(|r| r.0.clone()),
-            });
-            response
-        })
+        .and(
+            control::routes(state.clone())
+                .or(rest::routes(state.clone()))
+                .unify()
+                .recover(rest::reply::recover)
+                .unify(),
+        )
+        .map(
+            move |start: std::time::Instant,
+                  method: warp::http::Method,
+                  path: warp::path::FullPath,
+                  response: warp::reply::Response| {
+                log_printer.line(Line::Api {
+                    method: method.to_string(),
+                    path: path.as_str().to_owned(),
+                    status: response.status().as_u16(),
+                    elapsed: start.elapsed(),
+                    reason: response.extensions().get::<rest::reply::Reason>().map(|r| r.0.clone()),
+                });
+                response
+            },
+        )
         .boxed();
     // pusher-js's HTTP fallback transports sit with the WebSocket endpoint (client traffic,
     // logged as frames rather than as API calls).

@@ -102,9 +102,9 @@ pub struct Plan {
     pub looped: bool,
     /// Channel renames.
     pub channel_map: Vec<ChannelMap>,
-    /// Skip events before this offset (the replay starts there).
+    /// Skip events less than this long after the first event; the replay starts there at once.
     pub from: Option<Duration>,
-    /// Skip events after this offset.
+    /// Skip events more than this long after the first event.
     pub to: Option<Duration>,
 }
 
@@ -118,18 +118,25 @@ pub struct Scheduled {
 }
 
 /// The events of one pass, in order, with their due times.
+///
+/// `from` and `to` count from the fixture's first event, not from its offset 0: a recording's
+/// first event may come long after the recording started. Without `from` a pass keeps the
+/// fixture's lead-in (the first event is due at its own offset); with it, the pass starts at
+/// that point (`from` 0: at the first event, at once).
 pub fn schedule(fixture: &Fixture, plan: &Plan) -> Vec<Scheduled> {
-    let from = plan.from.unwrap_or_default();
+    let first = fixture.events.iter().map(|e| e.offset).min().unwrap_or_default();
+    let start = plan.from.map_or(Duration::ZERO, |from| first.saturating_add(from));
+    let end = plan.to.map(|to| first.saturating_add(to));
     fixture
         .events
         .iter()
-        .filter(|e| e.offset >= from && plan.to.is_none_or(|to| e.offset <= to))
+        .filter(|e| e.offset >= start && end.is_none_or(|end| e.offset <= end))
         .map(|e| {
             let mut event = e.clone();
             if let Some(map) = plan.channel_map.iter().find(|m| m.from == event.channel) {
                 event.channel = map.to.clone();
             }
-            let original = e.offset - from;
+            let original = e.offset - start;
             let due = match plan.speed {
                 Speed::Max => Duration::ZERO,
                 // Saturates instead of panicking on absurd hand-written offsets.
@@ -398,6 +405,45 @@ mod tests {
         let empty = Plan { from: Some(ms(5000)), ..Plan::default() };
         let e = run(&fixture(), &empty, &sink, &CancellationToken::new(), |_| {}).await.unwrap_err();
         assert!(matches!(e, ReplayError::Empty));
+    }
+
+    /// A recording's first event comes 1.5 s after it started.
+    fn late_start() -> Fixture {
+        let ev = |ms, data: &str| FixtureEvent::new(Duration::from_millis(ms), "c", "e", data);
+        Fixture { events: vec![ev(1500, "1"), ev(2000, "2"), ev(2600, "3"), ev(4000, "4")], ..Fixture::default() }
+    }
+
+    /// `(paused-clock time, data)` of each event `plan` replays from `fixture`.
+    async fn replayed(fixture: &Fixture, plan: Plan) -> Vec<(Duration, String)> {
+        let sink = collect();
+        run(fixture, &plan, &sink, &CancellationToken::new(), |_| {}).await.unwrap();
+        let seen = sink.seen.lock().unwrap().clone();
+        seen.into_iter().map(|(at, _, data)| (at, data)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn from_and_to_count_from_the_first_event_not_from_the_start_of_the_recording() {
+        let at = |n: u64, data: &str| (ms(n), data.to_owned());
+        // `--to 1s`: the events within a second of the first one (it gave none when counted from
+        // the recording's start); the lead-in before the first event is kept without --from.
+        let to = Plan { to: Some(ms(1000)), ..Plan::default() };
+        assert_eq!(replayed(&late_start(), to).await, [at(1500, "1"), at(2000, "2")]);
+        // `--from 500ms --to 1s`: from 2000 to 2500 on the recording's clock, starting at once.
+        let window = Plan { from: Some(ms(500)), to: Some(ms(1000)), ..Plan::default() };
+        assert_eq!(replayed(&late_start(), window).await, [at(0, "2")]);
+        // `--from 0`: the first event at once, the others at their distance from it.
+        let from_first = Plan { from: Some(Duration::ZERO), ..Plan::default() };
+        let all = [at(0, "1"), at(500, "2"), at(1100, "3"), at(2500, "4")];
+        assert_eq!(replayed(&late_start(), from_first).await, all);
+        // Twice as fast: half of every distance, the window still measured on the recording.
+        let fast = Plan { from: Some(ms(500)), speed: "2".parse().unwrap(), ..Plan::default() };
+        assert_eq!(replayed(&late_start(), fast).await, [at(0, "2"), at(300, "3"), at(1000, "4")]);
+        // Past the last event: nothing left, said as such.
+        let past = Plan { from: Some(ms(2501)), ..Plan::default() };
+        let e = run(&late_start(), &past, &collect(), &CancellationToken::new(), |_| {}).await.unwrap_err();
+        assert!(matches!(e, ReplayError::Empty));
+        let total = |plan: Plan| schedule(&late_start(), &plan).len();
+        assert_eq!((total(Plan { to: Some(ms(2500)), ..Plan::default() }), total(Plan::default())), (4, 4));
     }
 
     #[tokio::test(start_paused = true)]

@@ -289,7 +289,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(fixtures.get("good").is_some() && fixtures.get("bad").is_none());
-        assert_eq!(fixtures.list().len(), 2);
+        assert_eq!(
+            fixtures.list().iter().filter(|l| !l.built_in).count(),
+            2,
+            "the folder's two, then the built-in ones"
+        );
         assert!(Fixtures::new(dir.path().join("missing")).scan().is_empty());
     }
 }

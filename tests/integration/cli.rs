@@ -382,10 +382,16 @@ fn bad_databases_and_fixtures_are_clear_errors() {
         let out = command(dir.path()).arg("--no-config").args(args).output().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    let (code, err) = run(&["recordings", "list"]);
+    // Listing with no database yet is no error: it says so and names the built-in fixtures.
+    let listed = command(dir.path()).args(["--no-config", "recordings", "list"]).output().unwrap();
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{out}");
+    assert!(out.contains("no recordings in") && out.contains("pusher-local.db"), "{out}");
+    assert!(out.contains("built-in fixtures, replayed by name: notifications, presence_chat, stock_ticker"), "{out}");
+    assert!(!dir.path().join("pusher-local.db").exists(), "listing does not create a database");
+    let (code, err) = run(&["recordings", "show", "x"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("no recordings database at") && err.contains("pusher-local.db"), "{err}");
-    assert!(!dir.path().join("pusher-local.db").exists(), "listing does not create a database");
 
     std::fs::write(dir.path().join("garbage.db"), vec![b'x'; 8192]).unwrap();
     let (code, err) = run(&["--db", "garbage.db", "recordings", "list"]);
@@ -466,4 +472,149 @@ fn capture_ends_on_ctrl_c_and_writes_everything_received() {
     let data: Vec<&str> = fixture.events.iter().map(|e| e.data.as_str()).collect();
     assert_eq!(data, ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"]);
     server.stop();
+}
+
+// See: issue 14, "every subcommand accepts the flags that find the server after the subcommand".
+#[test]
+fn subcommands_take_the_flags_that_find_the_server_after_their_name_and_their_help_lists_only_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Running::launch(command(dir.path()).arg("--no-config"));
+    let port = server.port.to_string();
+    // The flag after the subcommand wins over the variable (which points nowhere).
+    let replay = command(dir.path())
+        .args(["replay", "stock_ticker", "--speed", "max", "--port", &port, "--no-config"])
+        .env("PUSHER_LOCAL_PORT", "1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{out} {}", String::from_utf8_lossy(&replay.stderr));
+    assert!(out.contains(&format!("into http://127.0.0.1:{port} ")) && out.contains("sent 30 events"), "{out}");
+    assert!(!out.contains('\r') && !out.contains('\u{1b}'), "no progress bar when stdout is not a terminal: {out}");
+
+    // --to counts from the first event: this recording's first event came 1.5 s after it began.
+    std::fs::write(
+        dir.path().join("late.json"),
+        r#"{"pusher_local_fixture": 1, "events": [
+            {"offset_ms": 1500, "channel": "c", "event": "e", "data": "1"},
+            {"offset_ms": 2000, "channel": "c", "event": "e", "data": "2"},
+            {"offset_ms": 2600, "channel": "c", "event": "e", "data": "3"}]}"#,
+    )
+    .unwrap();
+    let replay = command(dir.path())
+        .args(["--no-config", "replay", "late.json", "--to", "1s", "--from", "0", "--port", &port])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{out} {}", String::from_utf8_lossy(&replay.stderr));
+    assert!(out.contains("(2 events,") && out.contains("sent 2 events of late.json"), "{out}");
+
+    let webhooks = command(dir.path()).args(["webhooks", "list", "--port", &port, "--no-config"]).output().unwrap();
+    assert!(webhooks.status.success(), "{}", String::from_utf8_lossy(&webhooks.stderr));
+    // A flag that means nothing to the subcommand is refused after it, naming it.
+    let refused = command(dir.path()).args(["recordings", "list", "--port", &port]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--port"));
+    server.stop();
+
+    let help = command(dir.path()).args(["webhooks", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for wanted in ["--url", "--port", "--host", "--ca-file"] {
+        assert!(help.contains(wanted), "{wanted} in webhooks --help: {help}");
+    }
+    for unwanted in ["fixtures", "--record", "--tls-cert", "--tls-dir", "--db", "--redis-url", "--webhook "] {
+        assert!(!help.contains(unwanted), "{unwanted} is not for webhooks: {help}");
+    }
+    let help = command(dir.path()).args(["replay", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--port") && help.contains("--fixtures") && help.contains("after the first event"), "{help}");
+}
+
+#[test]
+fn completions_for_each_shell_and_a_man_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = |shell: &str| {
+        let out = command(dir.path()).args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = script("bash");
+    assert!(bash.contains("complete -F _pusher__local") && bash.contains("pusher-local"), "{bash}");
+    assert!(bash.contains("replay") && bash.contains("--speed"), "subcommands and their flags");
+    for (shell, mark) in
+        [("zsh", "#compdef pusher-local"), ("fish", "complete -c pusher-local"), ("powershell", "pusher-local")]
+    {
+        let text = script(shell);
+        assert!(text.contains(mark) && text.contains("replay"), "{shell}: {text}");
+    }
+    // Sourced into bash, it completes a subcommand, and a flag after one (the hyphen in the
+    // binary's name once broke that).
+    let complete = |words: &str| {
+        let probe = format!(
+            "source /dev/stdin; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _pusher__local pusher-local \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             echo \"${{COMPREPLY[*]}}\""
+        );
+        let mut child = Command::new("bash")
+            .args(["--norc", "-c", &probe])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        use std::io::Write;
+        child.stdin.take()?.write_all(bash.as_bytes()).ok()?;
+        let out = child.wait_with_output().ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    match complete("pusher-local rep") {
+        Some(got) => {
+            assert_eq!(got, "replay");
+            assert_eq!(complete("pusher-local replay demo --po").as_deref(), Some("--port"));
+            let webhooks = complete("pusher-local webhooks list --").unwrap();
+            assert!(
+                webhooks.contains("--url") && webhooks.contains("--port") && !webhooks.contains("--db"),
+                "{webhooks}"
+            );
+        }
+        None => eprintln!("SKIPPED the bash round trip: no bash on PATH"),
+    }
+
+    let man = command(dir.path()).arg("man").output().unwrap();
+    assert!(man.status.success());
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.contains(".TH pusher-local 1") && man.contains(".SH NAME") && man.contains("pusher\\-local"), "{man}");
+    assert!(man.contains("replay"), "the subcommands are listed: {man}");
+}
+
+// See: issue 14, "a port already in use says which process holds it and suggests --port".
+#[cfg(target_os = "linux")]
+#[test]
+fn port_in_use_names_the_process_holding_it_and_suggests_a_free_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = command(dir.path()).args(["--port", &port.to_string()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // This test process holds it: its name is the test binary's (as /proc shows it).
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let by = format!(
+        "cannot listen on 127.0.0.1:{port}: address in use (by {}, pid {}); ",
+        comm.trim_end(),
+        std::process::id()
+    );
+    assert!(err.contains(&by), "{by:?} in {err}");
+    let suggested: u16 = err
+        .split("pick another with --port ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a --port suggestion in {err}"));
+    assert!(suggested > port && suggested <= port.saturating_add(20), "{suggested} near {port}");
+
+    // The same for a split listener, with the flag that sets it.
+    let api = format!("127.0.0.1:{port}");
+    let out = command(dir.path()).args(["--no-config", "-a", &api, "-w", "127.0.0.1:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("address in use (by ") && err.contains("pick another with --api-host 127.0.0.1:"), "{err}");
 }
