@@ -618,3 +618,53 @@ fn port_in_use_names_the_process_holding_it_and_suggests_a_free_port() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("address in use (by ") && err.contains("pick another with --api-host 127.0.0.1:"), "{err}");
 }
+
+#[test]
+fn nothing_says_listening_before_the_start_up_checks_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let unreachable = format!("redis://127.0.0.1:{free}");
+    for args in [vec!["--port", "0", "-r", &unreachable], vec!["--port", "0", "--replay", "no-such-fixture"]] {
+        let out = command(dir.path()).arg("--no-config").args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("listening"), "{args:?} printed a banner before failing:\n{stdout}");
+        assert!(!String::from_utf8_lossy(&out.stderr).is_empty(), "{args:?} says why");
+    }
+}
+
+#[test]
+fn the_apps_dotenv_port_is_where_it_listens_and_a_hosted_pusher_host_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("PUSHER_APP_KEY=k\nPUSHER_APP_SECRET=s\nPUSHER_APP_ID=1\nPUSHER_HOST=api-eu.pusher.com\nPUSHER_PORT={free}\nPUSHER_SCHEME=https\n"),
+    )
+    .unwrap();
+    let mut child = command(dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut banner = Vec::new();
+    loop {
+        let line = lines.recv_timeout(Duration::from_secs(10)).expect("the banner in time");
+        let done = line.starts_with("warning:");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let banner = banner.join("\n");
+    assert!(banner.contains(&format!("listening on 127.0.0.1:{free}")), "{banner}");
+    assert!(banner.contains(&format!("port {free} as the app expects (PUSHER_PORT in")), "{banner}");
+    assert!(banner.contains(&format!("PUSHER_PORT={free}")), "the .env block agrees: {banner}");
+    assert!(banner.contains("warning: PUSHER_HOST=api-eu.pusher.com") && banner.contains("hosted Pusher"), "{banner}");
+    assert!(stop(child).success());
+}
