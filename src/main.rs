@@ -1,6 +1,6 @@
-//! The `pusher-local` binary: parse flags, resolve the config, bind, print the banner, serve
-//! until Ctrl-C or SIGTERM; or run one of the tool commands (`webhooks`, `recordings`,
-//! `replay`, `capture`).
+//! The `pusher-local` binary: parse flags, resolve the config, bind, prepare TLS, serve (the
+//! banner is printed once the start-up checks pass) until Ctrl-C or SIGTERM; or run one of the
+//! tool commands (`webhooks`, `recordings`, `replay`, `capture`, `tls`, `completions`, `man`).
 
 use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
