@@ -20,6 +20,20 @@ fn command(dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// The child's stdout, line by line, read on a thread (the child was spawned with it piped).
+fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// Starts the server on port 0 and returns it with the banner lines (up to the "Ctrl-C" line).
 fn start(cmd: &mut Command) -> (Child, Vec<String>) {
     let mut running = Running::launch(cmd);
@@ -191,15 +205,7 @@ struct Running {
 impl Running {
     fn launch(cmd: &mut Command) -> Running {
         let mut child = cmd.args(["--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child);
         let mut running = Running { child, lines, port: 0, first: String::new() };
         let first = running.until(|l| l.contains("listening on 127.0.0.1:"));
         let at = first.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
@@ -432,15 +438,7 @@ fn capture_ends_on_ctrl_c_and_writes_everything_received() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
-    let (tx, lines) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = stdout_lines(&mut child);
     let wait_for = |want: &str| loop {
         match lines.recv_timeout(Duration::from_secs(10)) {
             Ok(line) if line.contains(want) => return,
@@ -643,15 +641,7 @@ fn the_apps_dotenv_port_is_where_it_listens_and_a_hosted_pusher_host_is_warned_a
     )
     .unwrap();
     let mut child = command(dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let Some(stdout) = child.stdout.take() else { unreachable!("stdout is piped") };
-    let (tx, lines) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = stdout_lines(&mut child);
     let mut banner = Vec::new();
     loop {
         let line = lines.recv_timeout(Duration::from_secs(10)).expect("the banner in time");
