@@ -5,6 +5,15 @@ use serde_json::json;
 
 use crate::support::{self, data_of, Captured, Client, TestServer, KEY, WAIT};
 
+/// A CA other than the test servers' one, in a temporary folder, with the server certificate
+/// it signed for localhost and 127.0.0.1 (`server.pem`, `server-key.pem`).
+fn other_ca() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = pusher_local::tls::Settings { dir: dir.path().to_owned(), ..Default::default() };
+    pusher_local::tls::ServerTls::prepare(&settings, &[]).unwrap();
+    dir
+}
+
 #[tokio::test]
 async fn one_port_serves_ws_wss_http_and_https_alike() {
     let server = TestServer::start().await;
@@ -63,10 +72,8 @@ async fn tls_only_apps_refuse_plain_connections_with_4000_and_plain_api_calls_wi
 
 #[tokio::test]
 async fn a_user_certificate_is_served_instead_of_the_generated_one() {
-    // A stand-in for mkcert: another CA (made in a temporary folder) signs the files.
-    let other = tempfile::tempdir().unwrap();
-    let settings = pusher_local::tls::Settings { dir: other.path().to_owned(), ..Default::default() };
-    pusher_local::tls::ServerTls::prepare(&settings, &[]).unwrap();
+    // A stand-in for mkcert: another CA signs the files.
+    let other = other_ca();
     let mut config = support::config();
     config.tls.cert = Some(other.path().join("server.pem"));
     config.tls.key = Some(other.path().join("server-key.pem"));
@@ -305,9 +312,7 @@ async fn webhooks_go_to_https_endpoints_and_an_untrusted_one_fails_with_its_reas
 #[tokio::test]
 async fn two_nodes_on_a_tls_redis_act_as_one_and_an_untrusted_redis_is_refused_with_its_reason() {
     // Redis's certificate comes from a CA of the test's own, passed as --ca-file.
-    let redis_ca = tempfile::tempdir().unwrap();
-    let settings = pusher_local::tls::Settings { dir: redis_ca.path().to_owned(), ..Default::default() };
-    pusher_local::tls::ServerTls::prepare(&settings, &[]).unwrap();
+    let redis_ca = other_ca();
     let Some(redis) = support::redis::RedisServer::start_tls(
         &redis_ca.path().join("server.pem"),
         &redis_ca.path().join("server-key.pem"),
