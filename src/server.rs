@@ -1,5 +1,5 @@
 //! `run`: builds the shared state and serves the routes (WebSocket, HTTP API, control API) on the given listeners until the
-//! shutdown token fires, then drains: stop accepting → 4200 to every socket → wait up to the
+//! shutdown token fires, then drains: stop accepting → 1001 going away to every socket → wait up to the
 //! grace period → finish the recording (everything queued is committed) → close the broker.
 //!
 //! `main` and the tests share this code path; the listeners and the shutdown handle are
@@ -305,7 +305,7 @@ pub async fn serve(
     let token = shutdown.token().clone();
     tokio::spawn(async move {
         token.cancelled().await;
-        closer.close_all(crate::protocol::codes::RECONNECT_NOW, ws::connection::SHUTDOWN_REASON);
+        closer.close_all(crate::protocol::codes::WS_GOING_AWAY, ws::connection::SHUTDOWN_REASON);
     });
 
     let stop = shutdown.token().clone();
@@ -331,7 +331,7 @@ pub async fn serve(
         }
     }
 
-    // Connection tasks saw the token and are sending 4200; give them the grace period.
+    // Connection tasks saw the token and are sending 1001; give them the grace period.
     let tracker = shutdown.tracker();
     tracker.close();
     if tokio::time::timeout(state.config().shutdown_grace, tracker.wait()).await.is_err() {

@@ -1,7 +1,7 @@
 //! `Shutdown`: one cancellation token and one task tracker for the whole server, and
 //! [`signal`], the Ctrl-C / SIGTERM future.
 //!
-//! Order on shutdown (see `server::run`): stop accepting → every socket gets 4200 → wait for
+//! Order on shutdown (see `server::run`): stop accepting → every socket gets 1001 going away → wait for
 //! connection tasks up to the grace period → close the broker.
 
 use tokio_util::sync::CancellationToken;

@@ -421,7 +421,7 @@ async fn run(
         return;
     }
     if state.shutdown().is_cancelled() {
-        outbox.close(codes::RECONNECT_NOW, SHUTDOWN_REASON);
+        outbox.close(codes::WS_GOING_AWAY, SHUTDOWN_REASON);
     }
     // `o` opens the session; for a poll it is the whole first answer.
     let (_, detached_until) = hand_over(&mut receiver, Bytes::from_static(b"o\n"));

@@ -67,7 +67,7 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
     out += &format!("\n{}\n  new Pusher('{key}', {client})\n", head("pusher-js"));
     if tls.is_some() {
         out += &format!(
-            "  new Pusher('{key}', {{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: true }})   (pages on https)\n"
+            "  new Pusher('{key}', {{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: true, enabledTransports: ['ws', 'wss'] }})   (pages on https)\n"
         );
     }
     out += &format!(

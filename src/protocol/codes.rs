@@ -28,6 +28,14 @@ pub const CLIENT_EVENT_RATE_LIMIT: u16 = 4301;
 /// Watchlist limit exceeded (sent as `pusher:error`, socket stays open).
 pub const WATCHLIST_LIMIT: u16 = 4302;
 
+/// WebSocket (RFC 6455) "going away": every socket gets it when the server shuts down.
+///
+/// Not 4200 ("reconnect immediately"), which soketi and Reverb send: pusher-local has stopped
+/// accepting by then, so pusher-js's immediate retry is refused, and a refused attempt waits out
+/// pusher-js 8's fixed 15 s strategy timeout. After 1001 pusher-js retries 1 s later (ws, then
+/// wss 2 s after that), so a restart that is back within a second or three costs a client that
+/// long instead of 15 s (measured with pusher-js 8.6.0: `tests/sdk/restart.test.js`).
+pub const WS_GOING_AWAY: u16 = 1001;
 /// WebSocket (RFC 6455) close code for a text frame that is not valid UTF-8.
 pub const WS_INVALID_PAYLOAD: u16 = 1007;
 /// WebSocket (RFC 6455) close code for a message too big to process.

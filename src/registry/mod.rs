@@ -182,7 +182,7 @@ impl ChannelRegistry {
         Ok(())
     }
 
-    /// Asks every connection on this node to close (shutdown sends 4200).
+    /// Asks every connection on this node to close (shutdown sends 1001 going away).
     pub fn close_all(&self, code: u16, reason: &'static str) {
         for rooms in self.lock().values() {
             for outbox in rooms.connections.values() {

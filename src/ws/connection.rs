@@ -1,7 +1,7 @@
 //! One task per socket: reads frames into `ClientMessage`s for the session, writes the outbox to
 //! the socket (several queued frames are written with one flush), pings idle clients (a
-//! `pusher:ping` and a WebSocket Ping) and closes with 4201 when no reply comes, and sends 4200 on
-//! shutdown.
+//! `pusher:ping` and a WebSocket Ping) and closes with 4201 when no reply comes, and closes with
+//! 1001 going away on shutdown.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -28,7 +28,7 @@ use crate::ws::session::Session;
 /// How long the closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Close reason sent to every socket on shutdown.
-pub const SHUTDOWN_REASON: &str = "Server is shutting down; reconnect";
+pub const SHUTDOWN_REASON: &str = "pusher-local is shutting down";
 /// Most frames written before one flush.
 const WRITE_BATCH: usize = 64;
 
@@ -89,7 +89,7 @@ where
         }
         // Shutdown closes every registered connection; one registered just after that is closed here.
         if state.shutdown().is_cancelled() {
-            outbox.close(codes::RECONNECT_NOW, SHUTDOWN_REASON);
+            outbox.close(codes::WS_GOING_AWAY, SHUTDOWN_REASON);
         }
         outbox.send(server::connection_established(socket_id, activity_timeout.as_secs()));
         let printer = state.printer().clone();
