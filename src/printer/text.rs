@@ -289,21 +289,31 @@ fn signature(prefix: &str, d: &crate::auth::diagnose::Diagnosis, color: bool, wi
     let mut lines = block.lines();
     let mut out = fit(lines.next().unwrap_or_default(), width);
     for line in lines {
-        let mut rest: Vec<char> = line.chars().collect();
-        let room = width.saturating_sub(INDENT * 2).max(20);
         out.push('\n');
-        if visible_len(line) <= width || line.contains('\u{1b}') {
-            out.push_str(&fit(line, width));
+        out.push_str(&wrap(line, width, INDENT * 2));
+    }
+    out
+}
+
+/// `line` broken into pieces of at most `width` visible characters, each piece after the first
+/// on its own line indented by `indent` (escape codes are copied, never counted or split).
+fn wrap(line: &str, width: usize, indent: usize) -> String {
+    let room = width.saturating_sub(indent).max(20);
+    let mut out = String::new();
+    let (mut n, mut limit, mut escape) = (0, width, false);
+    for c in line.chars() {
+        if escape || c == '\u{1b}' {
+            escape = c != 'm';
+            out.push(c);
             continue;
         }
-        let first: String = rest.drain(..width.min(rest.len())).collect();
-        out.push_str(&first);
-        while !rest.is_empty() {
-            let chunk: String = rest.drain(..room.min(rest.len())).collect();
+        if n == limit {
             out.push('\n');
-            out.push_str(&" ".repeat(INDENT * 2));
-            out.push_str(&chunk);
+            out.push_str(&" ".repeat(indent));
+            (n, limit) = (0, room);
         }
+        out.push(c);
+        n += 1;
     }
     out
 }
@@ -575,6 +585,30 @@ mod tests {
         let line = frame_out(r#"{"event":"e","channel":"c","data":"{\"a\":{\"b\":1}}"}"#);
         let text = show(&line, &TextOptions { full: true, ..opts() });
         assert!(text.ends_with("\n    {\n      \"a\": {\n        \"b\": 1\n      }\n    }"), "{text}");
+    }
+
+    #[test]
+    fn at_80_columns_a_diagnosis_wraps_on_indented_lines_and_loses_nothing() {
+        style::enable(true);
+        let d = Diagnosis {
+            subject: Subject::Request { method: "POST".into(), path: "/apps/1/events".into() },
+            app: Some("1".into()),
+            expected_string: format!("POST\n/apps/1/events\nauth_key=app-key&{}", "x".repeat(120)),
+            received: "7".repeat(64),
+            expected: Some("e".repeat(64)),
+            body_md5: None,
+            skew_secs: Some(0),
+            cause: Cause::WrongSecret,
+        };
+        for color in [false, true] {
+            let text = show(&Line::Signature(Box::new(d.clone())), &TextOptions { width: Some(80), color, ..opts() });
+            for line in text.lines() {
+                assert!(visible_len(line) <= 80, "{line:?}");
+            }
+            let plain: String = text.lines().map(str::trim_start).collect();
+            assert!(plain.contains(&"x".repeat(120)), "nothing is cut: {text}");
+            assert!(plain.contains("(path, query or a proxy)"), "the cause whole: {text}");
+        }
     }
 
     #[test]
