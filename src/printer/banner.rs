@@ -78,8 +78,13 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
         "{}\n  new Pusher({{ appId: '{id}', key: '{key}', secret: '{secret}', host: '{api_host}', port: '{api_port}', useTLS: false }})\n",
         head("Node server SDK (pusher)")
     );
+    // An app already on https keeps it (both are served); otherwise plain http, the simplest.
+    let scheme = match &config.app_endpoint.scheme {
+        Some((s, _)) if s.trim().eq_ignore_ascii_case("https") && tls.is_some() => "https",
+        _ => "http",
+    };
     out += &format!(
-        "{}\n  PUSHER_APP_ID={id}\n  PUSHER_APP_KEY={key}\n  PUSHER_APP_SECRET={secret}\n  PUSHER_HOST={api_host}\n  PUSHER_PORT={api_port}\n  PUSHER_SCHEME=http\n  PUSHER_APP_CLUSTER=local\n",
+        "{}\n  PUSHER_APP_ID={id}\n  PUSHER_APP_KEY={key}\n  PUSHER_APP_SECRET={secret}\n  PUSHER_HOST={api_host}\n  PUSHER_PORT={api_port}\n  PUSHER_SCHEME={scheme}\n  PUSHER_APP_CLUSTER=local\n",
         head(".env")
     );
     out += "\nCtrl-C stops; -v shows every frame.";
@@ -181,6 +186,17 @@ mod tests {
         let text = render(&config, addr, addr, None, false);
         assert!(text.contains("cluster of every node on Redis redis://:***@10.0.0.5:6379 with prefix team"), "{text}");
         assert!(!text.contains(":pw@"));
+    }
+
+    #[test]
+    fn an_app_on_https_is_shown_its_scheme_in_the_env_block() {
+        let addr: SocketAddr = "127.0.0.1:6001".parse().unwrap();
+        let identity = Identity::Files { cert: "c.pem".into(), key: "k.pem".into() };
+        let mut config = Config::default();
+        assert!(render(&config, addr, addr, Some(&identity), false).contains("PUSHER_SCHEME=http\n"));
+        config.app_endpoint.scheme = Some(("https".into(), crate::config::Source::Env("PUSHER_SCHEME")));
+        assert!(render(&config, addr, addr, Some(&identity), false).contains("PUSHER_SCHEME=https\n"));
+        assert!(render(&config, addr, addr, None, false).contains("PUSHER_SCHEME=http\n"), "no TLS, no https");
     }
 
     #[test]
