@@ -69,6 +69,16 @@ pub enum Listen {
     },
 }
 
+impl Listen {
+    /// `(HTTP API, WebSocket)` addresses (the same one when combined).
+    pub fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        match *self {
+            Listen::Combined(addr) => (addr, addr),
+            Listen::Split { api, websocket } => (api, websocket),
+        }
+    }
+}
+
 /// The resolved settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -779,10 +789,7 @@ impl Config {
     /// What is wrong with where the app's settings say Pusher is: one warning per value that
     /// does not point at this server, naming the setting, where it is set, and the fix.
     pub fn endpoint_warnings(&self) -> Vec<String> {
-        let (api, _) = match self.listen {
-            Listen::Combined(addr) => (addr, addr),
-            Listen::Split { api, websocket } => (api, websocket),
-        };
+        let (api, _) = self.listen.addrs();
         let mut warnings = Vec::new();
         let AppEndpoint { host, port, scheme } = &self.app_endpoint;
         if let Some((value, source)) = host {

@@ -9,7 +9,6 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use pusher_local::cli::{CaptureArgs, Cli, Command, RecordingsAction, ReplayArgs, WebhooksAction};
-use pusher_local::config::Listen;
 use pusher_local::config::ProcessEnv;
 use pusher_local::control::client::{render_list, render_record, ControlClient};
 use pusher_local::printer::recorder as printer_recorder;
@@ -141,10 +140,7 @@ fn local_config(cli: &Cli) -> anyhow::Result<Config> {
 
 /// `(HTTP API address, WebSocket address)` of the local server, loopback when it binds all.
 fn local_addrs(config: &Config) -> (std::net::SocketAddr, std::net::SocketAddr) {
-    let (mut api, mut ws) = match config.listen {
-        Listen::Combined(addr) => (addr, addr),
-        Listen::Split { api, websocket } => (api, websocket),
-    };
+    let (mut api, mut ws) = config.listen.addrs();
     for addr in [&mut api, &mut ws] {
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -161,21 +157,17 @@ fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// keep writing; SQLite's WAL lets both work).
 fn recordings(cli: &Cli, action: RecordingsAction) -> anyhow::Result<()> {
     let config = local_config(cli)?;
-    if matches!(action, RecordingsAction::List) {
-        match Store::open_existing(&config.db) {
-            Ok(store) => print!("{}", printer_recorder::recordings(&store.list()?)),
-            Err(recorder::StoreError::Missing(db)) => {
-                println!("no recordings in {} yet (record with pusher-local --record NAME)", db.display());
-            }
-            Err(e) => return Err(e.into()),
+    let store = match (Store::open_existing(&config.db), &action) {
+        (Ok(store), RecordingsAction::List) => return list_recordings(Some(&store)),
+        // No database yet is no error for a listing: it says so.
+        (Err(recorder::StoreError::Missing(db)), RecordingsAction::List) => {
+            println!("no recordings in {} yet (record with pusher-local --record NAME)", db.display());
+            return list_recordings(None);
         }
-        let built_in: Vec<&str> = recorder::fixture::BUILT_IN.iter().map(|(name, _)| *name).collect();
-        println!("built-in fixtures, replayed by name: {}", built_in.join(", "));
-        return Ok(());
-    }
-    let store = Store::open_existing(&config.db)?;
+        (opened, _) => opened?,
+    };
     match action {
-        RecordingsAction::List => {}
+        RecordingsAction::List => unreachable!("listed above"),
         RecordingsAction::Show { name } => {
             let (summary, events) = store.read(&name)?;
             print!("{}", printer_recorder::recording(&summary, &events));
@@ -195,6 +187,16 @@ fn recordings(cli: &Cli, action: RecordingsAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The recordings of `store` (none without a database), then the built-in fixtures.
+fn list_recordings(store: Option<&Store>) -> anyhow::Result<()> {
+    if let Some(store) = store {
+        print!("{}", printer_recorder::recordings(&store.list()?));
+    }
+    let built_in: Vec<&str> = recorder::fixture::BUILT_IN.iter().map(|(name, _)| *name).collect();
+    println!("built-in fixtures, replayed by name: {}", built_in.join(", "));
+    Ok(())
+}
+
 /// A fixture file, a fixture of the folder, a recording, or a built-in fixture, in that order.
 fn find_fixture(config: &Config, what: &str) -> anyhow::Result<(String, Fixture)> {
     let path = std::path::Path::new(what);
@@ -207,16 +209,16 @@ fn find_fixture(config: &Config, what: &str) -> anyhow::Result<(String, Fixture)
     }
     match Store::open_existing(&config.db).and_then(|store| store.read(what)) {
         Ok((summary, events)) => Ok((what.to_owned(), recorder::fixture_of(&summary, events))),
-        Err(recorder::StoreError::Missing(_) | recorder::StoreError::NotFound(_))
-            if recorder::fixture::built_in(what).is_some() =>
-        {
-            Ok((what.to_owned(), recorder::fixture::built_in(what).unwrap_or_default()))
+        Err(recorder::StoreError::Missing(_) | recorder::StoreError::NotFound(_)) => {
+            match recorder::fixture::built_in(what) {
+                Some(fixture) => Ok((what.to_owned(), fixture)),
+                None => anyhow::bail!(
+                    "{what:?} is not a fixture file, not a fixture in {}, and not a recording in {}",
+                    config.fixtures.display(),
+                    config.db.display()
+                ),
+            }
         }
-        Err(recorder::StoreError::Missing(_) | recorder::StoreError::NotFound(_)) => anyhow::bail!(
-            "{what:?} is not a fixture file, not a fixture in {}, and not a recording in {}",
-            config.fixtures.display(),
-            config.db.display()
-        ),
         Err(e) => Err(e.into()),
     }
 }

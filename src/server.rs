@@ -50,16 +50,16 @@ impl Listeners {
     /// when that can be told, and the flag to pass with a port that is free now.
     pub async fn bind(listen: &Listen) -> Result<Listeners> {
         /// The flag that sets this listener, with a free port near the one in use.
-        fn instead(flag: &str, addr: SocketAddr) -> Option<String> {
+        fn instead(flag: &str, addr: SocketAddr) -> String {
             let free = (1..=20u16)
                 .filter_map(|step| addr.port().checked_add(step))
                 .find(|&port| std::net::TcpListener::bind(SocketAddr::new(addr.ip(), port)).is_ok());
-            Some(match (flag, free) {
+            match (flag, free) {
                 ("--port", Some(port)) => format!("--port {port}"),
                 (flag, Some(port)) => format!("{flag} {}", SocketAddr::new(addr.ip(), port)),
                 ("--port", None) => "--port (0 picks a free one)".to_owned(),
                 (flag, None) => format!("{flag} (port 0 picks a free one)"),
-            })
+            }
         }
         async fn one(addr: SocketAddr, flag: &str) -> Result<TcpListener> {
             TcpListener::bind(addr).await.map_err(|error| {
@@ -68,7 +68,7 @@ impl Listeners {
                     addr,
                     error,
                     owner: if in_use { crate::port_owner::of(addr) } else { None },
-                    instead: if in_use { instead(flag, addr) } else { None },
+                    instead: in_use.then(|| instead(flag, addr)),
                 }
             })
         }
@@ -175,10 +175,8 @@ async fn startup_fixture(fixtures: &Fixtures, name: &str) -> Result<(String, Arc
 
 /// The addresses the listeners were asked for (the generated certificate names them).
 pub fn listen_ips(config: &Config) -> Vec<std::net::IpAddr> {
-    match config.listen {
-        Listen::Combined(addr) => vec![addr.ip()],
-        Listen::Split { api, websocket } => vec![api.ip(), websocket.ip()],
-    }
+    let (api, websocket) = config.listen.addrs();
+    vec![api.ip(), websocket.ip()]
 }
 
 /// Prepares the server's TLS identity (off the async threads: it reads, and may write, the
