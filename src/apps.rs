@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// An app id (numeric text for the Python SDK's sake, but any text is accepted).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,7 +125,7 @@ pub struct App {
     /// Webhook endpoints (`[[apps.webhooks]]`); none by default (webhooks are still kept in
     /// the local outbox).
     #[serde(default)]
-    pub webhooks: Vec<crate::webhook::Target>,
+    pub webhooks: Vec<WebhookTarget>,
     /// Several events per webhook POST, gathered over a short window (off: one per POST).
     #[serde(default)]
     pub webhook_batching: bool,
@@ -133,6 +133,69 @@ pub struct App {
     /// hosted Pusher does for an app that only accepts TLS (`--tls-only` sets it on every app).
     #[serde(default)]
     pub tls_only: bool,
+}
+
+/// One endpoint of an app (`[[apps.webhooks]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// Where to POST (`http://…`).
+    pub url: String,
+    /// Only these kinds; every kind when absent.
+    #[serde(default)]
+    pub event_types: Option<Vec<WebhookKind>>,
+}
+
+impl WebhookTarget {
+    /// A target receiving every kind.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), event_types: None }
+    }
+
+    /// Whether this target wants `kind`. subscription_count fires on every subscribe and
+    /// unsubscribe, so it goes only to targets that ask for it by name.
+    pub fn wants(&self, kind: WebhookKind) -> bool {
+        match &self.event_types {
+            Some(kinds) => kinds.contains(&kind),
+            None => kind != WebhookKind::SubscriptionCount,
+        }
+    }
+}
+
+/// The kinds of webhook event (the `name` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookKind {
+    /// A channel got its first subscriber.
+    ChannelOccupied,
+    /// A channel's last subscriber left (sent after the leave delay).
+    ChannelVacated,
+    /// A user's first socket joined a presence channel.
+    MemberAdded,
+    /// A user's last socket left a presence channel (sent after the leave delay).
+    MemberRemoved,
+    /// A client sent a `client-*` event.
+    ClientEvent,
+    /// A socket subscribed to a cache channel with nothing cached.
+    CacheMiss,
+    /// A non-presence channel's subscription count changed (sent only to endpoints that list
+    /// it in `event_types`, as Pusher sends it only when the app enables it).
+    SubscriptionCount,
+}
+
+impl WebhookKind {
+    /// The `name` as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookKind::ChannelOccupied => "channel_occupied",
+            WebhookKind::ChannelVacated => "channel_vacated",
+            WebhookKind::MemberAdded => "member_added",
+            WebhookKind::MemberRemoved => "member_removed",
+            WebhookKind::ClientEvent => "client_event",
+            WebhookKind::CacheMiss => "cache_miss",
+            WebhookKind::SubscriptionCount => "subscription_count",
+        }
+    }
 }
 
 /// Per-app limits. Defaults are Pusher's documented ones (protocol.md §3).

@@ -61,11 +61,13 @@
 pub mod accept;
 pub mod apps;
 pub mod auth;
+pub mod banner;
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod event;
 pub mod port_owner;
 pub mod printer;
 pub mod protocol;
@@ -81,6 +83,6 @@ pub mod ws;
 pub mod xhr;
 
 pub use config::Config;
-pub use error::{Error, Result};
 pub use server::{run, serve, Listeners};
+pub use server::{Error, Result};
 pub use shutdown::Shutdown;

@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
+use pusher_local::banner;
 use pusher_local::cli::{CaptureArgs, Cli, Command, RecordingsAction, ReplayArgs, WebhooksAction};
 use pusher_local::config::ProcessEnv;
 use pusher_local::control::client::{render_list, render_record, ControlClient};
 use pusher_local::printer::recorder as printer_recorder;
-use pusher_local::printer::{banner, style, Line, Printer, Sink, TextOptions, Verbosity};
+use pusher_local::printer::{style, Line, Printer, Sink, TextOptions, Verbosity};
 use pusher_local::recorder::{self, capture, remote, replay, Fixture, Store};
 use pusher_local::{shutdown, Config, Listeners, Shutdown};
 

@@ -11,55 +11,16 @@ use std::sync::Arc;
 use crate::apps::{AppId, Apps};
 use crate::broker::{Broker, Envelope, Notice};
 use crate::config::Config;
-use crate::control::replays::Replays;
+use crate::event::{Event, Source};
 use crate::printer::{Line, Printer};
 use crate::protocol::{server, ChannelKind, ChannelName, Frame, SocketId, SocketIds};
+use crate::recorder::replay::{Publisher, ReplayError};
+use crate::recorder::replays::{Job, Replays};
 use crate::recorder::watch::Fixtures;
-use crate::recorder::{Commit, Entry, Recorder};
+use crate::recorder::{Commit, Entry, FixtureEvent, Recorder};
 use crate::registry::{CachedEvent, ChannelRegistry, Delivery};
 use crate::shutdown::Shutdown;
 use crate::webhook::Webhooks;
-
-/// Where a published event came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// `POST /events` or `/batch_events`.
-    Api,
-    /// A `client-*` event from a socket.
-    Client,
-    /// A fixture replayed by the server itself (`--replay`, the control API).
-    Replay,
-}
-
-impl Source {
-    /// A short label for logs.
-    pub fn label(self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::Client => "client",
-            Source::Replay => "replay",
-        }
-    }
-}
-
-/// One event to publish on one channel.
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// The app.
-    pub app_id: AppId,
-    /// The channel.
-    pub channel: ChannelName,
-    /// The event name.
-    pub name: Arc<str>,
-    /// The data, relayed verbatim.
-    pub data: Arc<str>,
-    /// A socket that must not receive it.
-    pub except: Option<SocketId>,
-    /// The sender's presence user id (client events on presence channels).
-    pub user_id: Option<Arc<str>>,
-    /// Where it came from.
-    pub source: Source,
-}
 
 struct Inner {
     config: Arc<Config>,
@@ -174,6 +135,14 @@ impl AppState {
     /// Replays the server is running.
     pub fn replays(&self) -> &Replays {
         &self.inner.replays
+    }
+
+    /// Starts replaying `job` through [`AppState::publish`] (`Source::Replay`); stops at
+    /// shutdown. Returns the replay's id.
+    pub fn start_replay(&self, job: Job) -> u64 {
+        let publisher = StatePublisher { state: self.clone(), app_id: job.app_id.clone() };
+        let stop = self.inner.shutdown.token().child_token();
+        self.inner.replays.start(job, publisher, &self.inner.printer, stop)
     }
 
     /// A fresh socket id.
@@ -308,5 +277,36 @@ impl AppState {
     pub async fn terminate_user(&self, app_id: &AppId, user_id: &str) -> usize {
         let delivery = Delivery::TerminateUser { user_id: user_id.into() };
         self.inner.broker.publish(Envelope { app_id: app_id.clone(), delivery }).await
+    }
+}
+
+/// Publishes a replay into the running server.
+struct StatePublisher {
+    state: AppState,
+    app_id: AppId,
+}
+
+#[async_trait::async_trait]
+impl Publisher for StatePublisher {
+    async fn publish(&self, event: &FixtureEvent) -> Result<(), ReplayError> {
+        // Fixture channels were validated on load; a `--channel-map` target may not be.
+        let Ok(channel) = ChannelName::parse(&event.channel, usize::MAX) else { return Ok(()) };
+        let (_, commit) = self
+            .state
+            .publish(Event {
+                app_id: self.app_id.clone(),
+                channel,
+                name: event.event.as_str().into(),
+                data: event.data.as_str().into(),
+                except: None,
+                user_id: None,
+                source: Source::Replay,
+            })
+            .await;
+        // Recorded replays are committed before the next event, like HTTP API triggers. A
+        // recording that ended or failed (the recorder reported it) is no reason to stop the
+        // replay: the event was delivered.
+        let _delivered_anyway = commit.wait().await;
+        Ok(())
     }
 }

@@ -22,7 +22,6 @@
 
 pub mod client;
 pub mod guard;
-pub mod replays;
 
 use std::collections::BTreeMap;
 
@@ -134,7 +133,8 @@ fn start_replay(state: &AppState, body: &[u8]) -> Response {
     if events == 0 {
         return error(StatusCode::BAD_REQUEST, crate::recorder::replay::ReplayError::Empty);
     }
-    let id = state.replays().start(state, &request.fixture, fixture, plan, app_id);
+    let job = crate::recorder::replays::Job { name: request.fixture.clone(), fixture, plan, app_id };
+    let id = state.start_replay(job);
     json_reply(StatusCode::ACCEPTED, &json!({ "id": id, "fixture": request.fixture, "events": events }))
 }
 

@@ -11,8 +11,8 @@ use serde_json::value::RawValue;
 
 use crate::apps::AppId;
 use crate::auth::diagnose::Diagnosis;
+use crate::event::Source;
 use crate::protocol::{ChannelName, Frame, SocketId};
-use crate::state::Source;
 
 /// One thing to tell the user.
 #[derive(Debug, Clone)]

@@ -9,12 +9,9 @@
 //! - [`filter`]: `--filter KEY=GLOB`.
 //! - [`text`], [`json`]: the two renderers.
 //! - [`style`]: colours per kind of line, event family and channel kind.
-//! - [`banner`]: the start-up banner, its TLS block (also `pusher-local tls`) and the warnings
-//!   about the app's own Pusher settings.
 //! - [`recorder`](mod@recorder): what `recordings`, `replay` and `capture` print (lists, and
 //!   their indicatif progress bar and spinner).
 
-pub mod banner;
 pub mod filter;
 pub mod json;
 pub mod line;

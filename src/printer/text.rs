@@ -403,7 +403,7 @@ mod tests {
                     channel: crate::protocol::ChannelName::parse("news", 164).unwrap(),
                     event: "e".into(),
                     data: "hi".into(),
-                    source: crate::state::Source::Api,
+                    source: crate::event::Source::Api,
                     delivered: 3,
                 },
                 "12:34:56.789 pub                   e                                news                     hi → 3 sockets (api)",
@@ -489,7 +489,7 @@ mod tests {
                 channel: crate::protocol::ChannelName::parse("news", 164).unwrap(),
                 event: "e".into(),
                 data: "{}".into(),
-                source: crate::state::Source::Api,
+                source: crate::event::Source::Api,
                 delivered: 1,
             },
             Line::Api {

@@ -17,6 +17,7 @@ pub mod capture;
 pub mod fixture;
 pub mod remote;
 pub mod replay;
+pub mod replays;
 pub mod store;
 pub mod watch;
 

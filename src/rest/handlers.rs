@@ -15,8 +15,9 @@ use super::filters::{authenticate, RawRequest};
 use super::reply::{finish, json, ApiError};
 use crate::apps::App;
 use crate::auth::request::SignedRequest;
+use crate::event::{Event, Source};
 use crate::protocol::{ChannelKind, ChannelName, SocketId};
-use crate::state::{AppState, Event, Source};
+use crate::state::AppState;
 
 /// One event as the SDKs post it (`events`, or one item of `batch_events`).
 #[derive(Debug, Deserialize)]

@@ -5,43 +5,9 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// The kinds of webhook event (the `name` field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// A channel got its first subscriber.
-    ChannelOccupied,
-    /// A channel's last subscriber left (sent after the leave delay).
-    ChannelVacated,
-    /// A user's first socket joined a presence channel.
-    MemberAdded,
-    /// A user's last socket left a presence channel (sent after the leave delay).
-    MemberRemoved,
-    /// A client sent a `client-*` event.
-    ClientEvent,
-    /// A socket subscribed to a cache channel with nothing cached.
-    CacheMiss,
-    /// A non-presence channel's subscription count changed (sent only to endpoints that list
-    /// it in `event_types`, as Pusher sends it only when the app enables it).
-    SubscriptionCount,
-}
-
-impl Kind {
-    /// The `name` as sent.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::ChannelOccupied => "channel_occupied",
-            Kind::ChannelVacated => "channel_vacated",
-            Kind::MemberAdded => "member_added",
-            Kind::MemberRemoved => "member_removed",
-            Kind::ClientEvent => "client_event",
-            Kind::CacheMiss => "cache_miss",
-            Kind::SubscriptionCount => "subscription_count",
-        }
-    }
-}
+pub use crate::apps::WebhookKind as Kind;
 
 /// One item of `events[]`. Fields a kind does not carry are left out of the JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -29,7 +29,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 pub use event::{Kind, WebhookEvent};
@@ -40,32 +39,7 @@ use crate::printer::{Line, Printer};
 use outbox::{DeliveryState, Headers};
 use sender::{Job, Sender};
 
-/// One endpoint of an app (`[[apps.webhooks]]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Target {
-    /// Where to POST (`http://…`).
-    pub url: String,
-    /// Only these kinds; every kind when absent.
-    #[serde(default)]
-    pub event_types: Option<Vec<Kind>>,
-}
-
-impl Target {
-    /// A target receiving every kind.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), event_types: None }
-    }
-
-    /// Whether this target wants `kind`. subscription_count fires on every subscribe and
-    /// unsubscribe, so it goes only to targets that ask for it by name.
-    pub fn wants(&self, kind: Kind) -> bool {
-        match &self.event_types {
-            Some(kinds) => kinds.contains(&kind),
-            None => kind != Kind::SubscriptionCount,
-        }
-    }
-}
+pub use crate::apps::WebhookTarget as Target;
 
 /// Timing and sizes of webhook delivery (server-wide).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,10 +14,11 @@ use crate::auth::channel::{check, signin_string, subscription_string, AuthError}
 use crate::auth::diagnose;
 use crate::broker::Joining;
 use crate::error::ClientError;
+use crate::event::{Event, Source};
 use crate::printer::Line;
 use crate::protocol::{server, ChannelKind, ChannelName, ClientMessage, SocketId, Subscribe};
 use crate::registry::{Left, Member, Outbox};
-use crate::state::{AppState, Event, Source};
+use crate::state::AppState;
 
 #[derive(Debug)]
 struct Subscription {

@@ -71,7 +71,7 @@ fn the_log_lines_in_the_readme_are_the_lines_the_binary_prints() {
             channel: channel.clone(),
             event: "my-event".into(),
             data: r#"{"message":"hello"}"#.into(),
-            source: pusher_local::state::Source::Api,
+            source: pusher_local::event::Source::Api,
             delivered: 1,
         },
         Line::FrameOut {

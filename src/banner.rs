@@ -1,5 +1,7 @@
 //! The start-up banner: where pusher-local listens, the credentials in use and where each came
-//! from, and copy-paste snippets for pusher-js, Laravel Echo, the Node server SDK and `.env`.
+//! from, and copy-paste snippets for pusher-js, Laravel Echo, the Node server SDK and `.env`;
+//! its TLS block (also `pusher-local tls`) and the warnings about the app's own Pusher settings.
+//! It reads the resolved [`Config`], so it sits above it; the printer's styles colour it.
 
 use std::net::SocketAddr;
 
@@ -7,8 +9,7 @@ use crate::config::Config;
 use crate::tls::authority::{trust_commands, Opened};
 use crate::tls::server::Identity;
 
-use super::line::Kind;
-use super::style;
+use crate::printer::{style, Kind};
 
 /// The host clients should dial: a wildcard bind is reached on loopback.
 fn client_host(addr: SocketAddr) -> String {

@@ -1,7 +1,8 @@
 //! Replays run by the server itself (`--replay FIXTURE` at start-up, `POST
-//! /pusher-local/replays`): each is a task that publishes a fixture through
-//! `AppState::publish` with `Source::Replay`, the same path every other event takes. They stop
-//! on `DELETE /pusher-local/replays/{id}` or at shutdown.
+//! /pusher-local/replays`): each is a task that runs [`replay::run`] into a [`Publisher`] (the
+//! server's is `AppState::publish` with `Source::Replay`, the same path every other event
+//! takes) and keeps its progress for the listing. They stop on `DELETE
+//! /pusher-local/replays/{id}` or when their token is cancelled at shutdown.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,11 +11,10 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::apps::AppId;
-use crate::printer::{Line, RecorderLine};
-use crate::protocol::ChannelName;
-use crate::recorder::replay::{self, Plan, Progress, Publisher, ReplayError};
-use crate::recorder::{Fixture, FixtureEvent};
-use crate::state::{AppState, Event, Source};
+use crate::printer::{Line, Printer, RecorderLine};
+
+use super::replay::{self, Plan, Progress, Publisher};
+use super::Fixture;
 
 /// A running replay, as listed.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -52,41 +52,23 @@ struct Table {
     running: BTreeMap<u64, Running>,
 }
 
+/// One replay to run: a fixture, how to play it, and the app it is for.
+#[derive(Debug)]
+pub struct Job {
+    /// The fixture's name, as listed.
+    pub name: String,
+    /// The fixture.
+    pub fixture: Arc<Fixture>,
+    /// Speed, loop, offsets, channel map.
+    pub plan: Plan,
+    /// The app it publishes into.
+    pub app_id: AppId,
+}
+
 /// The replays in progress. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Replays {
     table: Arc<Mutex<Table>>,
-}
-
-/// Publishes into the running server.
-struct StatePublisher {
-    state: AppState,
-    app_id: AppId,
-}
-
-#[async_trait::async_trait]
-impl Publisher for StatePublisher {
-    async fn publish(&self, event: &FixtureEvent) -> Result<(), ReplayError> {
-        // Fixture channels were validated on load; a `--channel-map` target may not be.
-        let Ok(channel) = ChannelName::parse(&event.channel, usize::MAX) else { return Ok(()) };
-        let (_, commit) = self
-            .state
-            .publish(Event {
-                app_id: self.app_id.clone(),
-                channel,
-                name: event.event.as_str().into(),
-                data: event.data.as_str().into(),
-                except: None,
-                user_id: None,
-                source: Source::Replay,
-            })
-            .await;
-        // Recorded replays are committed before the next event, like HTTP API triggers. A
-        // recording that ended or failed (the recorder reported it) is no reason to stop the
-        // replay: the event was delivered.
-        let _delivered_anyway = commit.wait().await;
-        Ok(())
-    }
 }
 
 impl Replays {
@@ -94,9 +76,17 @@ impl Replays {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts replaying `fixture` (named `name`) into app `app_id`; returns the replay's id.
-    pub fn start(&self, state: &AppState, name: &str, fixture: Arc<Fixture>, plan: Plan, app_id: AppId) -> u64 {
-        let stop = state.shutdown().token().child_token();
+    /// Starts `job` into `publisher` until it ends or `stop` is cancelled; returns the
+    /// replay's id. Its start and end are printed.
+    pub fn start(
+        &self,
+        job: Job,
+        publisher: impl Publisher + 'static,
+        printer: &Printer,
+        stop: CancellationToken,
+    ) -> u64 {
+        let Job { name, fixture, plan, app_id } = job;
+        let name = name.as_str();
         let total = replay::schedule(&fixture, &plan).len();
         let info = ReplayInfo {
             id: 0,
@@ -116,7 +106,7 @@ impl Replays {
             table.running.insert(id, Running { info: ReplayInfo { id, ..info }, stop: stop.clone() });
             id
         };
-        state.printer().line(Line::Recorder(RecorderLine::ReplayStarted {
+        printer.line(Line::Recorder(RecorderLine::ReplayStarted {
             id,
             fixture: name.to_owned(),
             events: total,
@@ -124,7 +114,7 @@ impl Replays {
             looped: plan.looped,
         }));
         let replays = self.clone();
-        let publisher = StatePublisher { state: state.clone(), app_id };
+        let printer = printer.clone();
         let fixture_name = name.to_owned();
         tokio::spawn(async move {
             let sent = std::sync::atomic::AtomicU64::new(0);
@@ -154,7 +144,7 @@ impl Replays {
                     error: Some(e.to_string()),
                 },
             };
-            publisher.state.printer().line(Line::Recorder(line));
+            printer.line(Line::Recorder(line));
         });
         id
     }

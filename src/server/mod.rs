@@ -4,6 +4,10 @@
 //!
 //! `main` and the tests share this code path; the listeners and the shutdown handle are
 //! parameters (tests bind port 0).
+//!
+//! - [`error`]: what can stop the server at start-up.
+
+pub mod error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +19,9 @@ use crate::accept;
 use crate::broker;
 use crate::config::{Config, Listen};
 use crate::control;
-use crate::error::{Error, Result};
 use crate::printer::{Line, Printer, RecorderLine};
 use crate::recorder::replay::Plan;
+use crate::recorder::replays::Job;
 use crate::recorder::watch::{Change, Fixtures, WatchGuard};
 use crate::recorder::{Fixture, Recorder};
 use crate::registry::ChannelRegistry;
@@ -27,6 +31,8 @@ use crate::state::AppState;
 use crate::tls::ServerTls;
 use crate::ws;
 use crate::xhr;
+
+pub use error::{Error, Result};
 
 /// Bound listeners.
 #[derive(Debug)]
@@ -262,7 +268,7 @@ pub async fn serve(
     });
     for (label, fixture) in replays {
         let app_id = state.config().apps[0].id.clone();
-        state.replays().start(&state, &label, fixture, Plan::default(), app_id);
+        state.start_replay(Job { name: label, fixture, plan: Plan::default(), app_id });
     }
 
     // pusher-local's own control API (`/pusher-local/…`) sits beside the Pusher HTTP API; one
