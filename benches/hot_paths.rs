@@ -9,6 +9,7 @@
 //! The end-to-end load example against a running server is `examples/load.rs`.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -17,7 +18,7 @@ use pusher_local::auth::channel::{auth_value, check, subscription_string};
 use pusher_local::auth::request::{sign_query, SignedRequest};
 use pusher_local::broker::Envelope;
 use pusher_local::protocol::{server, ChannelName, SocketId};
-use pusher_local::registry::{ChannelRegistry, Delivery, Outbox, OutboxReceiver};
+use pusher_local::registry::{ChannelRegistry, Delivery, Joining, Outbox, OutboxReceiver};
 
 const KEY: &str = "app-key";
 const SECRET: &str = "app-secret";
@@ -70,7 +71,8 @@ fn subscribed(subscribers: u32) -> (ChannelRegistry, App, ChannelName, Vec<Outbo
         let (outbox, mut receiver) = Outbox::new(1 << 20);
         let socket = SocketId::new(1, i);
         registry.connect(&app, socket, &outbox).unwrap();
-        registry.subscribe(&app, socket, &outbox, &channel, None).unwrap();
+        let joining = Joining { app: Arc::new(app.clone()), socket, channel: channel.clone(), member: None };
+        registry.subscribe(&joining, None).unwrap();
         receiver.take_queued();
         receivers.push(receiver);
     }

@@ -75,6 +75,7 @@ pub mod recorder;
 pub mod registry;
 pub mod rest;
 pub mod server;
+pub mod session;
 pub mod shutdown;
 pub mod state;
 pub mod tls;

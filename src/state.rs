@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
-use crate::apps::{AppId, Apps};
-use crate::broker::{Broker, Envelope, Notice};
+use crate::apps::{App, AppId, Apps};
+use crate::broker::{Broker, Envelope, Notice, Query};
 use crate::config::Config;
+use crate::error::ClientError;
 use crate::event::{Event, Source};
 use crate::printer::{Line, Printer};
 use crate::protocol::{server, ChannelKind, ChannelName, Frame, SocketId, SocketIds};
@@ -18,9 +19,39 @@ use crate::recorder::replay::{Publisher, ReplayError};
 use crate::recorder::replays::{Job, Replays};
 use crate::recorder::watch::Fixtures;
 use crate::recorder::{Commit, Entry, FixtureEvent, Recorder};
-use crate::registry::{CachedEvent, ChannelRegistry, Delivery};
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joining, Leaving};
 use crate::shutdown::Shutdown;
 use crate::webhook::Webhooks;
+
+pub use crate::broker::ChannelState;
+
+/// One membership change on a channel, as the whole cluster sees it: what
+/// [`AppState::membership`] acts on.
+#[derive(Debug)]
+enum Change {
+    /// The channel got its first subscriber.
+    Occupied,
+    /// The channel's last subscriber left.
+    Vacated,
+    /// A socket subscribed to a cache channel with nothing cached.
+    CacheMiss,
+    /// A user's first socket joined a presence channel.
+    MemberAdded {
+        /// The user key.
+        user: Arc<str>,
+        /// The member_added frame when it is still to be sent (`None`: the broker sent it).
+        announce: Option<Frame>,
+    },
+    /// A user's last socket left a presence channel.
+    MemberRemoved {
+        /// The user key.
+        user: Arc<str>,
+        /// The member_removed frame when it is still to be sent (`None`: the broker sent it).
+        announce: Option<Frame>,
+    },
+    /// A non-presence channel's subscription count changed and is due to be announced.
+    SubscriptionCount(usize),
+}
 
 struct Inner {
     config: Arc<Config>,
@@ -102,9 +133,20 @@ impl AppState {
         &self.inner.registry
     }
 
-    /// The broker, for cluster-wide queries.
-    pub fn broker(&self) -> &dyn Broker {
-        &*self.inner.broker
+    /// Occupied channels whose names start with `prefix`, cluster-wide, by name.
+    pub async fn channels(&self, app_id: &AppId, prefix: &str) -> Vec<ChannelInfo> {
+        let found = self.inner.broker.query(app_id, Query::Occupied { prefix }).await;
+        found.into_iter().map(|state| state.info).collect()
+    }
+
+    /// One channel, cluster-wide: its counts, presence users and cached event.
+    pub async fn channel(&self, app_id: &AppId, channel: &ChannelName) -> ChannelState {
+        let found = self.inner.broker.query(app_id, Query::Channel(channel)).await;
+        found.into_iter().next().unwrap_or_else(|| ChannelState {
+            info: ChannelInfo { name: channel.shared().clone(), subscription_count: 0, user_count: 0 },
+            users: Vec::new(),
+            cached: None,
+        })
     }
 
     /// The terminal printer.
@@ -197,11 +239,77 @@ impl AppState {
         (delivered, commit)
     }
 
-    /// Delivers a protocol frame (member_added, subscription_count...) to a channel's
-    /// subscribers through the broker. Not an event: not printed as one, never cached.
-    pub async fn announce(&self, app_id: &AppId, channel: &ChannelName, frame: Frame, except: Option<SocketId>) {
-        let delivery = Delivery::Event { channel: channel.clone(), frame, except, cache: None };
-        self.inner.broker.publish(Envelope { app_id: app_id.clone(), delivery }).await;
+    /// Subscribes a socket (through the broker: cluster-wide, in order with presence
+    /// announcements), then acts on what changed.
+    ///
+    /// # Errors
+    /// [`ClientError`] when the subscription is refused (presence channel full).
+    pub async fn join(&self, joining: Joining) -> Result<(), ClientError> {
+        let (app, channel, user) =
+            (joining.app.clone(), joining.channel.clone(), joining.member.as_ref().map(|m| m.key.clone()));
+        let joined = self.inner.broker.join(joining).await?;
+        if joined.occupied {
+            self.membership(&app, &channel, Change::Occupied).await;
+        }
+        if let (Some(_), Some(user)) = (joined.member_added, user) {
+            // Announced by the broker already, in order with the subscribe.
+            self.membership(&app, &channel, Change::MemberAdded { user, announce: None }).await;
+        }
+        if joined.cache_miss {
+            self.membership(&app, &channel, Change::CacheMiss).await;
+        }
+        if joined.subscription_count.is_some() {
+            self.membership(&app, &channel, Change::SubscriptionCount(joined.subscribers)).await;
+        }
+        Ok(())
+    }
+
+    /// Unsubscribes a socket (through the broker, as [`AppState::join`]), then acts on what
+    /// changed. Leaving a channel the socket is not in changes nothing.
+    pub async fn leave(&self, leaving: Leaving) {
+        let (app, user) = (leaving.app.clone(), leaving.user.clone());
+        let Some(left) = self.inner.broker.leave(leaving).await else { return };
+        let channel = &left.channel;
+        if let (Some(_), Some(user)) = (left.member_removed, user) {
+            // Announced by the broker already.
+            self.membership(&app, channel, Change::MemberRemoved { user, announce: None }).await;
+        }
+        if left.vacated {
+            self.membership(&app, channel, Change::Vacated).await;
+        }
+        if left.subscription_count.is_some() {
+            self.membership(&app, channel, Change::SubscriptionCount(left.subscribers)).await;
+        }
+    }
+
+    /// The one place a membership change is acted on, as [`AppState::publish`] is for events:
+    /// its webhook (each kind is raised here and nowhere else) and, where the others must hear
+    /// it and the broker has not told them, its announcement.
+    async fn membership(&self, app: &Arc<App>, channel: &ChannelName, change: Change) {
+        let webhooks = &self.inner.webhooks;
+        let name = channel.as_str();
+        let frame = match change {
+            Change::Occupied => return webhooks.channel_occupied(app, name),
+            Change::Vacated => return webhooks.channel_vacated(app, name),
+            Change::CacheMiss => return webhooks.cache_miss(app, name),
+            Change::MemberAdded { user, announce } => {
+                webhooks.member_added(app, name, &user);
+                announce
+            }
+            Change::MemberRemoved { user, announce } => {
+                webhooks.member_removed(app, name, &user);
+                announce
+            }
+            Change::SubscriptionCount(count) => {
+                webhooks.subscription_count(app, name, count);
+                Some(server::subscription_count(name, count))
+            }
+        };
+        if let Some(frame) = frame {
+            // A protocol frame, not an event: not printed as one, never cached.
+            let delivery = Delivery::Event { channel: channel.clone(), frame, except: None, cache: None };
+            self.inner.broker.publish(Envelope { app_id: app.id.clone(), delivery }).await;
+        }
     }
 
     /// Acts on what the cluster reported: prints Redis outages loudly, and for a node that died
@@ -233,11 +341,8 @@ impl AppState {
                     problem: true,
                 });
                 for (app_id, channel, member) in added {
-                    let frame = server::member_added(channel.as_str(), &member.as_ref());
-                    self.announce(&app_id, &channel, frame, None).await;
-                    if let Some(app) = self.inner.apps.find_by_id(app_id.as_str()) {
-                        self.inner.webhooks.member_added(app, channel.as_str(), &member.key);
-                    }
+                    let announce = Some(server::member_added(channel.as_str(), &member.as_ref()));
+                    self.cluster_change(&app_id, &channel, Change::MemberAdded { user: member.key, announce }).await;
                 }
             }
             Notice::NodeGone { node, removed, vacated, counts } => {
@@ -250,27 +355,29 @@ impl AppState {
                     problem: false,
                 });
                 for (app_id, channel, member) in removed {
-                    let frame = server::member_removed(channel.as_str(), &member.user_id);
-                    self.announce(&app_id, &channel, frame, None).await;
-                    if let Some(app) = self.inner.apps.find_by_id(app_id.as_str()) {
-                        self.inner.webhooks.member_removed(app, channel.as_str(), &member.key);
-                    }
+                    let announce = Some(server::member_removed(channel.as_str(), &member.user_id));
+                    self.cluster_change(&app_id, &channel, Change::MemberRemoved { user: member.key, announce }).await;
                 }
                 for (app_id, channel) in vacated {
-                    if let Some(app) = self.inner.apps.find_by_id(app_id.as_str()) {
-                        self.inner.webhooks.channel_vacated(app, channel.as_str());
-                    }
+                    self.cluster_change(&app_id, &channel, Change::Vacated).await;
                 }
                 for (app_id, channel, count) in counts {
-                    let Some(app) = self.inner.apps.find_by_id(app_id.as_str()).cloned() else { continue };
-                    if app.subscription_count && channel.kind() != ChannelKind::Presence {
-                        self.inner.webhooks.subscription_count(&app, channel.as_str(), count);
-                        self.announce(&app_id, &channel, server::subscription_count(channel.as_str(), count), None)
-                            .await;
-                    }
+                    self.cluster_change(&app_id, &channel, Change::SubscriptionCount(count)).await;
                 }
             }
         }
+    }
+
+    /// A change the cluster made (a node died or came back), for an app of this node's table.
+    /// Subscription counts go out only where the app sends them (never on presence channels),
+    /// as the registry decides for joins and leaves.
+    async fn cluster_change(&self, app_id: &AppId, channel: &ChannelName, change: Change) {
+        let Some(app) = self.inner.apps.find_by_id(app_id.as_str()).cloned() else { return };
+        let counted = app.subscription_count && channel.kind() != ChannelKind::Presence;
+        if matches!(change, Change::SubscriptionCount(_)) && !counted {
+            return;
+        }
+        self.membership(&app, channel, change).await;
     }
 
     /// Closes every connection signed in as `user_id`, cluster-wide.

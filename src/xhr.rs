@@ -34,10 +34,9 @@ use crate::error::{ClientError, HandshakeError};
 use crate::printer::Line;
 use crate::protocol::{codes, server, ClientMessage, Frame};
 use crate::registry::{Outbox, Outgoing};
+use crate::rest::reply::plain;
+use crate::session::{check_protocol, reply_error, Session, SHUTDOWN_REASON};
 use crate::state::AppState;
-use crate::ws::connection::{reply_error, SHUTDOWN_REASON};
-use crate::ws::plain;
-use crate::ws::session::Session;
 
 /// How long a session waits for the next poll after answering one (pusher-js asks again at
 /// once; this allows for a busy page).
@@ -319,8 +318,8 @@ async fn receive(
     if state.shutdown().is_cancelled() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "pusher-local is shutting down\n");
     }
-    let admission = crate::ws::check_protocol(query)
-        .and_then(|()| state.apps().find_by_key(key).cloned().ok_or(HandshakeError::UnknownApp));
+    let admission =
+        check_protocol(query).and_then(|()| state.apps().find_by_key(key).cloned().ok_or(HandshakeError::UnknownApp));
     let app = match admission {
         Ok(app) => app,
         Err(error) => return text_response(refuse(&state, key, &error, remote)),

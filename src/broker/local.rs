@@ -1,18 +1,12 @@
 //! `LocalBroker`: the embedded single-node broker. Publishing is the registry's fan-out;
 //! queries read the registry.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use async_trait::async_trait;
 
-use super::{Broker, Envelope};
+use super::{join_here, leave_here, Broker, ChannelState, Envelope, Query};
 use crate::apps::AppId;
 use crate::error::ClientError;
-use crate::protocol::ChannelName;
-use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Joined};
-
-use super::{subscribe_here, ClusterLeave, Joining};
+use crate::registry::{ChannelRegistry, Joined, Joining, Leaving, Left};
 
 /// The in-process broker.
 #[derive(Debug)]
@@ -34,25 +28,20 @@ impl Broker for LocalBroker {
         self.registry.fan_out(&envelope.app_id, &envelope.delivery)
     }
 
-    async fn channels(&self, app: &AppId, prefix: &str) -> Vec<ChannelInfo> {
-        self.registry.channels(app, prefix)
+    async fn query(&self, app: &AppId, query: Query<'_>) -> Vec<ChannelState> {
+        match query {
+            Query::Occupied { prefix } => ChannelState::all_here(&self.registry, app, prefix),
+            Query::Channel(channel) => vec![ChannelState::here(&self.registry, app, channel)],
+        }
     }
 
-    async fn channel(&self, app: &AppId, channel: &ChannelName) -> (ChannelInfo, Option<(CachedEvent, Duration)>) {
-        (self.registry.channel(app, channel), self.registry.cached(app, channel))
-    }
-
-    async fn users(&self, app: &AppId, channel: &ChannelName) -> Vec<Arc<str>> {
-        self.registry.users(app, channel)
-    }
-
-    async fn subscribe(&self, joining: Joining) -> Result<Joined, ClientError> {
+    async fn join(&self, joining: Joining) -> Result<Joined, ClientError> {
         // One node is the whole cluster: the registry's own view stands.
-        subscribe_here(&self.registry, &self.joins, joining)
+        join_here(&self.registry, &self.joins, &joining, None)
     }
 
-    async fn leave(&self, _: &AppId, _: &ChannelName, _: Option<&str>) -> Option<ClusterLeave> {
-        None
+    async fn leave(&self, leaving: Leaving) -> Option<Left> {
+        leave_here(&self.registry, &leaving)
     }
 
     async fn close(&self) {}

@@ -21,83 +21,121 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::apps::{App, AppId};
-use crate::config::Config;
+use crate::apps::AppId;
 use crate::error::ClientError;
-use crate::protocol::{server, ChannelName, SocketId};
-use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joined, Left, Member, Outbox};
+use crate::protocol::{server, ChannelName, Frame, SocketId};
+use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joined, Joining, Leaving, Left, Member};
 
 pub use self::redis::{ConnectError, RedisBroker, StartError};
 pub use envelope::Envelope;
 pub use local::LocalBroker;
 
-/// Delivers events to every subscriber of a channel and answers channel queries.
+/// Delivers events to every subscriber of a channel, keeps channel membership cluster-wide and
+/// answers channel queries. Five methods; no socket handle crosses it (the registry holds the
+/// sockets, by id).
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {
     /// Fans `envelope` out everywhere; returns the deliveries made on this node.
     async fn publish(&self, envelope: Envelope) -> usize;
-    /// Occupied channels whose names start with `prefix`, with their counts.
-    async fn channels(&self, app: &AppId, prefix: &str) -> Vec<ChannelInfo>;
-    /// One channel's counts and its cached event (cache channels).
-    async fn channel(
-        &self,
-        app: &AppId,
-        channel: &ChannelName,
-    ) -> (ChannelInfo, Option<(CachedEvent, std::time::Duration)>);
-    /// Distinct presence user ids.
-    async fn users(&self, app: &AppId, channel: &ChannelName) -> Vec<Arc<str>>;
-    /// Subscribes a socket of this node: records it cluster-wide (on Redis) and in the
-    /// registry, which queues subscription_succeeded (with the cluster's roster on presence
-    /// channels). The answer is the cluster's view of the change; a new member's
-    /// member_added has gone to every other subscriber by then (`Joined::member_added` is
-    /// left for the webhook).
+    /// Occupied channels, or one channel in full, as the whole cluster sees them.
+    async fn query(&self, app: &AppId, query: Query<'_>) -> Vec<ChannelState>;
+    /// Subscribes a connected socket of this node: records it cluster-wide (on Redis) and in
+    /// the registry, which queues subscription_succeeded (with the cluster's roster on
+    /// presence channels). A new member's member_added has gone to every other subscriber by
+    /// the time this returns. The answer is the cluster's view of the change.
     ///
     /// # Errors
     /// [`ClientError::PresenceFull`] when a new user would exceed the member limit cluster-wide.
-    async fn subscribe(&self, joining: Joining) -> Result<Joined, ClientError>;
-    /// Records that a socket of this node left `channel` (presence user key `user`), after the
-    /// registry let it go. `None`: no cluster, the registry's `Left` stands.
-    async fn leave(&self, app: &AppId, channel: &ChannelName, user: Option<&str>) -> Option<ClusterLeave>;
+    async fn join(&self, joining: Joining) -> Result<Joined, ClientError>;
+    /// Unsubscribes a socket of this node, from the registry and cluster-wide. A departed
+    /// member's member_removed has gone to every subscriber by the time this returns. The
+    /// answer is the cluster's view of the change; `None` when the socket was not subscribed.
+    async fn leave(&self, leaving: Leaving) -> Option<Left>;
     /// Stops background work; called once during shutdown.
     async fn close(&self);
 }
 
-/// One socket joining a channel: what [`Broker::subscribe`] hands the registry.
+/// What [`Broker::query`] asks.
+#[derive(Debug, Clone, Copy)]
+pub enum Query<'a> {
+    /// Every occupied channel whose name starts with the prefix, with its counts (no users,
+    /// no cached event), sorted by name.
+    Occupied {
+        /// The name prefix (`""`: all).
+        prefix: &'a str,
+    },
+    /// One channel, occupied or not: counts, presence users and the cached event.
+    Channel(&'a ChannelName),
+}
+
+/// A channel as [`Broker::query`] answers it.
 #[derive(Debug, Clone)]
-pub struct Joining {
-    /// The app.
-    pub app: Arc<App>,
-    /// The socket.
-    pub socket: SocketId,
-    /// Its outbox.
-    pub outbox: Outbox,
-    /// The channel.
-    pub channel: ChannelName,
-    /// The presence member it subscribes as.
-    pub member: Option<Member>,
+pub struct ChannelState {
+    /// Its counts.
+    pub info: ChannelInfo,
+    /// Distinct presence user ids, sorted ([`Query::Channel`] only).
+    pub users: Vec<Arc<str>>,
+    /// The cached event and its time left (cache channels, [`Query::Channel`] only).
+    pub cached: Option<(CachedEvent, std::time::Duration)>,
+}
+
+impl ChannelState {
+    /// This node's view of one channel.
+    pub fn here(registry: &ChannelRegistry, app: &AppId, channel: &ChannelName) -> Self {
+        let mut users = registry.users(app, channel);
+        users.sort();
+        Self { info: registry.channel(app, channel), users, cached: registry.cached(app, channel) }
+    }
+
+    /// This node's occupied channels.
+    pub fn all_here(registry: &ChannelRegistry, app: &AppId, prefix: &str) -> Vec<Self> {
+        let counts = registry.channels(app, prefix).into_iter();
+        counts.map(|info| Self { info, users: Vec::new(), cached: None }).collect()
+    }
 }
 
 /// Subscribes on this node alone: the registry takes the socket and, for a new presence member,
 /// this node's other subscribers hear member_added, with no other subscribe in between (under
 /// `one_at_a_time`). Otherwise a socket subscribing at that moment could find the member in its
-/// roster and then hear it added as well.
+/// roster and then hear it added as well. `roster`: the cluster's, for presence.
 ///
 /// # Errors
 /// As [`ChannelRegistry::subscribe`].
-pub fn subscribe_here(
+pub fn join_here(
     registry: &ChannelRegistry,
     one_at_a_time: &std::sync::Mutex<()>,
-    joining: Joining,
+    joining: &Joining,
+    roster: Option<&[Member]>,
 ) -> Result<Joined, ClientError> {
     // A panic while holding it cannot leave anything half-done that this lock protects.
     let _turn = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
-    let Joining { app, socket, outbox, channel, member } = joining;
-    let joined = registry.subscribe(&app, socket, &outbox, &channel, member)?;
+    let joined = registry.subscribe(joining, roster)?;
     if let Some(frame) = &joined.member_added {
-        let delivery = Delivery::Event { channel, frame: frame.clone(), except: Some(socket), cache: None };
-        registry.fan_out(&app.id, &delivery);
+        tell_here(registry, &joining.app.id, &joining.channel, frame, Some(joining.socket));
     }
     Ok(joined)
+}
+
+/// Unsubscribes on this node alone and tells this node's remaining subscribers of a departed
+/// member.
+pub fn leave_here(registry: &ChannelRegistry, leaving: &Leaving) -> Option<Left> {
+    let left = registry.unsubscribe(leaving)?;
+    if let Some(frame) = &left.member_removed {
+        tell_here(registry, &leaving.app.id, &left.channel, frame, None);
+    }
+    Some(left)
+}
+
+/// Delivers a presence announcement to this node's subscribers of `channel` but `except`.
+pub fn tell_here(
+    registry: &ChannelRegistry,
+    app: &AppId,
+    channel: &ChannelName,
+    frame: &Frame,
+    except: Option<SocketId>,
+) {
+    let delivery = Delivery::Event { channel: channel.clone(), frame: frame.clone(), except, cache: None };
+    registry.fan_out(app, &delivery);
 }
 
 /// An unsubscribe as the whole cluster sees it.
@@ -107,8 +145,6 @@ pub struct ClusterLeave {
     pub subscriptions: usize,
     /// The user's last socket anywhere left (member_removed).
     pub last_member: bool,
-    /// member_removed already went to every node; the session only fires the webhook.
-    pub member_removed_sent: bool,
 }
 
 impl ClusterLeave {
@@ -165,20 +201,35 @@ pub enum Notice {
 /// Receives [`Notice`]s; `server::run` drains it into `AppState::on_notice`.
 pub type Notices = mpsc::UnboundedReceiver<Notice>;
 
-/// Builds the broker `config` names: Redis when `redis_url` is set, else the embedded one. A
-/// Redis that cannot be reached is an error, never a silent fallback to a single node.
+/// Where the cluster is: the Redis of `--redis-url`.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'a> {
+    /// The Redis URL.
+    pub url: &'a str,
+    /// The URL as shown (password hidden).
+    pub shown: &'a str,
+    /// The key prefix shared by the cluster's nodes.
+    pub prefix: &'a str,
+    /// What `rediss://` trusts.
+    pub tls: &'a crate::tls::Settings,
+}
+
+/// Builds the broker: Redis when a `cluster` is given, else the embedded one. A Redis that
+/// cannot be reached is an error, never a silent fallback to a single node.
 ///
 /// # Errors
 /// [`ConnectError`] naming the URL.
-pub async fn connect(config: &Config, registry: ChannelRegistry) -> Result<(Arc<dyn Broker>, Notices), ConnectError> {
+pub async fn connect(
+    cluster: Option<Cluster<'_>>,
+    registry: ChannelRegistry,
+) -> Result<(Arc<dyn Broker>, Notices), ConnectError> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let broker: Arc<dyn Broker> = match &config.redis_url {
+    let broker: Arc<dyn Broker> = match cluster {
         None => Arc::new(LocalBroker::new(registry)),
-        Some(url) => {
-            let shown = config.redis_url_shown().unwrap_or_default();
-            let roots = redis_roots(&config.tls)
-                .map_err(|e| ConnectError { url: shown.clone(), source: StartError::Tls(e) })?;
-            RedisBroker::connect(url, &shown, &config.redis_prefix, roots, registry, tx).await?
+        Some(Cluster { url, shown, prefix, tls }) => {
+            let roots =
+                redis_roots(tls).map_err(|e| ConnectError { url: shown.to_owned(), source: StartError::Tls(e) })?;
+            RedisBroker::connect(url, shown, prefix, roots, registry, tx).await?
         }
     };
     Ok((broker, rx))
@@ -203,6 +254,8 @@ fn redis_roots(tls: &crate::tls::Settings) -> Result<Option<Vec<u8>>, crate::tls
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apps::App;
+    use crate::registry::Outbox;
     use serde_json::value::RawValue;
 
     fn channel(name: &str) -> ChannelName {
@@ -219,12 +272,12 @@ mod tests {
             subscribers: 0,
         };
         // Empty here, but two sockets on other nodes, one of them the same user.
-        let view = ClusterLeave { subscriptions: 2, last_member: false, member_removed_sent: false }.apply(left());
+        let view = ClusterLeave { subscriptions: 2, last_member: false }.apply(left());
         assert!(!view.vacated && view.member_removed.is_none());
         assert_eq!(view.subscribers, 2);
         assert!(view.subscription_count.unwrap().as_str().contains("\\\"subscription_count\\\":2"));
         // The last socket anywhere.
-        let view = ClusterLeave { subscriptions: 0, last_member: true, member_removed_sent: true }.apply(left());
+        let view = ClusterLeave { subscriptions: 0, last_member: true }.apply(left());
         assert!(view.vacated && view.member_removed.is_some() && view.subscription_count.is_none());
     }
 
@@ -241,16 +294,18 @@ mod tests {
         let (a, mut ra) = Outbox::new(8);
         let (b, mut rb) = Outbox::new(8);
         let ch = channel("presence-r");
-        let join = |socket: u32, outbox: &Outbox, id: &str| Joining {
-            app: app.clone(),
-            socket: SocketId::new(1, socket),
-            outbox: outbox.clone(),
-            channel: ch.clone(),
-            member: Some(member(id)),
+        let join = |socket: u32, outbox: &Outbox, id: &str| {
+            registry.connect(&app, SocketId::new(1, socket), outbox).unwrap();
+            Joining {
+                app: app.clone(),
+                socket: SocketId::new(1, socket),
+                channel: ch.clone(),
+                member: Some(member(id)),
+            }
         };
-        subscribe_here(&registry, &lock, join(1, &a, "u1")).unwrap();
+        join_here(&registry, &lock, &join(1, &a, "u1"), None).unwrap();
         ra.take_queued();
-        let joined = subscribe_here(&registry, &lock, join(2, &b, "u2")).unwrap();
+        let joined = join_here(&registry, &lock, &join(2, &b, "u2"), None).unwrap();
         assert!(joined.member_added.is_some(), "left for the webhook");
         let heard: Vec<String> = ra.take_queued().iter().map(|f| f.as_str().to_owned()).collect();
         assert_eq!(heard.len(), 1);

@@ -106,6 +106,32 @@ pub struct ChannelRegistry {
     state: Arc<Mutex<HashMap<AppId, Rooms>>>,
 }
 
+/// One socket of this node joining a channel.
+#[derive(Debug, Clone)]
+pub struct Joining {
+    /// The app.
+    pub app: Arc<App>,
+    /// The socket (connected: the registry has its outbox).
+    pub socket: SocketId,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The presence member it subscribes as.
+    pub member: Option<Member>,
+}
+
+/// One socket of this node leaving a channel.
+#[derive(Debug, Clone)]
+pub struct Leaving {
+    /// The app.
+    pub app: Arc<App>,
+    /// The socket.
+    pub socket: SocketId,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The presence user key it was subscribed as.
+    pub user: Option<Arc<str>>,
+}
+
 /// The result of a successful subscribe.
 #[derive(Debug, Default)]
 pub struct Joined {
@@ -220,38 +246,23 @@ impl ChannelRegistry {
         }
     }
 
-    /// Subscribes `socket` and queues subscription_succeeded (and the cached event or
-    /// cache_miss) on its outbox. `member` is required for presence channels.
+    /// Subscribes a connected socket and queues subscription_succeeded (and the cached event
+    /// or cache_miss) on its outbox. Presence channels need `joining.member`; their
+    /// subscription_succeeded lists `roster` (the cluster's members, from the broker) when
+    /// given, else this node's.
     ///
     /// # Errors
     /// [`ClientError::PresenceFull`] when a new user would exceed the member limit.
-    pub fn subscribe(
-        &self,
-        app: &App,
-        socket: SocketId,
-        outbox: &Outbox,
-        channel: &ChannelName,
-        member: Option<Member>,
-    ) -> Result<Joined, ClientError> {
-        self.subscribe_with_roster(app, socket, outbox, channel, member, None)
-    }
-
-    /// [`ChannelRegistry::subscribe`], with presence subscription_succeeded listing `roster`
-    /// (the cluster's members, from the broker) instead of this node's.
-    ///
-    /// # Errors
-    /// As [`ChannelRegistry::subscribe`].
-    pub fn subscribe_with_roster(
-        &self,
-        app: &App,
-        socket: SocketId,
-        outbox: &Outbox,
-        channel: &ChannelName,
-        member: Option<Member>,
-        roster: Option<&[Member]>,
-    ) -> Result<Joined, ClientError> {
+    pub fn subscribe(&self, joining: &Joining, roster: Option<&[Member]>) -> Result<Joined, ClientError> {
+        let Joining { app, socket, channel, member } = joining;
+        let socket = *socket;
         let mut state = self.lock();
         let rooms = state.entry(app.id.clone()).or_default();
+        let Some(outbox) = rooms.connections.get(&socket) else {
+            // Sockets connect before they subscribe and leave their channels before they go.
+            tracing::warn!(%socket, "subscribe from a socket that is not connected: ignored");
+            return Ok(Joined::default());
+        };
         let ch = rooms.channels.entry(channel.shared().clone()).or_insert_with(|| Channel {
             name: channel.clone(),
             subscribers: HashMap::new(),
@@ -305,12 +316,13 @@ impl ChannelRegistry {
         Ok(joined)
     }
 
-    /// Removes `socket` from `channel`. `None` when it was not subscribed.
-    pub fn unsubscribe(&self, app: &App, socket: SocketId, channel: &ChannelName) -> Option<Left> {
+    /// Removes the socket from the channel. `None` when it was not subscribed.
+    pub fn unsubscribe(&self, leaving: &Leaving) -> Option<Left> {
+        let Leaving { app, socket, channel, .. } = leaving;
         let mut state = self.lock();
         let rooms = state.get_mut(&app.id)?;
         let ch = rooms.channels.get_mut(channel.as_str())?;
-        let sub = ch.subscribers.remove(&socket)?;
+        let sub = ch.subscribers.remove(socket)?;
         let member_removed = sub
             .member_key
             .and_then(|key| ch.members.leave(&key))
@@ -498,6 +510,27 @@ mod tests {
         Member { key: id.into(), user_id: RawValue::from_string(format!("\"{id}\"")).unwrap(), user_info: None }
     }
 
+    impl ChannelRegistry {
+        /// Connects the socket (if it is not yet) and subscribes it.
+        fn join(
+            &self,
+            app: &App,
+            socket: SocketId,
+            outbox: &Outbox,
+            channel: &ChannelName,
+            member: Option<Member>,
+        ) -> Result<Joined, ClientError> {
+            let app = Arc::new(app.clone());
+            self.lock().entry(app.id.clone()).or_default().connections.insert(socket, outbox.clone());
+            self.subscribe(&Joining { app, socket, channel: channel.clone(), member }, None)
+        }
+
+        fn leave(&self, app: &App, socket: SocketId, channel: &ChannelName) -> Option<Left> {
+            let app = Arc::new(app.clone());
+            self.unsubscribe(&Leaving { app, socket, channel: channel.clone(), user: None })
+        }
+    }
+
     fn drain(rx: &mut OutboxReceiver) -> Vec<String> {
         rx.take_queued().iter().map(|f| f.as_str().to_owned()).collect()
     }
@@ -509,8 +542,8 @@ mod tests {
         let ch = channel("news");
         let (a, mut ra) = Outbox::new(8);
         let (b, mut rb) = Outbox::new(8);
-        reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, None).unwrap();
-        reg.subscribe(&app, SocketId::new(1, 2), &b, &ch, None).unwrap();
+        reg.join(&app, SocketId::new(1, 1), &a, &ch, None).unwrap();
+        reg.join(&app, SocketId::new(1, 2), &b, &ch, None).unwrap();
         drain(&mut ra);
         drain(&mut rb);
         let frame = server::event("news", "e", "{}", None);
@@ -528,15 +561,15 @@ mod tests {
         let ch = channel("presence-room");
         let (a, _ra) = Outbox::new(8);
         let (b, _rb) = Outbox::new(8);
-        let j1 = reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1"))).unwrap();
-        let j2 = reg.subscribe(&app, SocketId::new(1, 2), &b, &ch, Some(member("u1"))).unwrap();
+        let j1 = reg.join(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1"))).unwrap();
+        let j2 = reg.join(&app, SocketId::new(1, 2), &b, &ch, Some(member("u1"))).unwrap();
         assert!(j1.member_added.is_some() && j1.occupied);
         assert!(j2.member_added.is_none() && !j2.occupied);
         assert_eq!(reg.channel(&app.id, &ch).user_count, 1);
         assert_eq!(reg.channel(&app.id, &ch).subscription_count, 2);
-        let l1 = reg.unsubscribe(&app, SocketId::new(1, 1), &ch).unwrap();
+        let l1 = reg.leave(&app, SocketId::new(1, 1), &ch).unwrap();
         assert!(l1.member_removed.is_none() && !l1.vacated);
-        let l2 = reg.unsubscribe(&app, SocketId::new(1, 2), &ch).unwrap();
+        let l2 = reg.leave(&app, SocketId::new(1, 2), &ch).unwrap();
         assert!(l2.member_removed.is_some() && l2.vacated);
         assert!(reg.channels(&app.id, "").is_empty());
     }
@@ -548,9 +581,9 @@ mod tests {
         app.limits.max_presence_members = 1;
         let ch = channel("presence-small");
         let (a, _ra) = Outbox::new(8);
-        reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1"))).unwrap();
-        reg.subscribe(&app, SocketId::new(1, 2), &a, &ch, Some(member("u1"))).unwrap();
-        let err = reg.subscribe(&app, SocketId::new(1, 3), &a, &ch, Some(member("u2"))).unwrap_err();
+        reg.join(&app, SocketId::new(1, 1), &a, &ch, Some(member("u1"))).unwrap();
+        reg.join(&app, SocketId::new(1, 2), &a, &ch, Some(member("u1"))).unwrap();
+        let err = reg.join(&app, SocketId::new(1, 3), &a, &ch, Some(member("u2"))).unwrap_err();
         assert!(matches!(err, ClientError::PresenceFull { max: 1, .. }));
     }
 
@@ -560,7 +593,7 @@ mod tests {
         let app = app();
         let ch = channel("cache-ticker");
         let (a, mut ra) = Outbox::new(8);
-        let j = reg.subscribe(&app, SocketId::new(1, 1), &a, &ch, None).unwrap();
+        let j = reg.join(&app, SocketId::new(1, 1), &a, &ch, None).unwrap();
         assert!(j.cache_miss);
         let got = drain(&mut ra);
         assert!(got[1].contains("pusher:cache_miss"), "{got:?}");
@@ -568,7 +601,7 @@ mod tests {
         let cache = Some(CachedEvent { event: "tick".into(), data: "1".into() });
         reg.fan_out(&app.id, &Delivery::Event { channel: ch.clone(), frame: frame.clone(), except: None, cache });
         let (b, mut rb) = Outbox::new(8);
-        reg.subscribe(&app, SocketId::new(1, 2), &b, &ch, None).unwrap();
+        reg.join(&app, SocketId::new(1, 2), &b, &ch, None).unwrap();
         let got = drain(&mut rb);
         assert!(got[0].contains("subscription_succeeded"));
         assert_eq!(got[1], frame.as_str());

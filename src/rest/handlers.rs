@@ -17,7 +17,7 @@ use crate::apps::App;
 use crate::auth::request::SignedRequest;
 use crate::event::{Event, Source};
 use crate::protocol::{ChannelKind, ChannelName, SocketId};
-use crate::state::AppState;
+use crate::state::{AppState, ChannelState};
 
 /// One event as the SDKs post it (`events`, or one item of `batch_events`).
 #[derive(Debug, Deserialize)]
@@ -149,7 +149,7 @@ struct Counts {
 }
 
 async fn counts(state: &AppState, app: &App, channel: &ChannelName, info: Info) -> Counts {
-    let (numbers, _) = state.broker().channel(&app.id, channel).await;
+    let numbers = state.channel(&app.id, channel).await.info;
     Counts {
         user_count: (info.user_count && channel.kind() == ChannelKind::Presence).then_some(numbers.user_count),
         subscription_count: info.subscription_count.then_some(numbers.subscription_count),
@@ -251,7 +251,7 @@ async fn channels_inner(app_id: &str, state: &AppState, request: &RawRequest) ->
         return Err(ApiError::UserCountNeedsPresencePrefix);
     }
     let mut channels = BTreeMap::new();
-    for ch in state.broker().channels(&app.id, prefix).await {
+    for ch in state.channels(&app.id, prefix).await {
         let counts = Counts {
             user_count: info.user_count.then_some(ch.user_count),
             subscription_count: info.subscription_count.then_some(ch.subscription_count),
@@ -300,7 +300,7 @@ async fn channel_inner(
     if info.user_count && channel.kind() != ChannelKind::Presence {
         return Err(ApiError::UserCountNotPresence);
     }
-    let (numbers, cached) = state.broker().channel(&app.id, &channel).await;
+    let ChannelState { info: numbers, cached, .. } = state.channel(&app.id, &channel).await;
     let reply = ChannelReply {
         occupied: numbers.subscription_count > 0,
         user_count: info.user_count.then_some(numbers.user_count),
@@ -336,7 +336,7 @@ async fn users_inner(
     struct User {
         id: Arc<str>,
     }
-    let users: Vec<User> = state.broker().users(&app.id, &channel).await.into_iter().map(|id| User { id }).collect();
+    let users: Vec<User> = state.channel(&app.id, &channel).await.users.into_iter().map(|id| User { id }).collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ "users": users })))
 }
 

@@ -180,6 +180,13 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(text(status, message))
 }
 
+/// A plain-text response (the WebSocket endpoint's and the HTTP transports' refusals).
+pub fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut response = Response::new(text.into());
+    *response.status_mut() = status;
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

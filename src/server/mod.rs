@@ -232,7 +232,14 @@ pub async fn serve(
 ) -> Result<()> {
     let registry = ChannelRegistry::new();
     let registry_for_shutdown = registry.clone();
-    let (broker, mut notices) = broker::connect(&config, registry.clone()).await?;
+    let shown = config.redis_url_shown().unwrap_or_default();
+    let cluster = config.redis_url.as_deref().map(|url| broker::Cluster {
+        url,
+        shown: &shown,
+        prefix: &config.redis_prefix,
+        tls: &config.tls,
+    });
+    let (broker, mut notices) = broker::connect(cluster, registry.clone()).await?;
     let listening = match listeners.local_addrs() {
         (api, websocket) if api == websocket => api.to_string(),
         (api, websocket) => format!("{websocket} and {api}"),
@@ -309,7 +316,7 @@ pub async fn serve(
     let token = shutdown.token().clone();
     tokio::spawn(async move {
         token.cancelled().await;
-        closer.close_all(crate::protocol::codes::WS_GOING_AWAY, ws::connection::SHUTDOWN_REASON);
+        closer.close_all(crate::protocol::codes::WS_GOING_AWAY, crate::session::SHUTDOWN_REASON);
     });
 
     let stop = shutdown.token().clone();

@@ -17,18 +17,16 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::apps::{App, AppId};
+use crate::apps::App;
 use crate::error::{ClientError, HandshakeError};
 use crate::printer::Line;
-use crate::protocol::{codes, server, ClientMessage, SocketId};
+use crate::protocol::{codes, server, ClientMessage};
 use crate::registry::{Outbox, Outgoing};
+use crate::session::{reply_error, Session, SHUTDOWN_REASON};
 use crate::state::AppState;
-use crate::ws::session::Session;
 
 /// How long the closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Close reason sent to every socket on shutdown.
-pub const SHUTDOWN_REASON: &str = "pusher-local is shutting down";
 /// Most frames written before one flush.
 const WRITE_BATCH: usize = 64;
 
@@ -221,17 +219,5 @@ async fn until(deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
     match deadline {
         Some(sleep) => sleep.as_mut().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Answers a refused client frame with `pusher:error` and logs it (also used by [`crate::xhr`]).
-/// A refused signature is not logged again here: the session printed its diagnosis, which
-/// says more.
-pub(crate) fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &AppId, error: &ClientError) {
-    let message = error.to_string();
-    outbox.send(server::error(error.code(), &message));
-    let diagnosed = matches!(error, ClientError::Auth(crate::auth::channel::AuthError::InvalidSignature { .. }));
-    if !diagnosed {
-        state.printer().line(Line::ClientError { socket, app: app.clone(), message });
     }
 }

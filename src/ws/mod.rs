@@ -11,7 +11,6 @@
 
 pub mod connection;
 pub mod read_ahead;
-pub mod session;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,6 +33,8 @@ use self::read_ahead::ReadAhead;
 use crate::accept::Peer;
 use crate::apps::App;
 use crate::error::HandshakeError;
+use crate::rest::reply::plain;
+use crate::session::check_protocol;
 use crate::state::AppState;
 
 /// The subprotocol the Swift client offers; echoed back when offered.
@@ -79,29 +80,10 @@ enum Target {
     Unknown(String),
 }
 
-/// A plain-text response (also the HTTP transports' in [`crate::xhr`]).
-pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response {
-    let mut response = Response::new(text.into());
-    *response.status_mut() = status;
-    response
-}
-
 /// The key of `…/app/{key}` (any prefix, no trailing segment).
 fn app_key(path: &str) -> Option<&str> {
     let (prefix, key) = path.rsplit_once('/')?;
     (prefix.ends_with("/app") && !key.is_empty()).then_some(key)
-}
-
-/// `protocol=` check: 4–7 accepted, absent treated as 7, anything else refused (4007).
-pub(crate) fn check_protocol(query: &str) -> Result<(), HandshakeError> {
-    let value = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "protocol").map(|(_, v)| v);
-    match value {
-        None => Ok(()),
-        Some(v) => match v.parse::<u32>() {
-            Ok(4..=7) => Ok(()),
-            _ => Err(HandshakeError::UnsupportedProtocol),
-        },
-    }
 }
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -259,15 +241,5 @@ mod tests {
         assert_eq!(app_key("/apps/1"), None);
         assert_eq!(app_key("/app/k/x"), None);
         assert_eq!(app_key("/app"), None);
-    }
-
-    #[test]
-    fn protocol_versions() {
-        assert_eq!(check_protocol(""), Ok(()));
-        assert_eq!(check_protocol("protocol=7&client=js&version=8.6.0&flash=false"), Ok(()));
-        assert_eq!(check_protocol("protocol=4"), Ok(()));
-        assert_eq!(check_protocol("protocol=3"), Err(HandshakeError::UnsupportedProtocol));
-        assert_eq!(check_protocol("protocol=8"), Err(HandshakeError::UnsupportedProtocol));
-        assert_eq!(check_protocol("protocol=x"), Err(HandshakeError::UnsupportedProtocol));
     }
 }

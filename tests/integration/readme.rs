@@ -8,7 +8,8 @@ use chrono::TimeZone;
 
 use pusher_local::apps::AppId;
 use pusher_local::auth::diagnose::{Cause, Diagnosis, Subject};
-use pusher_local::printer::{banner, text, Line, RecorderLine, TextOptions};
+use pusher_local::banner;
+use pusher_local::printer::{text, Line, RecorderLine, TextOptions};
 use pusher_local::protocol::{ChannelName, Frame, SocketId};
 use pusher_local::tls::authority::{Name, Opened};
 use pusher_local::tls::server::Identity;

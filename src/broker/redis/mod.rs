@@ -54,11 +54,13 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{subscribe_here, Broker, ClusterLeave, Envelope, Joining, Notice};
+use super::{join_here, tell_here, Broker, ChannelState, ClusterLeave, Envelope, Notice, Query};
 use crate::apps::AppId;
 use crate::error::ClientError;
 use crate::protocol::{server, ChannelName, Frame};
-use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joined, Member, CACHE_TTL};
+use crate::registry::{
+    CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joined, Joining, Leaving, Left, Member, CACHE_TTL,
+};
 use mirror::Mirror;
 use scripts::Scripts;
 
@@ -315,7 +317,7 @@ async fn registered(
         return reply.expect(REPLIES);
     }
     match shared.take_pending(id) {
-        Some(pending) => shared.register(pending.subscription, roster),
+        Some(pending) => shared.register(&pending.subscription, roster),
         // Taken just now by the subscriber: its reply is on the way.
         None => rx.await.expect(REPLIES),
     }
@@ -421,7 +423,7 @@ impl Shared {
         };
         let Some(pending) = ack.id.parse().ok().and_then(|id| self.take_pending(id)) else { return };
         let flat: Vec<String> = serde_json::from_value(ack.roster).unwrap_or_default();
-        let _ = pending.reply.send(self.register(pending.subscription, &roster_of(&flat)));
+        let _ = pending.reply.send(self.register(&pending.subscription, &roster_of(&flat)));
     }
 
     fn take_pending(&self, id: u64) -> Option<Pending> {
@@ -429,9 +431,8 @@ impl Shared {
     }
 
     /// Hands the socket to the registry, with `roster` on presence channels.
-    fn register(&self, s: Joining, roster: &[Member]) -> Result<Joined, ClientError> {
-        let roster = s.member.is_some().then_some(roster);
-        self.registry.subscribe_with_roster(&s.app, s.socket, &s.outbox, &s.channel, s.member, roster)
+    fn register(&self, s: &Joining, roster: &[Member]) -> Result<Joined, ClientError> {
+        self.registry.subscribe(s, s.member.is_some().then_some(roster))
     }
 
     fn cache_key(&self, app: &AppId, channel: &str) -> String {
@@ -624,174 +625,47 @@ impl Broker for RedisBroker {
         delivered
     }
 
-    async fn channels(&self, app: &AppId, prefix: &str) -> Vec<ChannelInfo> {
+    async fn query(&self, app: &AppId, query: Query<'_>) -> Vec<ChannelState> {
         let shared = &self.shared;
-        if !shared.is_up() {
-            return shared.registry.channels(app, prefix);
-        }
-        let mut conn = shared.conn.clone();
-        let rows: redis::RedisResult<Vec<String>> = shared
-            .scripts
-            .channels
-            .arg(&shared.prefix)
-            .arg(&shared.node)
-            .arg(app.as_str())
-            .arg(prefix)
-            .invoke_async(&mut conn)
-            .await;
-        match rows {
-            Ok(rows) => {
-                let mut list: Vec<ChannelInfo> = rows
-                    .chunks_exact(3)
-                    .map(|row| ChannelInfo {
-                        name: row[0].as_str().into(),
-                        subscription_count: row[1].parse().unwrap_or(0),
-                        user_count: row[2].parse().unwrap_or(0),
-                    })
-                    .collect();
-                list.sort_by(|a, b| a.name.cmp(&b.name));
-                list
-            }
-            Err(error) => {
-                shared.down(&error);
-                shared.registry.channels(app, prefix)
-            }
-        }
-    }
-
-    async fn channel(&self, app: &AppId, channel: &ChannelName) -> (ChannelInfo, Option<(CachedEvent, Duration)>) {
-        let shared = &self.shared;
-        let local = || (shared.registry.channel(app, channel), shared.registry.cached(app, channel));
-        if !shared.is_up() {
-            return local();
-        }
-        let mut conn = shared.conn.clone();
-        let counts: redis::RedisResult<(usize, Vec<String>)> = shared
-            .scripts
-            .channel
-            .arg(&shared.prefix)
-            .arg(&shared.node)
-            .arg(app.as_str())
-            .arg(channel.as_str())
-            .invoke_async(&mut conn)
-            .await;
-        let (subscriptions, roster) = match counts {
-            Ok(counts) => counts,
-            Err(error) => {
-                shared.down(&error);
-                return local();
-            }
-        };
-        let info = ChannelInfo {
-            name: channel.shared().clone(),
-            subscription_count: subscriptions,
-            user_count: roster.len() / 2,
-        };
-        let cached = if channel.is_cache() {
-            let key = shared.cache_key(app, channel.as_str());
-            let got: redis::RedisResult<(Option<String>, i64)> =
-                redis::pipe().get(&key).pttl(&key).query_async(&mut conn).await;
-            match got {
-                Ok((Some(value), ttl)) => serde_json::from_str::<CacheValue>(&value).ok().map(|v| {
-                    let ttl = Duration::from_millis(u64::try_from(ttl).unwrap_or(0));
-                    (CachedEvent { event: v.event.into(), data: v.data.into() }, ttl)
-                }),
-                Ok((None, _)) => None,
-                Err(error) => {
-                    shared.down(&error);
-                    shared.registry.cached(app, channel)
-                }
+        let answer = if shared.is_up() {
+            match query {
+                Query::Occupied { prefix } => self.occupied(app, prefix).await,
+                Query::Channel(channel) => self.channel(app, channel).await.map(|state| vec![state]),
             }
         } else {
-            None
+            Err(None)
         };
-        (info, cached)
-    }
-
-    async fn users(&self, app: &AppId, channel: &ChannelName) -> Vec<Arc<str>> {
-        let shared = &self.shared;
-        if !shared.is_up() {
-            return shared.registry.users(app, channel);
-        }
-        let mut conn = shared.conn.clone();
-        let counts: redis::RedisResult<(usize, Vec<String>)> = shared
-            .scripts
-            .channel
-            .arg(&shared.prefix)
-            .arg(&shared.node)
-            .arg(app.as_str())
-            .arg(channel.as_str())
-            .invoke_async(&mut conn)
-            .await;
-        match counts {
-            Ok((_, roster)) => {
-                let mut ids: Vec<Arc<str>> = roster.chunks_exact(2).map(|kv| kv[0].as_str().into()).collect();
-                ids.sort();
-                ids
-            }
-            Err(error) => {
+        answer.unwrap_or_else(|error| {
+            if let Some(error) = error {
                 shared.down(&error);
-                shared.registry.users(app, channel)
             }
-        }
+            // This node's view stands in while Redis is away.
+            match query {
+                Query::Occupied { prefix } => ChannelState::all_here(&shared.registry, app, prefix),
+                Query::Channel(channel) => vec![ChannelState::here(&shared.registry, app, channel)],
+            }
+        })
     }
 
-    async fn subscribe(&self, s: Joining) -> Result<Joined, ClientError> {
+    async fn join(&self, s: Joining) -> Result<Joined, ClientError> {
         let shared = &self.shared;
-        let local = |s: Joining| subscribe_here(&shared.registry, &shared.joins, s);
-        let (app, channel) = (s.app.clone(), s.channel.clone());
         let json = s.member.as_ref().map(member_json);
         let mut mirror = shared.mirror.lock().await;
         let first_here = mirror.join(
-            &app.id,
-            channel.shared(),
+            &s.app.id,
+            s.channel.shared(),
             s.member.as_ref().map(|m| (&m.key, json.clone().unwrap_or_default())),
         );
         if !shared.is_up() {
             // Written by the resync once Redis is back; until then this node is its own cluster.
             drop(mirror);
-            return local(s);
+            return join_here(&shared.registry, &shared.joins, &s, None);
         }
-        if channel.is_cache() {
-            self.seed_cache(&app.id, &channel).await;
+        if s.channel.is_cache() {
+            self.seed_cache(&s.app.id, &s.channel).await;
         }
-        let presence = s.member.is_some();
-        let (id, rx) = if presence {
-            let id = shared.next_request.fetch_add(1, Ordering::Relaxed);
-            let (reply, rx) = oneshot::channel();
-            shared
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, Pending { subscription: s.clone(), reply });
-            (id, Some(rx))
-        } else {
-            (0, None)
-        };
-        // The announcement every node delivers (node id "": the sender too), except to this socket.
-        let added = s.member.as_ref().map_or_else(String::new, |m| {
-            let frame = server::member_added(channel.as_str(), &m.as_ref());
-            let delivery = Delivery::Event { channel: channel.clone(), frame, except: Some(s.socket), cache: None };
-            Envelope { app_id: app.id.clone(), delivery }.to_wire("")
-        });
-        let mut conn = shared.conn.clone();
-        let answer: redis::RedisResult<(i64, i64, Vec<String>)> = shared
-            .scripts
-            .join
-            .arg(&shared.prefix)
-            .arg(&shared.node)
-            .arg(app.id.as_str())
-            .arg(channel.as_str())
-            .arg(s.member.as_ref().map_or("", |m| &*m.key))
-            .arg(json.unwrap_or_default())
-            .arg(app.limits.max_presence_members)
-            .arg(if first_here { "1" } else { "0" })
-            .arg(id.to_string())
-            .arg(&shared.acks)
-            .arg(added)
-            .arg(&shared.events)
-            .invoke_async(&mut conn)
-            .await;
+        let (id, rx) = self.await_ack(&s);
+        let answer = self.run_join(&s, json, first_here, id).await;
         let (subscriptions, first, roster) = match answer {
             Ok(answer) => answer,
             Err(error) => {
@@ -801,21 +675,18 @@ impl Broker for RedisBroker {
                     // The script ran and its ack came; only the answer was lost. Registered.
                     return registered(shared, id, rx, &[]).await;
                 }
-                return local(s);
+                return join_here(&shared.registry, &shared.joins, &s, None);
             }
         };
         if subscriptions < 0 {
             shared.take_pending(id);
-            mirror.leave(&app.id, channel.shared(), s.member.as_ref().map(|m| &*m.key));
-            return Err(ClientError::PresenceFull {
-                channel: channel.to_string(),
-                max: app.limits.max_presence_members,
-            });
+            mirror.leave(&s.app.id, s.channel.shared(), s.member.as_ref().map(|m| &*m.key));
+            let max = s.app.limits.max_presence_members;
+            return Err(ClientError::PresenceFull { channel: s.channel.to_string(), max });
         }
         drop(mirror);
-        let user = s.member.as_ref().map(|m| m.key.clone());
         let registered = match rx {
-            None => shared.register(s, &[]),
+            None => shared.register(&s, &[]),
             Some(rx) => registered(shared, id, rx, &roster_of(&roster)).await,
         };
         let joined = match registered {
@@ -823,15 +694,170 @@ impl Broker for RedisBroker {
             Err(error) => {
                 // The registry refused what Redis took (it cannot be fuller than the cluster,
                 // so this is not expected): take it back.
-                self.leave(&app.id, &channel, user.as_deref()).await;
+                self.leave_cluster(&s.app.id, &s.channel, s.member.as_ref().map(|m| &*m.key)).await;
                 return Err(error);
             }
         };
         let subscriptions = usize::try_from(subscriptions).unwrap_or(0);
-        Ok(cluster_view(joined, &channel, subscriptions, first == 1))
+        Ok(cluster_view(joined, &s.channel, subscriptions, first == 1))
     }
 
-    async fn leave(&self, app: &AppId, channel: &ChannelName, user: Option<&str>) -> Option<ClusterLeave> {
+    async fn leave(&self, leaving: Leaving) -> Option<Left> {
+        let shared = &self.shared;
+        let Some(left) = shared.registry.unsubscribe(&leaving) else {
+            return None;
+        };
+        match self.leave_cluster(&leaving.app.id, &leaving.channel, leaving.user.as_deref()).await {
+            // member_removed, if any, went to every node (this one too) from the script.
+            Some(cluster) => Some(cluster.apply(left)),
+            None => {
+                // No cluster to ask: this node's view stands, announced here.
+                if let Some(frame) = &left.member_removed {
+                    tell_here(&shared.registry, &leaving.app.id, &left.channel, frame, None);
+                }
+                Some(left)
+            }
+        }
+    }
+
+    async fn close(&self) {
+        let shared = &self.shared;
+        shared.stop.cancel();
+        shared.tasks.close();
+        if tokio::time::timeout(COMMAND_TIMEOUT, shared.tasks.wait()).await.is_err() {
+            tracing::warn!("redis broker tasks did not stop in time");
+        }
+        if shared.is_up() {
+            // A clean leave: remove our keys now rather than after ALIVE_TTL.
+            let mut conn = shared.conn.clone();
+            let left: redis::RedisResult<Vec<Vec<String>>> = tokio::time::timeout(
+                COMMAND_TIMEOUT,
+                shared.scripts.reap.arg(&shared.prefix).arg(&shared.node).arg("self").invoke_async(&mut conn),
+            )
+            .await
+            .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))));
+            if let Err(error) = left {
+                tracing::warn!(%error, "could not remove this node's keys from redis");
+            }
+        }
+        shared.notices.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+impl RedisBroker {
+    /// Every occupied channel whose name starts with `prefix`, cluster-wide.
+    async fn occupied(&self, app: &AppId, prefix: &str) -> Result<Vec<ChannelState>, Option<redis::RedisError>> {
+        let shared = &self.shared;
+        let mut conn = shared.conn.clone();
+        let rows: Vec<String> = shared
+            .scripts
+            .channels
+            .arg(&shared.prefix)
+            .arg(&shared.node)
+            .arg(app.as_str())
+            .arg(prefix)
+            .invoke_async(&mut conn)
+            .await?;
+        let mut list: Vec<ChannelState> = rows
+            .chunks_exact(3)
+            .map(|row| ChannelState {
+                info: ChannelInfo {
+                    name: row[0].as_str().into(),
+                    subscription_count: row[1].parse().unwrap_or(0),
+                    user_count: row[2].parse().unwrap_or(0),
+                },
+                users: Vec::new(),
+                cached: None,
+            })
+            .collect();
+        list.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        Ok(list)
+    }
+
+    /// One channel, cluster-wide: counts, presence users and the cached event.
+    async fn channel(&self, app: &AppId, channel: &ChannelName) -> Result<ChannelState, Option<redis::RedisError>> {
+        let shared = &self.shared;
+        let mut conn = shared.conn.clone();
+        let (subscriptions, roster): (usize, Vec<String>) = shared
+            .scripts
+            .channel
+            .arg(&shared.prefix)
+            .arg(&shared.node)
+            .arg(app.as_str())
+            .arg(channel.as_str())
+            .invoke_async(&mut conn)
+            .await?;
+        let mut users: Vec<Arc<str>> = roster.chunks_exact(2).map(|kv| kv[0].as_str().into()).collect();
+        users.sort();
+        let info =
+            ChannelInfo { name: channel.shared().clone(), subscription_count: subscriptions, user_count: users.len() };
+        let cached = if channel.is_cache() {
+            let key = shared.cache_key(app, channel.as_str());
+            let (value, ttl): (Option<String>, i64) = redis::pipe().get(&key).pttl(&key).query_async(&mut conn).await?;
+            value.and_then(|value| serde_json::from_str::<CacheValue>(&value).ok()).map(|v| {
+                let ttl = Duration::from_millis(u64::try_from(ttl).unwrap_or(0));
+                (CachedEvent { event: v.event.into(), data: v.data.into() }, ttl)
+            })
+        } else {
+            None
+        };
+        Ok(ChannelState { info, users, cached })
+    }
+
+    /// A presence subscribe waits for its ack (see the module docs): a request id and the
+    /// receiver its registration is answered on. `(0, None)` for other channels.
+    fn await_ack(&self, s: &Joining) -> (u64, Option<oneshot::Receiver<Result<Joined, ClientError>>>) {
+        if s.member.is_none() {
+            return (0, None);
+        }
+        let shared = &self.shared;
+        let id = shared.next_request.fetch_add(1, Ordering::Relaxed);
+        let (reply, rx) = oneshot::channel();
+        let pending = Pending { subscription: s.clone(), reply };
+        shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, pending);
+        (id, Some(rx))
+    }
+
+    /// Runs the JOIN script: cluster-wide subscriptions (negative: presence full), whether
+    /// this is the user's first socket anywhere, and the roster.
+    async fn run_join(
+        &self,
+        s: &Joining,
+        member_json: Option<String>,
+        first_here: bool,
+        id: u64,
+    ) -> redis::RedisResult<(i64, i64, Vec<String>)> {
+        let shared = &self.shared;
+        // The announcement every node delivers (node id "": the sender too), except to this socket.
+        let added = s.member.as_ref().map_or_else(String::new, |m| {
+            let frame = server::member_added(s.channel.as_str(), &m.as_ref());
+            let delivery = Delivery::Event { channel: s.channel.clone(), frame, except: Some(s.socket), cache: None };
+            Envelope { app_id: s.app.id.clone(), delivery }.to_wire("")
+        });
+        let mut conn = shared.conn.clone();
+        shared
+            .scripts
+            .join
+            .arg(&shared.prefix)
+            .arg(&shared.node)
+            .arg(s.app.id.as_str())
+            .arg(s.channel.as_str())
+            .arg(s.member.as_ref().map_or("", |m| &*m.key))
+            .arg(member_json.unwrap_or_default())
+            .arg(s.app.limits.max_presence_members)
+            .arg(if first_here { "1" } else { "0" })
+            .arg(id.to_string())
+            .arg(&shared.acks)
+            .arg(added)
+            .arg(&shared.events)
+            .invoke_async(&mut conn)
+            .await
+    }
+
+    /// Records cluster-wide that a socket of this node left `channel` (presence user key
+    /// `user`); the script announces member_removed when it was the user's last socket
+    /// anywhere. `None`: Redis is away, this node's view stands.
+    async fn leave_cluster(&self, app: &AppId, channel: &ChannelName, user: Option<&str>) -> Option<ClusterLeave> {
         let shared = &self.shared;
         let mut mirror = shared.mirror.lock().await;
         let last_here = mirror.leave(app, channel.shared(), user);
@@ -865,7 +891,6 @@ impl Broker for RedisBroker {
             Ok((subscriptions, last)) => Some(ClusterLeave {
                 subscriptions: usize::try_from(subscriptions).unwrap_or(0),
                 last_member: last == 1,
-                member_removed_sent: last == 1,
             }),
             Err(error) => {
                 shared.down(&error);
@@ -874,31 +899,6 @@ impl Broker for RedisBroker {
         }
     }
 
-    async fn close(&self) {
-        let shared = &self.shared;
-        shared.stop.cancel();
-        shared.tasks.close();
-        if tokio::time::timeout(COMMAND_TIMEOUT, shared.tasks.wait()).await.is_err() {
-            tracing::warn!("redis broker tasks did not stop in time");
-        }
-        if shared.is_up() {
-            // A clean leave: remove our keys now rather than after ALIVE_TTL.
-            let mut conn = shared.conn.clone();
-            let left: redis::RedisResult<Vec<Vec<String>>> = tokio::time::timeout(
-                COMMAND_TIMEOUT,
-                shared.scripts.reap.arg(&shared.prefix).arg(&shared.node).arg("self").invoke_async(&mut conn),
-            )
-            .await
-            .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))));
-            if let Err(error) = left {
-                tracing::warn!(%error, "could not remove this node's keys from redis");
-            }
-        }
-        shared.notices.lock().unwrap_or_else(|p| p.into_inner()).take();
-    }
-}
-
-impl RedisBroker {
     /// A cache channel's first local subscriber on a node that never saw its last event: take
     /// it from Redis so the replay is cluster-wide.
     async fn seed_cache(&self, app: &AppId, channel: &ChannelName) {

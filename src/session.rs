@@ -1,6 +1,8 @@
-//! `Session`: the per-socket state machine. A parsed `ClientMessage` comes in; the session checks
-//! it (auth, limits, membership), updates the registry, publishes through `AppState`, and queues
-//! replies on the socket's own outbox.
+//! `Session`: the per-socket state machine that both transports share (a WebSocket in `ws`, the
+//! HTTP fallbacks in `xhr`). A parsed `ClientMessage` comes in; the session checks it (auth,
+//! limits, membership), joins and leaves channels and publishes through `AppState`, and
+//! queues replies on the socket's own outbox. Also what both transports check and answer the
+//! same way: the `protocol=` version at connect and a refused frame's `pusher:error`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,16 +11,42 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::apps::App;
+use crate::apps::{App, AppId};
 use crate::auth::channel::{check, signin_string, subscription_string, AuthError};
 use crate::auth::diagnose;
-use crate::broker::Joining;
-use crate::error::ClientError;
+use crate::error::{ClientError, HandshakeError};
 use crate::event::{Event, Source};
 use crate::printer::Line;
 use crate::protocol::{server, ChannelKind, ChannelName, ClientMessage, SocketId, Subscribe};
-use crate::registry::{Left, Member, Outbox};
+use crate::registry::{Joining, Leaving, Member, Outbox};
 use crate::state::AppState;
+
+/// Close reason sent to every socket on shutdown.
+pub const SHUTDOWN_REASON: &str = "pusher-local is shutting down";
+
+/// `protocol=` check: 4–7 accepted, absent treated as 7, anything else refused (4007).
+pub fn check_protocol(query: &str) -> Result<(), HandshakeError> {
+    let value = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "protocol").map(|(_, v)| v);
+    match value {
+        None => Ok(()),
+        Some(v) => match v.parse::<u32>() {
+            Ok(4..=7) => Ok(()),
+            _ => Err(HandshakeError::UnsupportedProtocol),
+        },
+    }
+}
+
+/// Answers a refused client frame with `pusher:error` and logs it (both transports).
+/// A refused signature is not logged again here: the session printed its diagnosis, which
+/// says more.
+pub fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &AppId, error: &ClientError) {
+    let message = error.to_string();
+    outbox.send(server::error(error.code(), &message));
+    let diagnosed = matches!(error, ClientError::Auth(crate::auth::channel::AuthError::InvalidSignature { .. }));
+    if !diagnosed {
+        state.printer().line(Line::ClientError { socket, app: app.clone(), message });
+    }
+}
 
 #[derive(Debug)]
 struct Subscription {
@@ -201,72 +229,23 @@ impl Session {
             }
         };
         let user_id = member.as_ref().map(|m| m.key.clone());
-        // Through the broker: on Redis the socket is registered in order with the cluster's
-        // presence announcements, and the roster and counts are the whole cluster's.
-        let joining = Joining {
-            app: self.app.clone(),
-            socket: self.socket_id,
-            outbox: self.outbox.clone(),
-            channel: channel.clone(),
-            member,
-        };
-        // member_added has reached the other subscribers already (in order with this
-        // subscribe); it is left in `joined` for the webhook.
-        let joined = self.state.broker().subscribe(joining).await?;
-        let webhooks = self.state.webhooks();
-        if joined.occupied {
-            webhooks.channel_occupied(&self.app, channel.as_str());
-        }
-        if let (Some(_), Some(user)) = (&joined.member_added, &user_id) {
-            webhooks.member_added(&self.app, channel.as_str(), user);
-        }
-        if joined.cache_miss {
-            webhooks.cache_miss(&self.app, channel.as_str());
-        }
-        if joined.subscription_count.is_some() {
-            webhooks.subscription_count(&self.app, channel.as_str(), joined.subscribers);
-        }
-        self.subscriptions.insert(channel.shared().clone(), Subscription { channel: channel.clone(), user_id });
-        if let Some(frame) = joined.subscription_count {
-            self.state.announce(&self.app.id, &channel, frame, None).await;
-        }
+        let joining = Joining { app: self.app.clone(), socket: self.socket_id, channel: channel.clone(), member };
+        self.state.join(joining).await?;
+        self.subscriptions.insert(channel.shared().clone(), Subscription { channel, user_id });
         Ok(())
     }
 
     async fn unsubscribe(&mut self, channel: &str) {
         // Unsubscribing from a channel this socket is not in is silently ignored.
-        let Some(sub) = self.subscriptions.remove(channel) else {
-            return;
-        };
-        if let Some(left) = self.state.registry().unsubscribe(&self.app, self.socket_id, &sub.channel) {
-            self.announce_left(left, sub.user_id.as_ref()).await;
+        if let Some(sub) = self.subscriptions.remove(channel) {
+            self.leave(sub).await;
         }
     }
 
-    /// Tells the others (member_removed, subscription_count) and reports the webhooks;
-    /// `user_id` is the presence user this socket was subscribed as.
-    async fn announce_left(&self, left: Left, user_id: Option<&Arc<str>>) {
-        let (left, member_removed_sent) =
-            match self.state.broker().leave(&self.app.id, &left.channel, user_id.map(|u| &**u)).await {
-                Some(cluster) => (cluster.apply(left), cluster.member_removed_sent),
-                None => (left, false),
-            };
-        let webhooks = self.state.webhooks();
-        if let (Some(_), Some(user)) = (&left.member_removed, user_id) {
-            webhooks.member_removed(&self.app, left.channel.as_str(), user);
-        }
-        if left.vacated {
-            webhooks.channel_vacated(&self.app, left.channel.as_str());
-        }
-        if left.subscription_count.is_some() {
-            webhooks.subscription_count(&self.app, left.channel.as_str(), left.subscribers);
-        }
-        if let Some(frame) = left.member_removed.filter(|_| !member_removed_sent) {
-            self.state.announce(&self.app.id, &left.channel, frame, None).await;
-        }
-        if let Some(frame) = left.subscription_count {
-            self.state.announce(&self.app.id, &left.channel, frame, None).await;
-        }
+    async fn leave(&self, sub: Subscription) {
+        let leaving =
+            Leaving { app: self.app.clone(), socket: self.socket_id, channel: sub.channel, user: sub.user_id };
+        self.state.leave(leaving).await;
     }
 
     fn signin(&mut self, auth: &str, user_data: String) -> Result<(), ClientError> {
@@ -367,10 +346,23 @@ impl Session {
     pub async fn end(mut self) {
         let subscriptions: Vec<Subscription> = self.subscriptions.drain().map(|(_, s)| s).collect();
         for sub in subscriptions {
-            if let Some(left) = self.state.registry().unsubscribe(&self.app, self.socket_id, &sub.channel) {
-                self.announce_left(left, sub.user_id.as_ref()).await;
-            }
+            self.leave(sub).await;
         }
         self.state.registry().disconnect(&self.app.id, self.socket_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_versions() {
+        assert_eq!(check_protocol(""), Ok(()));
+        assert_eq!(check_protocol("protocol=7&client=js&version=8.6.0&flash=false"), Ok(()));
+        assert_eq!(check_protocol("protocol=4"), Ok(()));
+        assert_eq!(check_protocol("protocol=3"), Err(HandshakeError::UnsupportedProtocol));
+        assert_eq!(check_protocol("protocol=8"), Err(HandshakeError::UnsupportedProtocol));
+        assert_eq!(check_protocol("protocol=x"), Err(HandshakeError::UnsupportedProtocol));
     }
 }
