@@ -1,5 +1,9 @@
-//! The command line: `Cli` (clap derive). Every field is optional with no default here;
-//! defaults live in `Config::default()` so that the file layer can sit between them and flags.
+//! The command line: `Cli` (clap derive), and [`Cli::layer`], the settings layer the flags
+//! (with the `PUSHER_LOCAL_*` variables clap reads for them) give `Config::resolve`, the last and
+//! strongest of its layers (defaults < `.env` < `--config` file < environment < flags). Every
+//! field is optional with no default here; defaults live in `Config::default()` so that the
+//! `.env`, file and environment layers can sit between them and flags. This module sits above
+//! `config`: it makes a `config::Layer`, and `config` never sees `Cli`.
 //!
 //! Slanger's spellings (`-k/--app_key`, `-s/--secret`, `-a/--api_host`, `-w/--websocket_host`,
 //! `-v/--verbose`, `-r/--redis_url`/`--redis_address`) are accepted so a Slanger command line
@@ -7,20 +11,12 @@
 //! reuses those letters for something else.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-/// When to colour the terminal output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ColorChoice {
-    /// Colour when stdout is a terminal and NO_COLOR is unset or empty.
-    #[default]
-    Auto,
-    /// Always colour.
-    Always,
-    /// Never colour.
-    Never,
-}
+use crate::config::{Layer, Source};
+use crate::printer::style::ColorChoice;
 
 /// A local stand-in for Pusher Channels: the WebSocket protocol (v7) and the signed HTTP API on
 /// one port, with no configuration needed.
@@ -336,6 +332,53 @@ impl Cli {
         }
         self
     }
+
+    /// The flags' settings layer for `Config::resolve`; it also says which files are read.
+    /// Relative paths stay relative: they are relative to the working directory.
+    pub fn layer(&self) -> Layer {
+        let flag = |value: &Option<String>, name| value.clone().map(|v| (v, Source::Flag(name)));
+        let secs = |value: Option<u64>| value.map(Duration::from_secs);
+        Layer {
+            config_file: self.config.clone(),
+            no_config: self.no_config,
+            app_id: flag(&self.app_id, "--app-id"),
+            key: flag(&self.key, "--key"),
+            secret: flag(&self.secret, "--secret"),
+            apps: Vec::new(),
+            webhooks: self.webhook.clone(),
+            tls_only: self.tls_only.then_some(true),
+            host: self.host.clone(),
+            port: self.port,
+            api_host: self.api_host.clone(),
+            websocket_host: self.websocket_host.clone(),
+            workers: self.workers,
+            activity_timeout: secs(self.activity_timeout),
+            pong_timeout: secs(self.pong_timeout),
+            outbox_capacity: None,
+            max_message_bytes: None,
+            max_body_bytes: None,
+            webhook_retry_for: secs(self.webhook_retry_for),
+            redis_url: self.redis_url.clone().map(|url| (url, "--redis-url / PUSHER_LOCAL_REDIS_URL")),
+            redis_prefix: self.redis_prefix.clone(),
+            verbose: (self.verbose > 0).then_some(self.verbose),
+            quiet: self.quiet.then_some(true),
+            color: self.color,
+            filter: self.filter.clone(),
+            full: self.full.then_some(true),
+            log_format: self.log_format,
+            log_file: self.log_file.clone(),
+            record: self.record.clone().map(|name| name.unwrap_or_else(crate::recorder::default_name)),
+            db: self.db.clone(),
+            fixtures: self.fixtures.clone(),
+            replay: self.replay.clone(),
+            tls_dir: self.tls_dir.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_names: self.tls_names.clone(),
+            ca_files: self.ca_files.clone(),
+            insecure: self.insecure.then_some(true),
+        }
+    }
 }
 
 /// `pusher-local recordings …`.
@@ -556,6 +599,22 @@ mod tests {
             Cli::try_parse_from(["pusher-local", "recordings", "export", "demo", "-o", "fixtures/demo.json"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Recordings { action: RecordingsAction::Export { .. }, .. })));
         assert!(Cli::try_parse_from(["pusher-local", "capture", "-o", "f.json"]).is_err(), "a channel is required");
+    }
+
+    #[test]
+    fn the_flags_layer_says_only_what_was_given_and_names_each_flag() {
+        let layer = Cli::try_parse_from(["pusher-local"]).unwrap().layer();
+        assert!(layer.app_id.is_none() && layer.port.is_none() && layer.verbose.is_none() && layer.quiet.is_none());
+        assert!(layer.insecure.is_none() && layer.tls_only.is_none() && layer.record.is_none() && !layer.no_config);
+        let layer = Cli::try_parse_from(["pusher-local", "--key", "k", "-vv", "--tls-only", "--activity-timeout", "9"])
+            .unwrap()
+            .layer();
+        assert_eq!(layer.key, Some(("k".into(), Source::Flag("--key"))));
+        assert_eq!((layer.verbose, layer.tls_only), (Some(2), Some(true)));
+        assert_eq!(layer.activity_timeout, Some(Duration::from_secs(9)));
+        let layer = Cli::try_parse_from(["pusher-local", "--record", "-r", "redis://h"]).unwrap().layer();
+        assert!(layer.record.is_some_and(|name| name.starts_with("rec-")));
+        assert_eq!(layer.redis_url, Some(("redis://h".into(), "--redis-url / PUSHER_LOCAL_REDIS_URL")));
     }
 
     fn lifted(args: &[&str]) -> Cli {

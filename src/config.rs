@@ -1,9 +1,21 @@
 //! `Config`: every setting, resolved once from its layers and then immutable.
 //!
-//! Layers, later wins: `Config::default()` < `.env` in the working directory (the app's
-//! `PUSHER_APP_*`, as Laravel and Rails keep them) < `--config FILE` (TOML) < environment
-//! (`PUSHER_URL`, `PUSHER_APP_*`; `PUSHER_LOCAL_*` arrive through clap) < flags. For the default
-//! app's id, key and secret the layer each value came from is kept, so the banner can say.
+//! A [`Layer`] is what one source says, `None` (or an empty list) where it says nothing.
+//! [`Config::resolve`] applies four of them onto `Config::default()`, once each, later wins:
+//!
+//! 1. `.env` in the working directory: the default app's credentials (`PUSHER_APP_*`, as Laravel
+//!    and Rails keep them);
+//! 2. `--config FILE` ([`FileConfig`], TOML): settings and apps, its paths relative to the file;
+//! 3. the environment (`PUSHER_URL`, `PUSHER_APP_*`, `REDIS_URL`);
+//! 4. the flags, made by the command line (`Cli::layer`, with the `PUSHER_LOCAL_*` variables
+//!    clap reads for them), which also say which files are read (`--config`, `--no-config`).
+//!
+//! This module knows nothing of the command line: the flags arrive as a `Layer`. Where to listen,
+//! the Redis URL and the filter are checked once the last layer has spoken, so a bad value that
+//! a later layer replaces is no error. For the default app's id, key and secret the layer each
+//! value came from is kept, so the banner can say. The app's own `PUSHER_HOST`, `PUSHER_PORT`
+//! and `PUSHER_SCHEME` ([`AppEndpoint`]) are not a layer: they are where the app will send, and
+//! give the port only when no layer asks for one.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -13,8 +25,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::apps::{App, AppId, Apps, Limits, Secret};
-use crate::cli::{Cli, ColorChoice};
 use crate::printer::filter::FilterError;
+use crate::printer::style::ColorChoice;
 use crate::printer::{Filter, Format};
 
 /// Where a credential came from.
@@ -277,6 +289,91 @@ pub struct FileConfig {
     pub apps: Vec<App>,
 }
 
+/// What one source says: `.env`, the `--config` file, the environment or the flags. `None`, or
+/// an empty list, says nothing; [`Config::resolve`] applies the layers in order, later wins.
+/// Relative paths are relative to the working directory (the file's layer has already made its
+/// own relative to the file).
+#[derive(Debug, Clone, Default)]
+pub struct Layer {
+    /// `--config`: the TOML file to read. Only the flags say which files are read.
+    pub config_file: Option<PathBuf>,
+    /// `--no-config`: read neither the config file nor `.env`.
+    pub no_config: bool,
+    /// The default app's id, and where it came from.
+    pub app_id: Option<(String, Source)>,
+    /// The default app's key, and where it came from.
+    pub key: Option<(String, Source)>,
+    /// The default app's secret, and where it came from.
+    pub secret: Option<(String, Source)>,
+    /// Apps; when given they replace the apps so far (the first is the default app).
+    pub apps: Vec<App>,
+    /// The default app's webhook URLs; when given they replace its URLs so far.
+    pub webhooks: Vec<String>,
+    /// Whether every app refuses plain `ws://` and `http://`.
+    pub tls_only: Option<bool>,
+    /// Listen address: an IP, or `localhost`.
+    pub host: Option<String>,
+    /// Listen port.
+    pub port: Option<u16>,
+    /// The HTTP API's own listener, `HOST:PORT`.
+    pub api_host: Option<String>,
+    /// The WebSockets' own listener, `HOST:PORT`.
+    pub websocket_host: Option<String>,
+    /// Threads serving sockets and HTTP.
+    pub workers: Option<usize>,
+    /// Client silence before the server pings.
+    pub activity_timeout: Option<Duration>,
+    /// How long to wait for a pong.
+    pub pong_timeout: Option<Duration>,
+    /// Frames that may wait for one socket.
+    pub outbox_capacity: Option<usize>,
+    /// Largest WebSocket message, in bytes.
+    pub max_message_bytes: Option<usize>,
+    /// Largest HTTP API request body, in bytes.
+    pub max_body_bytes: Option<u64>,
+    /// How long a failing webhook keeps being retried.
+    pub webhook_retry_for: Option<Duration>,
+    /// The Redis URL, and the setting it came from (for the error message).
+    pub redis_url: Option<(String, &'static str)>,
+    /// The Redis key and channel prefix.
+    pub redis_prefix: Option<String>,
+    /// `-v` count.
+    pub verbose: Option<u8>,
+    /// Only errors.
+    pub quiet: Option<bool>,
+    /// Colour choice.
+    pub color: Option<ColorChoice>,
+    /// `KEY=GLOB` rules of which log lines to show; added to the ones so far.
+    pub filter: Vec<String>,
+    /// Payloads whole and pretty-printed.
+    pub full: Option<bool>,
+    /// Text or JSON lines.
+    pub log_format: Option<Format>,
+    /// A file that gets the log too.
+    pub log_file: Option<PathBuf>,
+    /// Record, under this name.
+    pub record: Option<String>,
+    /// The recordings database.
+    pub db: Option<PathBuf>,
+    /// The fixtures folder.
+    pub fixtures: Option<PathBuf>,
+    /// Fixtures to replay at start-up; added to the ones so far.
+    pub replay: Vec<String>,
+    /// The folder of the local CA.
+    pub tls_dir: Option<PathBuf>,
+    /// A certificate chain (PEM) to serve instead of the generated one; given with `tls_key`,
+    /// the pair replaces the pair so far.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Extra names for the generated certificate; added to the ones so far.
+    pub tls_names: Vec<String>,
+    /// CA bundles (PEM) outgoing connections also trust; added to the ones so far.
+    pub ca_files: Vec<PathBuf>,
+    /// Whether outgoing connections accept any certificate.
+    pub insecure: Option<bool>,
+}
+
 /// A setting could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -402,24 +499,10 @@ impl Credentials {
             self.secret = other.secret;
         }
     }
-}
 
-/// `--tls-*`, `--ca-file`, `--insecure` (flags and their `PUSHER_LOCAL_TLS_*` variables).
-fn apply_tls_flags(config: &mut Config, cli: &Cli, cwd: &Path) {
-    let in_cwd = |p: &PathBuf| if p.is_absolute() { p.clone() } else { cwd.join(p) };
-    let tls = &mut config.tls;
-    if let Some(dir) = &cli.tls_dir {
-        tls.dir = in_cwd(dir);
-    }
-    if cli.tls_cert.is_some() || cli.tls_key.is_some() {
-        tls.cert = cli.tls_cert.as_ref().map(in_cwd);
-        tls.key = cli.tls_key.as_ref().map(in_cwd);
-    }
-    tls.names.extend(cli.tls_names.iter().cloned());
-    tls.ca_files.extend(cli.ca_files.iter().map(in_cwd));
-    tls.insecure |= cli.insecure;
-    if cli.tls_only {
-        config.apps.iter_mut().for_each(|app| app.tls_only = true);
+    /// A layer saying only these credentials.
+    fn into_layer(self) -> Layer {
+        Layer { app_id: self.id, key: self.key, secret: self.secret, ..Layer::default() }
     }
 }
 
@@ -541,117 +624,190 @@ fn socket_addr(setting: &'static str, value: &str) -> Result<SocketAddr, ConfigE
     })
 }
 
-impl Config {
-    /// Resolves the layers for `cli`, reading `.env` from `cwd` and variables from `env`.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the file, variable or flag at fault.
-    pub fn resolve(cli: &Cli, env: &impl Environment, cwd: &Path) -> Result<Config, ConfigError> {
+/// The environment's layer: the default app's credentials (`PUSHER_URL`, then `PUSHER_APP_*`),
+/// and `REDIS_URL`, where hosting platforms and docker-compose files put it.
+fn env_layer(env: &impl Environment) -> Result<Layer, ConfigError> {
+    let credentials = credentials_from(|name| env.var(name), Source::Env)?;
+    Ok(Layer { redis_url: env.var("REDIS_URL").map(|url| (url, "REDIS_URL")), ..credentials.into_layer() })
+}
+
+impl FileConfig {
+    /// Reads the file at `path` (relative to `cwd`) as a layer.
+    fn read_layer(path: &Path, cwd: &Path) -> Result<Layer, ConfigError> {
+        let path = if path.is_absolute() { path.to_owned() } else { cwd.join(path) };
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
+        let file: FileConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::ParseFile { path: path.clone(), message: e.to_string() })?;
+        Ok(file.into_layer(&path, cwd))
+    }
+
+    /// The file read from `path` as a layer: its relative paths relative to the file, and its
+    /// first app, if any, the default app.
+    fn into_layer(self, path: &Path, cwd: &Path) -> Layer {
+        let beside = |p: PathBuf| if p.is_absolute() { p } else { path.parent().unwrap_or(cwd).join(p) };
+        let first = self.apps.first();
+        let from_file = |value: String| (value, Source::ConfigFile(path.to_owned()));
+        let (app_id, key, secret) = (
+            first.map(|app| from_file(app.id.to_string())),
+            first.map(|app| from_file(app.key.clone())),
+            first.map(|app| from_file(app.secret.expose().to_owned())),
+        );
+        let secs = |v: Option<u64>| v.map(Duration::from_secs);
+        Layer {
+            app_id,
+            key,
+            secret,
+            apps: self.apps,
+            host: self.host,
+            port: self.port,
+            workers: self.workers,
+            activity_timeout: secs(self.activity_timeout),
+            pong_timeout: secs(self.pong_timeout),
+            outbox_capacity: self.outbox_capacity,
+            max_message_bytes: self.max_message_bytes,
+            max_body_bytes: self.max_body_bytes,
+            webhook_retry_for: secs(self.webhook_retry_for),
+            db: self.db.map(beside),
+            fixtures: self.fixtures.map(beside),
+            tls_dir: self.tls_dir.map(beside),
+            tls_cert: self.tls_cert.map(beside),
+            tls_key: self.tls_key.map(beside),
+            tls_names: self.tls_names,
+            ..Layer::default()
+        }
+    }
+}
+
+/// `slot = value` when the layer says something.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+/// The settings while the layers are applied: the `Config` so far, and what is checked only once
+/// the last layer has spoken (so a bad value that a later layer replaces is no error).
+struct Draft<'a> {
+    /// Relative paths of the layers are relative to this.
+    cwd: &'a Path,
+    config: Config,
+    host: Option<String>,
+    port: Option<u16>,
+    api_host: Option<String>,
+    websocket_host: Option<String>,
+    redis_url: Option<(String, &'static str)>,
+    filter: Vec<String>,
+}
+
+impl<'a> Draft<'a> {
+    /// The defaults, their paths in `cwd`.
+    fn new(cwd: &'a Path) -> Self {
         let mut config = Config::default();
-        let mut creds = Credentials::default();
-
-        if !cli.no_config {
-            let dotenv = cwd.join(".env");
-            if dotenv.is_file() {
-                creds.overlay(dotenv_credentials(&dotenv)?);
-            }
+        config.db = cwd.join(&config.db);
+        config.fixtures = cwd.join(&config.fixtures);
+        Draft {
+            cwd,
+            config,
+            host: None,
+            port: None,
+            api_host: None,
+            websocket_host: None,
+            redis_url: None,
+            filter: vec![],
         }
+    }
 
-        let mut host: Option<String> = None;
-        let mut port: Option<u16> = None;
-        if let (Some(path), false) = (&cli.config, cli.no_config) {
-            let path = if path.is_absolute() { path.clone() } else { cwd.join(path) };
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
-            let file: FileConfig = toml::from_str(&text)
-                .map_err(|e| ConfigError::ParseFile { path: path.clone(), message: e.to_string() })?;
-            host = file.host;
-            port = file.port;
-            let secs = Duration::from_secs;
-            if let Some(v) = file.workers {
-                config.workers = Some(v);
-            }
-            if let Some(v) = file.activity_timeout {
-                config.activity_timeout = secs(v);
-            }
-            if let Some(v) = file.pong_timeout {
-                config.pong_timeout = secs(v);
-            }
-            if let Some(v) = file.outbox_capacity {
-                config.outbox_capacity = v;
-            }
-            if let Some(v) = file.max_message_bytes {
-                config.max_message_bytes = v;
-            }
-            if let Some(v) = file.max_body_bytes {
-                config.max_body_bytes = v;
-            }
-            if let Some(v) = file.webhook_retry_for {
-                config.webhooks.retry_for = secs(v);
-            }
-            // Relative paths in the file are relative to the file.
-            let beside = |p: PathBuf| if p.is_absolute() { p } else { path.parent().unwrap_or(cwd).join(p) };
-            if let Some(v) = file.db {
-                config.db = beside(v);
-            }
-            if let Some(v) = file.fixtures {
-                config.fixtures = beside(v);
-            }
-            if let Some(v) = file.tls_dir {
-                config.tls.dir = beside(v);
-            }
-            config.tls.cert = file.tls_cert.map(beside);
-            config.tls.key = file.tls_key.map(beside);
-            config.tls.names = file.tls_names;
-            if !file.apps.is_empty() {
-                let first = &file.apps[0];
-                let src = || Source::ConfigFile(path.clone());
-                creds = Credentials {
-                    id: Some((first.id.to_string(), src())),
-                    key: Some((first.key.clone(), src())),
-                    secret: Some((first.secret.expose().to_owned(), src())),
-                };
-                config.apps = file.apps;
-            }
+    /// Applies one layer over the ones before it.
+    fn apply(&mut self, layer: Layer) {
+        let cwd = self.cwd;
+        let in_cwd = |p: PathBuf| if p.is_absolute() { p } else { cwd.join(p) };
+        let c = &mut self.config;
+        if !layer.apps.is_empty() {
+            c.apps = layer.apps;
         }
-
-        creds.overlay(credentials_from(|name| env.var(name), Source::Env)?);
-        creds.overlay(Credentials {
-            id: cli.app_id.clone().map(|v| (v, Source::Flag("--app-id"))),
-            key: cli.key.clone().map(|v| (v, Source::Flag("--key"))),
-            secret: cli.secret.clone().map(|v| (v, Source::Flag("--secret"))),
-        });
-
-        // Apply the winning credentials to the default (first) app.
-        let default_app = &mut config.apps[0];
-        if let Some((id, source)) = creds.id {
+        let default_app = &mut c.apps[0];
+        if let Some((id, source)) = layer.app_id {
             default_app.id = AppId::new(id);
-            config.sources.id = source;
+            c.sources.id = source;
         }
-        if let Some((key, source)) = creds.key {
+        if let Some((key, source)) = layer.key {
             default_app.key = key;
-            config.sources.key = source;
+            c.sources.key = source;
         }
-        if let Some((secret, source)) = creds.secret {
+        if let Some((secret, source)) = layer.secret {
             default_app.secret = Secret::new(secret);
-            config.sources.secret = source;
+            c.sources.secret = source;
         }
+        if !layer.webhooks.is_empty() {
+            default_app.webhooks = layer.webhooks.into_iter().map(crate::webhook::Target::new).collect();
+        }
+        if let Some(tls_only) = layer.tls_only {
+            c.apps.iter_mut().for_each(|app| app.tls_only = tls_only);
+        }
+        self.host = layer.host.or(self.host.take());
+        self.port = layer.port.or(self.port);
+        self.api_host = layer.api_host.or(self.api_host.take());
+        self.websocket_host = layer.websocket_host.or(self.websocket_host.take());
+        self.redis_url = layer.redis_url.or(self.redis_url.take());
+        self.filter.extend(layer.filter);
+        set(&mut c.workers, layer.workers.map(Some));
+        set(&mut c.activity_timeout, layer.activity_timeout);
+        set(&mut c.pong_timeout, layer.pong_timeout);
+        set(&mut c.outbox_capacity, layer.outbox_capacity);
+        set(&mut c.max_message_bytes, layer.max_message_bytes);
+        set(&mut c.max_body_bytes, layer.max_body_bytes);
+        set(&mut c.webhooks.retry_for, layer.webhook_retry_for);
+        set(&mut c.redis_prefix, layer.redis_prefix);
+        set(&mut c.verbose, layer.verbose);
+        set(&mut c.quiet, layer.quiet);
+        set(&mut c.color, layer.color);
+        set(&mut c.full, layer.full);
+        set(&mut c.log_format, layer.log_format);
+        set(&mut c.log_file, layer.log_file.map(|p| Some(in_cwd(p))));
+        set(&mut c.record, layer.record.map(Some));
+        set(&mut c.db, layer.db.map(in_cwd));
+        set(&mut c.fixtures, layer.fixtures.map(in_cwd));
+        c.replay.extend(layer.replay);
+        let tls = &mut c.tls;
+        set(&mut tls.dir, layer.tls_dir.map(in_cwd));
+        if layer.tls_cert.is_some() || layer.tls_key.is_some() {
+            tls.cert = layer.tls_cert.map(in_cwd);
+            tls.key = layer.tls_key.map(in_cwd);
+        }
+        tls.names.extend(layer.tls_names);
+        tls.ca_files.extend(layer.ca_files.into_iter().map(in_cwd));
+        set(&mut tls.insecure, layer.insecure);
+    }
 
-        host = cli.host.clone().or(host);
-        port = cli.port.or(port);
-        config.app_endpoint = AppEndpoint::read(cwd, env, cli.no_config);
+    /// Checks what waited for the last layer (where to listen, the Redis URL, the filter), then
+    /// the settings together.
+    fn finish(mut self, app_endpoint: AppEndpoint) -> Result<Config, ConfigError> {
         // No port asked for: listen where the app expects (its PUSHER_PORT), and say so.
         if let (None, None, None, Some((value, source))) =
-            (port, &cli.api_host, &cli.websocket_host, &config.app_endpoint.port)
+            (self.port, &self.api_host, &self.websocket_host, &app_endpoint.port)
         {
             if let Ok(wanted) = value.trim().parse::<u16>() {
                 if wanted != 0 {
-                    port = Some(wanted);
-                    config.port_source = Some(source.clone());
+                    self.port = Some(wanted);
+                    self.config.port_source = Some(source.clone());
                 }
             }
         }
-        let ip: IpAddr = match &host {
+        self.config.app_endpoint = app_endpoint;
+        self.config.listen = self.listen()?;
+        if let Some((url, setting)) = self.redis_url {
+            check_redis_url(setting, &url)?;
+            self.config.redis_url = Some(url);
+        }
+        self.config.filter = Filter::parse(&self.filter)?;
+        self.config.validate()?;
+        Ok(self.config)
+    }
+
+    /// `--host` and `--port`, or Slanger's separate `--api-host` and `--websocket-host`.
+    fn listen(&self) -> Result<Listen, ConfigError> {
+        let ip: IpAddr = match &self.host {
             Some(h) if h == "localhost" => IpAddr::from([127, 0, 0, 1]),
             Some(h) => h.parse().map_err(|_| ConfigError::Address {
                 setting: "--host",
@@ -660,8 +816,8 @@ impl Config {
             })?,
             None => IpAddr::from([127, 0, 0, 1]),
         };
-        let combined = SocketAddr::new(ip, port.unwrap_or(DEFAULT_PORT));
-        config.listen = match (&cli.api_host, &cli.websocket_host) {
+        let combined = SocketAddr::new(ip, self.port.unwrap_or(DEFAULT_PORT));
+        Ok(match (&self.api_host, &self.websocket_host) {
             (None, None) => Listen::Combined(combined),
             (api, ws) => {
                 let api = api.as_deref().map(|v| socket_addr("--api-host", v)).transpose()?.unwrap_or(combined);
@@ -673,60 +829,42 @@ impl Config {
                     Listen::Split { api, websocket }
                 }
             }
-        };
+        })
+    }
+}
 
-        if let Some(v) = cli.workers {
-            config.workers = Some(v);
+/// A Redis URL's scheme is `redis`, `rediss`, `unix` or `redis+unix`; `setting` is where it came from.
+fn check_redis_url(setting: &'static str, url: &str) -> Result<(), ConfigError> {
+    match url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => Ok(()),
+        Ok(parsed) => {
+            let reason = format!("scheme {:?} is not redis://", parsed.scheme());
+            Err(ConfigError::RedisUrl { setting, value: redact_password(url), reason })
         }
-        if let Some(v) = cli.activity_timeout {
-            config.activity_timeout = Duration::from_secs(v);
+        Err(e) => Err(ConfigError::RedisUrl { setting, value: redact_password(url), reason: e.to_string() }),
+    }
+}
+
+impl Config {
+    /// Resolves the settings from their layers, later wins: the defaults, `.env` in `cwd`, the
+    /// `--config` file, the environment `env`, and `flags` (which say whether and which files are
+    /// read).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, variable or flag at fault.
+    pub fn resolve(flags: Layer, env: &impl Environment, cwd: &Path) -> Result<Config, ConfigError> {
+        let read_files = !flags.no_config;
+        let mut draft = Draft::new(cwd);
+        let dotenv = cwd.join(".env");
+        if read_files && dotenv.is_file() {
+            draft.apply(dotenv_credentials(&dotenv)?.into_layer());
         }
-        if let Some(v) = cli.pong_timeout {
-            config.pong_timeout = Duration::from_secs(v);
+        if let (Some(path), true) = (&flags.config_file, read_files) {
+            draft.apply(FileConfig::read_layer(path, cwd)?);
         }
-        if let Some(v) = cli.webhook_retry_for {
-            config.webhooks.retry_for = Duration::from_secs(v);
-        }
-        // `--webhook` (or PUSHER_LOCAL_WEBHOOK_URL) replaces the default app's file URLs.
-        if !cli.webhook.is_empty() {
-            config.apps[0].webhooks = cli.webhook.iter().map(crate::webhook::Target::new).collect();
-        }
-        // `REDIS_URL` is where hosting platforms and docker-compose files put it.
-        let redis = match &cli.redis_url {
-            Some(url) => Some(("--redis-url / PUSHER_LOCAL_REDIS_URL", url.clone())),
-            None => env.var("REDIS_URL").map(|url| ("REDIS_URL", url)),
-        };
-        if let Some((setting, url)) = redis {
-            match url::Url::parse(&url) {
-                Ok(parsed) if matches!(parsed.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
-                Ok(parsed) => {
-                    let reason = format!("scheme {:?} is not redis://", parsed.scheme());
-                    return Err(ConfigError::RedisUrl { setting, value: redact_password(&url), reason });
-                }
-                Err(e) => {
-                    return Err(ConfigError::RedisUrl { setting, value: redact_password(&url), reason: e.to_string() })
-                }
-            }
-            config.redis_url = Some(url);
-        }
-        if let Some(prefix) = &cli.redis_prefix {
-            config.redis_prefix.clone_from(prefix);
-        }
-        config.verbose = cli.verbose;
-        config.quiet = cli.quiet;
-        config.color = cli.color.unwrap_or_default();
-        config.filter = Filter::parse(&cli.filter)?;
-        config.full = cli.full;
-        config.log_format = cli.log_format.unwrap_or_default();
-        let in_cwd = |p: &PathBuf| if p.is_absolute() { p.clone() } else { cwd.join(p) };
-        config.log_file = cli.log_file.as_ref().map(in_cwd);
-        config.db = in_cwd(cli.db.as_ref().unwrap_or(&config.db));
-        config.fixtures = in_cwd(cli.fixtures.as_ref().unwrap_or(&config.fixtures));
-        config.record = cli.record.clone().map(|name| name.unwrap_or_else(crate::recorder::default_name));
-        config.replay = cli.replay.clone();
-        apply_tls_flags(&mut config, cli, cwd);
-        config.validate()?;
-        Ok(config)
+        draft.apply(env_layer(env)?);
+        draft.apply(flags);
+        draft.finish(AppEndpoint::read(cwd, env, !read_files))
     }
 
     /// Checks values that no single layer can check.
@@ -844,6 +982,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
     use clap::Parser;
     use std::collections::HashMap;
 
@@ -852,14 +991,15 @@ mod tests {
         move |name: &str| map.get(name).cloned()
     }
 
-    fn cli(args: &[&str]) -> Cli {
+    /// The flags' layer of a command line.
+    fn flags(args: &[&str]) -> Layer {
         let mut all = vec!["pusher-local"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap()
+        Cli::try_parse_from(all).unwrap().layer()
     }
 
     fn resolve(args: &[&str], vars: &[(&str, &str)], dir: &Path) -> Config {
-        Config::resolve(&cli(args), &env(vars), dir).unwrap()
+        Config::resolve(flags(args), &env(vars), dir).unwrap()
     }
 
     #[test]
@@ -928,7 +1068,7 @@ mod tests {
         assert!(c.record.as_deref().is_some_and(|n| n.starts_with("rec-")));
         let c = resolve(&["--config", "conf/p.toml", "--db", "other.db"], &[], dir.path());
         assert_eq!(c.db, dir.path().join("other.db"));
-        let err = Config::resolve(&cli(&["--record", "a/b"]), &env(&[]), dir.path()).unwrap_err();
+        let err = Config::resolve(flags(&["--record", "a/b"]), &env(&[]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("--record"), "{err}");
     }
 
@@ -939,19 +1079,42 @@ mod tests {
         assert_eq!((c.apps[0].id.as_str(), c.apps[0].key.as_str(), c.apps[0].secret.expose()), ("42", "k1", "s/1"));
         let c = resolve(&[], &[("PUSHER_URL", "http://k1:s1@h/apps/42"), ("PUSHER_APP_ID", "43")], dir.path());
         assert_eq!(c.apps[0].id.as_str(), "43");
-        let err = Config::resolve(&cli(&[]), &env(&[("PUSHER_URL", "http://h/apps/1")]), dir.path()).unwrap_err();
+        let err = Config::resolve(flags(&[]), &env(&[("PUSHER_URL", "http://h/apps/1")]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("PUSHER_URL"), "{err}");
     }
 
     #[test]
     fn broken_or_missing_config_file_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Config::resolve(&cli(&["--config", "missing.toml"]), &env(&[]), dir.path()).unwrap_err();
+        let err = Config::resolve(flags(&["--config", "missing.toml"]), &env(&[]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("missing.toml"), "{err}");
         std::fs::write(dir.path().join("bad.toml"), "port = 1\nbogus = true\n").unwrap();
-        let err = Config::resolve(&cli(&["--config", "bad.toml"]), &env(&[]), dir.path()).unwrap_err();
+        let err = Config::resolve(flags(&["--config", "bad.toml"]), &env(&[]), dir.path()).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("bad.toml") && text.contains("bogus") && text.contains("line 2"), "{text}");
+    }
+
+    #[test]
+    fn a_layer_made_without_the_command_line_and_a_bad_value_a_later_layer_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_hand = Layer {
+            port: Some(7002),
+            key: Some(("hand-key".into(), Source::Flag("--key"))),
+            filter: vec!["channel=a*".into()],
+            ..Layer::default()
+        };
+        let c = Config::resolve(by_hand, &env(&[]), dir.path()).unwrap();
+        assert_eq!(
+            (c.listen, c.apps[0].key.as_str()),
+            (Listen::Combined("127.0.0.1:7002".parse().unwrap()), "hand-key")
+        );
+        std::fs::write(dir.path().join("h.toml"), "host = \"nowhere\"\n").unwrap();
+        let err = Config::resolve(flags(&["--config", "h.toml"]), &env(&[]), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("nowhere"), "{err}");
+        let c = resolve(&["--config", "h.toml", "--host", "0.0.0.0"], &[], dir.path());
+        assert_eq!(c.listen, Listen::Combined("0.0.0.0:6001".parse().unwrap()), "checked once the flags have spoken");
+        let c = resolve(&["-r", "redis://a"], &[("REDIS_URL", "http://not-redis")], dir.path());
+        assert_eq!(c.redis_url.as_deref(), Some("redis://a"));
     }
 
     #[test]
@@ -961,7 +1124,7 @@ mod tests {
         std::fs::write(dir.path().join("w.toml"), "workers = 3\n").unwrap();
         assert_eq!(resolve(&["--config", "w.toml"], &[], dir.path()).workers, Some(3));
         assert_eq!(resolve(&["--config", "w.toml", "--workers", "2"], &[], dir.path()).workers, Some(2));
-        let err = Config::resolve(&cli(&["--workers", "0"]), &env(&[]), dir.path()).unwrap_err();
+        let err = Config::resolve(flags(&["--workers", "0"]), &env(&[]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("workers"), "{err}");
 
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
@@ -995,7 +1158,7 @@ mod tests {
         assert_eq!(c.redis_url.as_deref(), Some("redis://a"), "the flag beats REDIS_URL");
         let c = resolve(&["-r", "redis://:hunter2@10.0.0.3:6380/1"], &[], dir.path());
         assert_eq!(c.redis_url_shown().as_deref(), Some("redis://:***@10.0.0.3:6380/1"));
-        let err = Config::resolve(&cli(&["-r", "http://h"]), &env(&[]), dir.path()).unwrap_err();
+        let err = Config::resolve(flags(&["-r", "http://h"]), &env(&[]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("--redis-url") && err.to_string().contains("http"), "{err}");
     }
 
@@ -1029,10 +1192,10 @@ mod tests {
         assert_eq!(c.webhooks.retry_for, Duration::from_secs(1));
         let c = resolve(&["--webhook", "https://example.test/h"], &[], dir.path());
         assert_eq!(c.apps[0].webhooks, [Target::new("https://example.test/h")]);
-        let err = Config::resolve(&cli(&["--webhook", "ftp://example.test/h"]), &env(&[]), dir.path()).unwrap_err();
+        let err = Config::resolve(flags(&["--webhook", "ftp://example.test/h"]), &env(&[]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("--webhook") && err.to_string().contains("https://"), "{err}");
         std::fs::write(dir.path().join("bad.toml"), "[[apps]]\nid = 1\nkey = \"k\"\nsecret = \"s\"\n[[apps.webhooks]]\nurl = \"http://h/\"\nevent_types = [\"nope\"]\n").unwrap();
-        let err = Config::resolve(&cli(&["--config", "bad.toml"]), &env(&[]), dir.path()).unwrap_err();
+        let err = Config::resolve(flags(&["--config", "bad.toml"]), &env(&[]), dir.path()).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
@@ -1057,7 +1220,7 @@ mod tests {
         let env = move |name: &str| map.get(name).cloned();
         let cli =
             <Cli as clap::Parser>::try_parse_from(std::iter::once("pusher-local").chain(args.iter().copied())).unwrap();
-        Config::resolve(&cli, &env, dir).unwrap()
+        Config::resolve(cli.layer(), &env, dir).unwrap()
     }
 
     #[test]
@@ -1145,7 +1308,7 @@ mod tests {
         assert_eq!(error("A=1\nJUSTANAME\n"), format!("{at}line 2, column 10: unexpected end of line"));
         // Still found through the whole resolution.
         std::fs::write(&path, "PUSHER_APP_KEY=abc def\n").unwrap();
-        let e = Config::resolve(&cli(&[]), &env(&[]), dir.path()).unwrap_err().to_string();
+        let e = Config::resolve(flags(&[]), &env(&[]), dir.path()).unwrap_err().to_string();
         assert!(e.contains("line 1, column 20"), "{e}");
     }
 }
@@ -1169,6 +1332,7 @@ pub fn default_workers(env_override: Option<&str>) -> usize {
 #[cfg(test)]
 mod readme_tests {
     use super::*;
+    use crate::cli::Cli;
     use clap::Parser;
 
     const README: &str = include_str!("../README.md");
@@ -1188,7 +1352,7 @@ mod readme_tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("example.toml"), example_toml()).unwrap();
         let cli = Cli::try_parse_from(["pusher-local", "--config", "example.toml"]).unwrap();
-        let config = Config::resolve(&cli, &|_: &str| None, dir.path()).expect("the README example is valid");
+        let config = Config::resolve(cli.layer(), &|_: &str| None, dir.path()).expect("the README example is valid");
         let defaults = Config::default();
         assert_eq!(config.activity_timeout, defaults.activity_timeout);
         assert_eq!(config.pong_timeout, defaults.pong_timeout);

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
-    let config = Config::resolve(&cli, &ProcessEnv, &cwd)?;
+    let config = Config::resolve(cli.layer(), &ProcessEnv, &cwd)?;
     let level = match config.verbose {
         0 | 1 => "warn",
         2 => "debug",
@@ -136,7 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// The settings the server would use here (flags, variables, `.env`, file).
 fn local_config(cli: &Cli) -> anyhow::Result<Config> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
-    Ok(Config::resolve(cli, &ProcessEnv, &cwd)?)
+    Ok(Config::resolve(cli.layer(), &ProcessEnv, &cwd)?)
 }
 
 /// `(HTTP API address, WebSocket address)` of the local server, loopback when it binds all.

@@ -1,21 +1,28 @@
 //! Colours: one per kind of line, one per channel kind, and event names by family (client
-//! events, subscriptions, internal traffic dimmed, errors red). Colour is decided once (`--color`,
-//! `NO_COLOR`, whether stdout is a terminal) and passed in as a flag; `colored`'s global switch
-//! is set to match by [`enable`].
+//! events, subscriptions, internal traffic dimmed, errors red). Colour is decided once
+//! ([`ColorChoice`] from `--color`, `NO_COLOR`, whether stdout is a terminal: [`should_color`])
+//! and passed in as a flag; `colored`'s global switch is set to match by [`enable`].
 
 use colored::{Color, Colorize};
 
 use super::line::Kind;
 use crate::protocol::{ChannelKind, ChannelName};
 
+/// When to colour the terminal output (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal and NO_COLOR is unset or empty.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
 /// Whether to colour: `always`, `never`, or (`auto`) when stdout is a terminal and `NO_COLOR`
 /// is unset or empty.
-pub fn should_color(
-    choice: crate::cli::ColorChoice,
-    stdout_is_terminal: bool,
-    no_color: Option<&std::ffi::OsStr>,
-) -> bool {
-    use crate::cli::ColorChoice;
+pub fn should_color(choice: ColorChoice, stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -137,7 +144,6 @@ pub fn channel(name: &str, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::ColorChoice;
     use std::ffi::OsStr;
 
     #[test]
