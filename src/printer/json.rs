@@ -1,97 +1,117 @@
 //! `--log-format json`: one JSON object per line with the same fields as the text line, for jq
 //! and tools. `data` is the decoded payload (a JSON value when it is JSON, else a string).
 
+use std::time::Duration;
+
 use chrono::{DateTime, Local};
 use serde_json::{json, Map, Value};
 
 use super::line::{Line, View};
-use crate::auth::diagnose::Subject;
+use crate::auth::diagnose::{Diagnosis, Subject};
 
 /// Renders one line as a JSON object.
 pub fn render(line: &Line, view: &View, now: DateTime<Local>) -> String {
-    let mut obj = Map::new();
-    obj.insert("time".into(), json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)));
-    obj.insert("kind".into(), json!(line.kind().name()));
-    let mut put = |key: &str, value: Value| {
-        if !value.is_null() {
-            obj.insert(key.into(), value);
-        }
-    };
-    put("socket", json!(view.socket));
-    put("app", json!(view.app));
-    put("event", json!(view.event));
-    put("channel", json!(view.channel));
+    let mut fields = Fields(Map::new());
+    fields.0.insert("time".into(), json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)));
+    fields.0.insert("kind".into(), json!(line.kind().name()));
+    fields.put("socket", json!(view.socket));
+    fields.put("app", json!(view.app));
+    fields.put("event", json!(view.event));
+    fields.put("channel", json!(view.channel));
     if let Some(payload) = &view.payload {
         let data = if view.payload_is_json {
             serde_json::from_str(payload).unwrap_or_else(|_| json!(payload))
         } else {
             json!(payload)
         };
-        put("data", data);
-        put("bytes", json!(view.bytes));
+        fields.put("data", data);
+        fields.put("bytes", json!(view.bytes));
     }
-    match line {
-        Line::Text(text) => put("message", json!(text)),
-        Line::Connected { remote, .. } => put("remote", json!(remote.map(|r| r.to_string()))),
-        Line::Disconnected { code, reason, .. } => {
-            put("code", json!(code));
-            put("reason", json!(reason));
+    fields.line(line);
+    Value::Object(fields.0).to_string()
+}
+
+/// The object being built; a null value leaves its key out.
+struct Fields(Map<String, Value>);
+
+impl Fields {
+    fn put(&mut self, key: &str, value: Value) {
+        if !value.is_null() {
+            self.0.insert(key.into(), value);
         }
-        Line::Refused { key, code, reason, remote } => {
-            put("key", json!(key));
-            put("code", json!(code));
-            put("reason", json!(reason));
-            put("remote", json!(remote.map(|r| r.to_string())));
-        }
-        Line::Api { method, path, status, elapsed, reason } => {
-            put("reason", json!(reason));
-            put("method", json!(method));
-            put("path", json!(path));
-            put("status", json!(status));
-            put("duration_ms", json!((elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0));
-        }
-        Line::Published { source, delivered, .. } => {
-            put("source", json!(source.label()));
-            put("delivered", json!(delivered));
-        }
-        Line::ClientError { message, .. } | Line::Error(message) => put("message", json!(message)),
-        Line::Cluster { message, problem } => {
-            put("message", json!(message));
-            put("error", json!(problem));
-        }
-        Line::Recorder(r) => {
-            put("message", json!(r.message()));
-            put("error", json!(r.is_error()));
-        }
-        Line::Signature(d) => {
-            match &d.subject {
-                Subject::Request { method, path } => {
-                    put("method", json!(method));
-                    put("path", json!(path));
-                }
-                Subject::Channel { .. } => put("subject", json!("channel")),
-                Subject::Signin { .. } => put("subject", json!("signin")),
+    }
+
+    /// The fields of one kind of line.
+    fn line(&mut self, line: &Line) {
+        match line {
+            Line::Text(text) => self.put("message", json!(text)),
+            Line::Connected { remote, .. } => self.put("remote", json!(remote.map(|r| r.to_string()))),
+            Line::Disconnected { code, reason, .. } => {
+                self.put("code", json!(code));
+                self.put("reason", json!(reason));
             }
-            put("expected_string", json!(d.expected_string));
-            put("received", json!(d.received));
-            put("expected", json!(d.expected));
-            put("body_md5", json!(d.body_md5));
-            put("skew_secs", json!(d.skew_secs));
-            put("cause", json!(d.cause.to_string()));
+            Line::Refused { key, code, reason, remote } => {
+                self.put("key", json!(key));
+                self.put("code", json!(code));
+                self.put("reason", json!(reason));
+                self.put("remote", json!(remote.map(|r| r.to_string())));
+            }
+            Line::Api { method, path, status, elapsed, reason } => {
+                self.put("reason", json!(reason));
+                self.put("method", json!(method));
+                self.put("path", json!(path));
+                self.put("status", json!(status));
+                self.put("duration_ms", duration_ms(*elapsed));
+            }
+            Line::Published { source, delivered, .. } => {
+                self.put("source", json!(source.label()));
+                self.put("delivered", json!(delivered));
+            }
+            Line::ClientError { message, .. } | Line::Error(message) => self.put("message", json!(message)),
+            Line::Cluster { message, problem } => {
+                self.put("message", json!(message));
+                self.put("error", json!(problem));
+            }
+            Line::Recorder(r) => {
+                self.put("message", json!(r.message()));
+                self.put("error", json!(r.is_error()));
+            }
+            Line::Signature(d) => self.signature(d),
+            Line::FanOut { sockets, .. } => self.put("sockets", json!(sockets)),
+            Line::Webhook { label, url, result, ok, attempt, elapsed, next, .. } => {
+                self.put("label", json!(label));
+                self.put("url", json!(url));
+                self.put("result", json!(result));
+                self.put("ok", json!(ok));
+                self.put("attempt", json!(attempt));
+                self.put("duration_ms", duration_ms(*elapsed));
+                self.put("next", json!(next.trim_start_matches(", ")));
+            }
+            Line::FrameIn { .. } | Line::FrameOut { .. } => {}
         }
-        Line::FanOut { sockets, .. } => put("sockets", json!(sockets)),
-        Line::Webhook { label, url, result, ok, attempt, elapsed, next, .. } => {
-            put("label", json!(label));
-            put("url", json!(url));
-            put("result", json!(result));
-            put("ok", json!(ok));
-            put("attempt", json!(attempt));
-            put("duration_ms", json!((elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0));
-            put("next", json!(next.trim_start_matches(", ")));
-        }
-        Line::FrameIn { .. } | Line::FrameOut { .. } => {}
     }
-    Value::Object(obj).to_string()
+
+    fn signature(&mut self, d: &Diagnosis) {
+        match &d.subject {
+            Subject::Request { method, path } => {
+                self.put("method", json!(method));
+                self.put("path", json!(path));
+            }
+            Subject::Channel { .. } => self.put("subject", json!("channel")),
+            Subject::Signin { .. } => self.put("subject", json!("signin")),
+        }
+        self.put("expected_string", json!(d.expected_string));
+        self.put("received", json!(d.received));
+        self.put("expected", json!(d.expected));
+        self.put("body_md5", json!(d.body_md5));
+        self.put("skew_secs", json!(d.skew_secs));
+        self.put("cause", json!(d.cause.to_string()));
+    }
+}
+
+/// Milliseconds, to the microsecond.
+fn duration_ms(elapsed: Duration) -> Value {
+    json!((elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0)
 }
 
 #[cfg(test)]

@@ -176,12 +176,30 @@ fn pretty(payload: &str) -> String {
 
 /// Renders one line.
 pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>) -> String {
-    let color = opts.color;
-    let kind = line.kind();
     if let Line::Text(text) = line {
         return text.clone();
     }
     let layout = Layout::for_width(opts.width);
+    let (mut out, used) = columns(line, view, &layout, opts, now);
+    let tail = match line {
+        Line::Signature(d) => return signature(&out, d, opts.color, opts.width),
+        Line::FrameIn { .. } | Line::FrameOut { .. } | Line::FanOut { .. } | Line::Published { .. } => {
+            frame_tail(line, view, &layout, opts, used)
+        }
+        _ => message_tail(line, opts.color),
+    };
+    out.push_str(&tail);
+    let line = out.trim_end();
+    match (opts.width, opts.full) {
+        (Some(width), false) => fit(line, width),
+        _ => line.to_owned(),
+    }
+}
+
+/// The columns every line starts with (time, marker, socket, app), and their visible width.
+fn columns(line: &Line, view: &View, layout: &Layout, opts: &TextOptions, now: DateTime<Local>) -> (String, usize) {
+    let color = opts.color;
+    let kind = line.kind();
     let mut out = String::new();
     let mut used = 0;
     let mut push = |(text, width): (String, usize)| {
@@ -197,9 +215,19 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
             style::dim(s, color)
         }));
     }
-    let internal = view.event.as_deref().is_some_and(|e| e.starts_with("pusher_internal:"));
-    let tail = match line {
-        Line::Text(_) => unreachable!("handled above"),
+    (out, used)
+}
+
+/// The rest of a line that is not a frame: what happened, in words.
+fn message_tail(line: &Line, color: bool) -> String {
+    let kind = line.kind();
+    match line {
+        Line::Text(_)
+        | Line::Signature(_)
+        | Line::FrameIn { .. }
+        | Line::FrameOut { .. }
+        | Line::FanOut { .. }
+        | Line::Published { .. } => unreachable!("rendered by render"),
         Line::Connected { remote, .. } => {
             let from = remote.map(|r| format!("from {r}")).unwrap_or_default();
             format!("{} {from}", style::kind(kind, "connected", color))
@@ -235,49 +263,51 @@ pub fn render(line: &Line, view: &View, opts: &TextOptions, now: DateTime<Local>
         Line::Recorder(r) => style::kind(kind, &r.message(), color),
         Line::Error(message) | Line::Cluster { message, problem: true } => style::error(message, color),
         Line::Cluster { message, problem: false } => style::kind(kind, message, color),
-        Line::Signature(d) => return signature(&out, d, color, opts.width),
-        Line::FrameIn { .. } | Line::FrameOut { .. } | Line::FanOut { .. } | Line::Published { .. } => {
-            let event = layout.fitted(view.event.as_deref().unwrap_or("?"), layout.event);
-            let (e, w) = column(&event, layout.event, |s| style::event(s, color));
-            let channel = layout.fitted(view.channel.as_deref().unwrap_or(""), layout.channel);
-            let (c, cw) = column(&channel, layout.channel, |s| style::channel(s, color));
-            used += w + cw;
-            let suffix = match line {
-                Line::Published { delivered, source, .. } => {
-                    format!(" → {} ({})", count(*delivered, "socket"), source.label())
-                }
-                Line::FanOut { sockets, .. } => format!(" (same frame to {})", count(*sockets, "socket")),
-                _ => String::new(),
-            };
-            let one_line;
-            let mut payload = view.payload.as_deref().unwrap_or("");
-            if !opts.full && payload.contains(['\n', '\r']) {
-                // A re-indented fixture's data: one line (in JSON, line breaks are only layout).
-                one_line =
-                    payload.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
-                payload = &one_line;
-            }
-            let body = if opts.full && view.payload_is_json {
-                let text = pretty(payload);
-                if text.contains('\n') {
-                    format!("\n    {}", text.replace('\n', "\n    "))
-                } else {
-                    text
-                }
-            } else if let (Some(width), false) = (opts.width, opts.full) {
-                cut(payload, width.saturating_sub(used + suffix.chars().count()), view.bytes)
-            } else {
-                payload.to_owned()
-            };
-            let body = if internal { style::dim(&body, color) } else { body };
-            format!("{e}{c}{body}{}", style::dim(&suffix, color))
+    }
+}
+
+/// The rest of a frame line: event and channel columns, the payload, and what became of it.
+/// `used`: the visible width of the columns before.
+fn frame_tail(line: &Line, view: &View, layout: &Layout, opts: &TextOptions, used: usize) -> String {
+    let color = opts.color;
+    let event = layout.fitted(view.event.as_deref().unwrap_or("?"), layout.event);
+    let (e, w) = column(&event, layout.event, |s| style::event(s, color));
+    let channel = layout.fitted(view.channel.as_deref().unwrap_or(""), layout.channel);
+    let (c, cw) = column(&channel, layout.channel, |s| style::channel(s, color));
+    let suffix = match line {
+        Line::Published { delivered, source, .. } => {
+            format!(" → {} ({})", count(*delivered, "socket"), source.label())
         }
+        Line::FanOut { sockets, .. } => format!(" (same frame to {})", count(*sockets, "socket")),
+        _ => String::new(),
     };
-    out.push_str(&tail);
-    let line = out.trim_end();
-    match (opts.width, opts.full) {
-        (Some(width), false) => fit(line, width),
-        _ => line.to_owned(),
+    let body = payload_text(view, opts, used + w + cw + suffix.chars().count());
+    let internal = view.event.as_deref().is_some_and(|e| e.starts_with("pusher_internal:"));
+    let body = if internal { style::dim(&body, color) } else { body };
+    format!("{e}{c}{body}{}", style::dim(&suffix, color))
+}
+
+/// The payload: pretty-printed with `--full`, else on one line, cut to the room `used` columns
+/// leave on a terminal.
+fn payload_text(view: &View, opts: &TextOptions, used: usize) -> String {
+    let one_line;
+    let mut payload = view.payload.as_deref().unwrap_or("");
+    if !opts.full && payload.contains(['\n', '\r']) {
+        // A re-indented fixture's data: one line (in JSON, line breaks are only layout).
+        one_line = payload.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+        payload = &one_line;
+    }
+    if opts.full && view.payload_is_json {
+        let text = pretty(payload);
+        if text.contains('\n') {
+            format!("\n    {}", text.replace('\n', "\n    "))
+        } else {
+            text
+        }
+    } else if let (Some(width), false) = (opts.width, opts.full) {
+        cut(payload, width.saturating_sub(used), view.bytes)
+    } else {
+        payload.to_owned()
     }
 }
 

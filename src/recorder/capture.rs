@@ -4,6 +4,7 @@
 //! Protocol events (`pusher:*`, `pusher_internal:*`) are answered or skipped, not kept.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -11,6 +12,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::fixture::{Fixture, FixtureEvent};
 use crate::auth::channel::{auth_value, subscription_string};
@@ -145,6 +147,41 @@ pub async fn run(
     mut notify: impl FnMut(Notice),
 ) -> Result<Fixture, CaptureError> {
     let url = endpoint(&options.url, &options.key)?;
+    check_channels(options)?;
+    let ws = connect(&url, &options.trust).await?;
+    let mut capture = Capture {
+        options,
+        url,
+        ws,
+        fixture: Fixture {
+            name: None,
+            description: Some(format!(
+                "captured from {} on {}",
+                options.url,
+                chrono::Local::now().format("%Y-%m-%d at %H:%M:%S")
+            )),
+            events: Vec::new(),
+        },
+        first: None,
+        pending: Vec::new(),
+        connected: false,
+    };
+    tokio::pin!(stop);
+    loop {
+        let message = tokio::select! {
+            () = &mut stop => break,
+            m = capture.ws.next() => m,
+        };
+        if capture.on_message(message, &mut notify).await?.is_break() {
+            break;
+        }
+    }
+    let _ = capture.ws.close(None).await;
+    Ok(capture.fixture)
+}
+
+/// Every channel is valid, and the private and presence ones can be signed.
+fn check_channels(options: &Options) -> Result<(), CaptureError> {
     for name in &options.channels {
         let channel = ChannelName::parse(name, usize::MAX)
             .map_err(|e| CaptureError::Channel { name: name.clone(), reason: e.to_string() })?;
@@ -154,110 +191,155 @@ pub async fn run(
             return Err(CaptureError::NeedsSecret(name.clone()));
         }
     }
+    Ok(())
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the WebSocket (over TLS for `wss://`, checked against `trust`).
+async fn connect(url: &str, trust: &crate::tls::ClientTrust) -> Result<Socket, CaptureError> {
     let connector = match url.starts_with("wss:") {
-        true => Some(tokio_tungstenite::Connector::Rustls(options.trust.config()?)),
+        true => Some(tokio_tungstenite::Connector::Rustls(trust.config()?)),
         false => None,
     };
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(&url, None, false, connector).await.map_err(|e| {
-            let reason = crate::tls::client::explain(&e).unwrap_or_else(|| e.to_string());
-            CaptureError::Connect { url: url.clone(), reason }
-        })?;
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector).await.map_err(|e| {
+        let reason = crate::tls::client::explain(&e).unwrap_or_else(|| e.to_string());
+        CaptureError::Connect { url: url.to_owned(), reason }
+    })?;
+    Ok(ws)
+}
 
-    let mut fixture = Fixture {
-        name: None,
-        description: Some(format!(
-            "captured from {} on {}",
-            options.url,
-            chrono::Local::now().format("%Y-%m-%d at %H:%M:%S")
-        )),
-        events: Vec::new(),
-    };
-    let mut first: Option<Instant> = None;
-    let mut pending: Vec<String> = Vec::new();
-    let mut connected = false;
-    tokio::pin!(stop);
-    loop {
-        let message = tokio::select! {
-            () = &mut stop => break,
-            m = ws.next() => m,
-        };
+/// A capture under way: the connection, what was kept, and the subscriptions not yet answered.
+struct Capture<'o> {
+    options: &'o Options,
+    /// The endpoint, for errors.
+    url: String,
+    ws: Socket,
+    fixture: Fixture,
+    /// When the first event arrived (offsets count from it).
+    first: Option<Instant>,
+    /// Channels subscribed to and not yet answered.
+    pending: Vec<String>,
+    /// `connection_established` has arrived.
+    connected: bool,
+}
+
+impl Capture<'_> {
+    /// Handles what the socket gave; `Break` ends the capture (the server closed it).
+    async fn on_message(
+        &mut self,
+        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+        notify: &mut impl FnMut(Notice),
+    ) -> Result<ControlFlow<()>, CaptureError> {
         let text = match message {
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Close(frame))) => {
                 let reason = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default();
-                if !connected {
-                    return Err(CaptureError::Refused { url, message: format!("closed with {reason}") });
+                if !self.connected {
+                    return Err(self.refused(format!("closed with {reason}")));
                 }
                 notify(Notice::Closed(reason));
-                break;
+                return Ok(ControlFlow::Break(()));
             }
-            Some(Ok(_)) => continue,
+            Some(Ok(_)) => return Ok(ControlFlow::Continue(())),
             Some(Err(_)) | None => {
                 notify(Notice::Closed("connection lost".into()));
-                break;
+                return Ok(ControlFlow::Break(()));
             }
         };
-        let Ok(frame) = serde_json::from_str::<Incoming<'_>>(&text) else { continue };
+        if let Ok(frame) = serde_json::from_str::<Incoming<'_>>(&text) {
+            self.on_frame(frame, notify).await?;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Answers a protocol frame, or keeps an event.
+    async fn on_frame(&mut self, frame: Incoming<'_>, notify: &mut impl FnMut(Notice)) -> Result<(), CaptureError> {
         match frame.event.as_str() {
-            "pusher:connection_established" => {
-                let data: serde_json::Value = serde_json::from_str(&data_text(frame.data)).unwrap_or_default();
-                let socket_id = data["socket_id"].as_str().unwrap_or_default().to_owned();
-                connected = true;
-                notify(Notice::Connected(socket_id.clone()));
-                for name in &options.channels {
-                    let frame = subscribe_frame(options, &socket_id, name);
-                    let _ = ws.send(Message::text(frame.to_string())).await;
-                    pending.push(name.clone());
-                }
-            }
+            "pusher:connection_established" => self.on_connected(frame.data, notify).await,
             "pusher:ping" => {
-                let _ = ws.send(Message::text(json!({"event": "pusher:pong", "data": {}}).to_string())).await;
+                let _ = self.ws.send(Message::text(json!({"event": "pusher:pong", "data": {}}).to_string())).await;
             }
-            "pusher:error" if !connected => {
-                return Err(CaptureError::Refused { url, message: data_text(frame.data) });
-            }
+            "pusher:error" if !self.connected => return Err(self.refused(data_text(frame.data))),
             // Servers answer a refused subscription with pusher:error (no channel named):
             // while any subscription is pending, that is the one that failed.
-            "pusher:error" if !pending.is_empty() => {
-                let error = CaptureError::Subscription { channel: pending.join(", "), message: data_text(frame.data) };
-                if fixture.events.is_empty() {
-                    return Err(error);
-                }
-                // Events already captured are kept; the capture goes on for the other channels.
-                notify(Notice::Problem(error.to_string()));
-                pending.clear();
+            "pusher:error" if !self.pending.is_empty() => {
+                let channel = self.pending.join(", ");
+                self.subscription_failed(channel, frame.data, notify)?;
+                // The capture goes on for the other channels.
+                self.pending.clear();
             }
             "pusher_internal:subscription_succeeded" => {
                 if let Some(channel) = frame.channel {
-                    pending.retain(|c| *c != channel);
+                    self.pending.retain(|c| *c != channel);
                     notify(Notice::Subscribed(channel));
                 }
             }
             "pusher:subscription_error" => {
                 let channel = frame.channel.unwrap_or_default();
-                pending.retain(|c| *c != channel);
-                let error = CaptureError::Subscription { channel, message: data_text(frame.data) };
-                if fixture.events.is_empty() {
-                    return Err(error);
-                }
-                notify(Notice::Problem(error.to_string()));
+                self.pending.retain(|c| *c != channel);
+                self.subscription_failed(channel, frame.data, notify)?;
             }
             name if name.starts_with("pusher:") || name.starts_with("pusher_internal:") => {}
             name => {
-                let Some(channel) = frame.channel else { continue };
-                let now = Instant::now();
-                let start = *first.get_or_insert(now);
-                let mut event = FixtureEvent::new(now - start, &channel, name, &data_text(frame.data));
-                event.user_id = frame.user_id;
-                event.time_ms = Some(chrono::Utc::now().timestamp_millis());
-                fixture.events.push(event);
-                notify(Notice::Event { count: fixture.events.len(), channel, event: name.to_owned() });
+                if let Some(channel) = frame.channel {
+                    self.keep(channel, name, frame.data, frame.user_id, notify);
+                }
             }
         }
+        Ok(())
     }
-    let _ = ws.close(None).await;
-    Ok(fixture)
+
+    /// `connection_established`: subscribes to every channel.
+    async fn on_connected(&mut self, data: Option<&RawValue>, notify: &mut impl FnMut(Notice)) {
+        let data: serde_json::Value = serde_json::from_str(&data_text(data)).unwrap_or_default();
+        let socket_id = data["socket_id"].as_str().unwrap_or_default().to_owned();
+        self.connected = true;
+        notify(Notice::Connected(socket_id.clone()));
+        for name in &self.options.channels {
+            let frame = subscribe_frame(self.options, &socket_id, name);
+            let _ = self.ws.send(Message::text(frame.to_string())).await;
+            self.pending.push(name.clone());
+        }
+    }
+
+    /// A refused subscription: an error before any event is captured; after, a
+    /// [`Notice::Problem`] (events already captured are kept).
+    fn subscription_failed(
+        &self,
+        channel: String,
+        data: Option<&RawValue>,
+        notify: &mut impl FnMut(Notice),
+    ) -> Result<(), CaptureError> {
+        let error = CaptureError::Subscription { channel, message: data_text(data) };
+        if self.fixture.events.is_empty() {
+            return Err(error);
+        }
+        notify(Notice::Problem(error.to_string()));
+        Ok(())
+    }
+
+    /// Keeps an event, with its offset from the first one.
+    fn keep(
+        &mut self,
+        channel: String,
+        name: &str,
+        data: Option<&RawValue>,
+        user_id: Option<String>,
+        notify: &mut impl FnMut(Notice),
+    ) {
+        let now = Instant::now();
+        let start = *self.first.get_or_insert(now);
+        let mut event = FixtureEvent::new(now - start, &channel, name, &data_text(data));
+        event.user_id = user_id;
+        event.time_ms = Some(chrono::Utc::now().timestamp_millis());
+        self.fixture.events.push(event);
+        notify(Notice::Event { count: self.fixture.events.len(), channel, event: name.to_owned() });
+    }
+
+    fn refused(&self, message: String) -> CaptureError {
+        CaptureError::Refused { url: self.url.clone(), message }
+    }
 }
 
 fn subscribe_frame(options: &Options, socket_id: &str, name: &str) -> serde_json::Value {

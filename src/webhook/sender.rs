@@ -112,9 +112,41 @@ async fn run(mut rx: mpsc::Receiver<Job>, ctx: Context) {
     }
 }
 
+/// What one attempt got: a status, or why there was none.
 enum Outcome {
     Status(u16),
     Error(String),
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        matches!(self, Outcome::Status(s) if (200..300).contains(s))
+    }
+
+    /// Worth another attempt: 429, 5xx, or a failed connection.
+    fn retryable(&self) -> bool {
+        match self {
+            Outcome::Status(s) => *s == 429 || (500..600).contains(s),
+            // A certificate that is not trusted stays untrusted.
+            Outcome::Error(e) => !e.starts_with("TLS: "),
+        }
+    }
+
+    /// The status or the error, for the log.
+    fn text(&self) -> String {
+        match self {
+            Outcome::Status(s) => s.to_string(),
+            Outcome::Error(e) => e.clone(),
+        }
+    }
+
+    /// The status and the error, for the outbox.
+    fn into_parts(self) -> (Option<u16>, Option<String>) {
+        match self {
+            Outcome::Status(s) => (Some(s), None),
+            Outcome::Error(e) => (None, Some(e)),
+        }
+    }
 }
 
 fn http_client(settings: &Settings) -> reqwest::ClientBuilder {
@@ -184,30 +216,12 @@ async fn deliver(ctx: &Context, job: Job) {
                 return;
             }
         };
-        let sent = client
-            .post(&*job.url)
-            .header("Content-Type", "application/json")
-            .header("X-Pusher-Key", &*job.key)
-            .header("X-Pusher-Signature", &*job.signature)
-            .body(job.body.to_string())
-            .send();
-        let outcome = tokio::select! {
-            result = sent => match result {
-                Ok(response) => Outcome::Status(response.status().as_u16()),
-                Err(e) => Outcome::Error(describe(&e)),
-            },
-            () = ctx.stop.cancelled() => {
-                ctx.outbox.set_state(job.record, &job.url, DeliveryState::Abandoned);
-                return;
-            }
+        let Some(outcome) = post(ctx, &job, &client).await else {
+            abandon(ctx, &job);
+            return;
         };
         let elapsed = started.elapsed();
-        let retryable = match &outcome {
-            Outcome::Status(s) => *s == 429 || (500..600).contains(s),
-            // A certificate that is not trusted stays untrusted.
-            Outcome::Error(e) => !e.starts_with("TLS: "),
-        };
-        let ok = matches!(outcome, Outcome::Status(s) if (200..300).contains(&s));
+        let (ok, retryable) = (outcome.ok(), outcome.retryable());
         let out_of_time = Instant::now() + backoff > deadline;
         let state = match (ok, retryable, out_of_time) {
             (true, _, _) => DeliveryState::Delivered,
@@ -215,14 +229,8 @@ async fn deliver(ctx: &Context, job: Job) {
             _ => DeliveryState::Failed,
         };
         let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        let (status, error) = match &outcome {
-            Outcome::Status(s) => (Some(*s), None),
-            Outcome::Error(e) => (None, Some(e.clone())),
-        };
-        let what = match &outcome {
-            Outcome::Status(s) => s.to_string(),
-            Outcome::Error(e) => e.clone(),
-        };
+        let result = outcome.text();
+        let (status, error) = outcome.into_parts();
         let next = match state {
             DeliveryState::Retrying => format!(", retry in {}", humantime::format_duration(backoff)),
             DeliveryState::Failed if retryable => ", giving up (retry window over)".to_owned(),
@@ -235,29 +243,42 @@ async fn deliver(ctx: &Context, job: Job) {
             Attempt { attempt, at_ms, elapsed_ms, status, error },
             state,
         );
-        ctx.printer.line(Line::Webhook {
-            app: job.app.clone(),
-            channel: job.channel.clone(),
-            label: job.label.clone(),
-            url: job.url.clone(),
-            result: what,
-            ok,
-            attempt,
-            elapsed,
-            next,
-        });
+        log(ctx, &job, Logged { result, ok, attempt, elapsed, next });
         if state != DeliveryState::Retrying {
             return;
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = ctx.stop.cancelled() => {
-                ctx.outbox.set_state(job.record, &job.url, DeliveryState::Abandoned);
+                abandon(ctx, &job);
                 return;
             }
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// One POST with the exact body and headers; `None` when the server stops first.
+async fn post(ctx: &Context, job: &Job, client: &reqwest::Client) -> Option<Outcome> {
+    let sent = client
+        .post(&*job.url)
+        .header("Content-Type", "application/json")
+        .header("X-Pusher-Key", &*job.key)
+        .header("X-Pusher-Signature", &*job.signature)
+        .body(job.body.to_string())
+        .send();
+    tokio::select! {
+        result = sent => Some(match result {
+            Ok(response) => Outcome::Status(response.status().as_u16()),
+            Err(e) => Outcome::Error(describe(&e)),
+        }),
+        () = ctx.stop.cancelled() => None,
+    }
+}
+
+/// The server is stopping: the delivery is left as abandoned.
+fn abandon(ctx: &Context, job: &Job) {
+    ctx.outbox.set_state(job.record, &job.url, DeliveryState::Abandoned);
 }
 
 /// An attempt that could not be made (no TLS client): recorded and logged as failed.
@@ -268,15 +289,30 @@ fn record_failure(ctx: &Context, job: &Job, attempt: u32, at_ms: u64, error: Str
         Attempt { attempt, at_ms, elapsed_ms: 0, status: None, error: Some(error.clone()) },
         DeliveryState::Failed,
     );
+    let next = ", not retried".to_owned();
+    log(ctx, job, Logged { result: error, ok: false, attempt, elapsed: Duration::ZERO, next });
+}
+
+/// What the log line says about one attempt.
+struct Logged {
+    result: String,
+    ok: bool,
+    attempt: u32,
+    elapsed: Duration,
+    next: String,
+}
+
+fn log(ctx: &Context, job: &Job, logged: Logged) {
+    let Logged { result, ok, attempt, elapsed, next } = logged;
     ctx.printer.line(Line::Webhook {
         app: job.app.clone(),
         channel: job.channel.clone(),
         label: job.label.clone(),
         url: job.url.clone(),
-        result: error,
-        ok: false,
+        result,
+        ok,
         attempt,
-        elapsed: Duration::ZERO,
-        next: ", not retried".to_owned(),
+        elapsed,
+        next,
     });
 }
