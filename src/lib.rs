@@ -64,6 +64,7 @@ pub mod auth;
 pub mod banner;
 pub mod broker;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod error;

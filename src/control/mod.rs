@@ -20,7 +20,6 @@
 //! server's own replays; [`guard`] decides who may call any of it (this machine's `Host`, no
 //! other web origin, JSON bodies only).
 
-pub mod client;
 pub mod guard;
 
 use std::collections::BTreeMap;

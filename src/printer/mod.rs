@@ -15,7 +15,6 @@
 pub mod filter;
 pub mod json;
 pub mod line;
-pub mod recorder;
 pub mod style;
 pub mod text;
 

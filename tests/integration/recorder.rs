@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use pusher_local::control::client::ControlClient;
+use pusher_local::commands::client::ControlClient;
 use pusher_local::recorder::replay::{self, HttpPublisher, Plan, Publisher, ReplayError, Speed};
 use pusher_local::recorder::watch::{Change, Fixtures};
 use pusher_local::recorder::{capture, fixture_of, Fixture, FixtureEvent, Store};

@@ -68,11 +68,11 @@ impl ControlClient {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}/{}/webhooks{path}", self.base, super::PREFIX)
+        format!("{}/{}/webhooks{path}", self.base, crate::control::PREFIX)
     }
 
     fn control_url(&self, path: &str) -> String {
-        format!("{}/{}/{path}", self.base, super::PREFIX)
+        format!("{}/{}/{path}", self.base, crate::control::PREFIX)
     }
 
     /// `GET /pusher-local/fixtures`.
