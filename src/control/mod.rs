@@ -137,85 +137,32 @@ fn start_replay(state: &AppState, body: &[u8]) -> Response {
     json_reply(StatusCode::ACCEPTED, &json!({ "id": id, "fixture": request.fixture, "events": events }))
 }
 
-/// Every control route.
+/// Every control route, behind the guard.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let names = state.config().tls.names.clone();
-    let s = move || {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
-    let list = warp::path!("pusher-local" / "webhooks")
-        .and(warp::get())
-        .and(s())
-        .map(|state: AppState| json_reply(StatusCode::OK, &json!({ "webhooks": state.webhooks().outbox().list() })));
-    let clear = warp::path!("pusher-local" / "webhooks").and(warp::delete()).and(s()).map(|state: AppState| {
-        state.webhooks().outbox().clear();
-        json_reply(StatusCode::OK, &json!({}))
-    });
-    let show =
-        warp::path!("pusher-local" / "webhooks" / u64).and(warp::get()).and(s()).map(|id, state: AppState| match state
-            .webhooks()
-            .outbox()
-            .get(id)
-        {
-            Some(record) => json_reply(StatusCode::OK, &record),
-            None => error(StatusCode::NOT_FOUND, ResendError::NotFound(id)),
+    let fixtures =
+        warp::path!("pusher-local" / "fixtures").and(warp::get()).and(with(&state)).map(|state: AppState| {
+            json_reply(StatusCode::OK, &json!({ "dir": state.fixtures().dir(), "fixtures": state.fixtures().list() }))
         });
-    let resend = warp::path!("pusher-local" / "webhooks" / u64 / "resend")
-        .and(warp::post())
-        // No content-length limit filter: it would refuse a bodyless `curl -X POST` (411).
-        .and(warp::body::bytes())
-        .and(s())
-        .map(|id, body: bytes::Bytes, state: AppState| {
-            let request: ResendRequest = if body.iter().all(u8::is_ascii_whitespace) {
-                ResendRequest::default()
-            } else {
-                match serde_json::from_slice(&body) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return error(StatusCode::BAD_REQUEST, format!("body must be {{\"url\":\"http://…\"}}: {e}"))
-                    }
-                }
-            };
-            match state.webhooks().resend(id, request.url.as_deref()) {
-                Ok(urls) => json_reply(StatusCode::ACCEPTED, &json!({ "id": id, "urls": urls })),
-                Err(e) => {
-                    let status = match e {
-                        ResendError::NotFound(_) => StatusCode::NOT_FOUND,
-                        ResendError::NoUrl(_) | ResendError::BadUrl(_) => StatusCode::BAD_REQUEST,
-                        ResendError::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
-                    };
-                    error(status, e)
-                }
-            }
-        });
-    let fixtures = warp::path!("pusher-local" / "fixtures").and(warp::get()).and(s()).map(|state: AppState| {
-        json_reply(StatusCode::OK, &json!({ "dir": state.fixtures().dir(), "fixtures": state.fixtures().list() }))
-    });
-    let replays = warp::path!("pusher-local" / "replays")
-        .and(warp::get())
-        .and(s())
-        .map(|state: AppState| json_reply(StatusCode::OK, &json!({ "replays": state.replays().list() })));
-    let start = warp::path!("pusher-local" / "replays")
-        .and(warp::post())
-        .and(warp::body::bytes())
-        .and(s())
-        .map(|body: bytes::Bytes, state: AppState| start_replay(&state, &body));
-    let stop_all = warp::path!("pusher-local" / "replays")
-        .and(warp::delete())
-        .and(s())
-        .map(|state: AppState| json_reply(StatusCode::OK, &json!({ "stopped": state.replays().stop_all() })));
-    let stop =
-        warp::path!("pusher-local" / "replays" / u64).and(warp::delete()).and(s()).map(|id: u64, state: AppState| {
-            if state.replays().stop(id) {
-                json_reply(StatusCode::OK, &json!({ "id": id, "stopped": true }))
-            } else {
-                error(StatusCode::NOT_FOUND, format!("no running replay #{id}"))
-            }
-        });
-    // Every request under the prefix is checked first; one that passes falls through to the
-    // routes (a plain rejection), one that fails is answered here.
-    let refused = warp::path(PREFIX)
+    refused(state.config().tls.names.clone())
+        .or(webhook_routes(&state))
+        .unify()
+        .or(fixtures)
+        .unify()
+        .or(replay_routes(&state))
+        .unify()
+        .boxed()
+}
+
+/// The state, for a route's handler.
+fn with(state: &AppState) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
+    let state = state.clone();
+    warp::any().map(move || state.clone())
+}
+
+/// Every request under the prefix is checked first ([`guard`]); one that passes falls through
+/// to the routes (a plain rejection), one that fails is answered here.
+fn refused(names: Vec<String>) -> BoxedFilter<(Response,)> {
+    warp::path(PREFIX)
         .and(warp::method())
         .and(warp::header::headers_cloned())
         .and(crate::accept::secure())
@@ -227,25 +174,82 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                     Err((status, message)) => Ok(guard::refusal(status, &message)),
                 }
             }
-        });
-    refused
-        .or(list)
-        .unify()
-        .or(clear)
-        .unify()
-        .or(show)
-        .unify()
-        .or(resend)
-        .unify()
-        .or(fixtures)
-        .unify()
-        .or(replays)
-        .unify()
-        .or(start)
-        .unify()
-        .or(stop_all)
-        .unify()
-        .or(stop)
-        .unify()
+        })
         .boxed()
+}
+
+/// `/pusher-local/webhooks…`: the outbox listed, cleared, one record, a resend.
+fn webhook_routes(state: &AppState) -> BoxedFilter<(Response,)> {
+    let list = warp::path!("pusher-local" / "webhooks")
+        .and(warp::get())
+        .and(with(state))
+        .map(|state: AppState| json_reply(StatusCode::OK, &json!({ "webhooks": state.webhooks().outbox().list() })));
+    let clear = warp::path!("pusher-local" / "webhooks").and(warp::delete()).and(with(state)).map(|state: AppState| {
+        state.webhooks().outbox().clear();
+        json_reply(StatusCode::OK, &json!({}))
+    });
+    let show =
+        warp::path!("pusher-local" / "webhooks" / u64).and(warp::get()).and(with(state)).map(|id, state: AppState| {
+            match state.webhooks().outbox().get(id) {
+                Some(record) => json_reply(StatusCode::OK, &record),
+                None => error(StatusCode::NOT_FOUND, ResendError::NotFound(id)),
+            }
+        });
+    let resend = warp::path!("pusher-local" / "webhooks" / u64 / "resend")
+        .and(warp::post())
+        // No content-length limit filter: it would refuse a bodyless `curl -X POST` (411).
+        .and(warp::body::bytes())
+        .and(with(state))
+        .map(|id, body: bytes::Bytes, state: AppState| resend(&state, id, &body));
+    list.or(clear).unify().or(show).unify().or(resend).unify().boxed()
+}
+
+/// `POST /pusher-local/webhooks/{id}/resend`, optionally `{"url": …}`.
+fn resend(state: &AppState, id: u64, body: &[u8]) -> Response {
+    let request: ResendRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ResendRequest::default()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("body must be {{\"url\":\"http://…\"}}: {e}")),
+        }
+    };
+    match state.webhooks().resend(id, request.url.as_deref()) {
+        Ok(urls) => json_reply(StatusCode::ACCEPTED, &json!({ "id": id, "urls": urls })),
+        Err(e) => {
+            let status = match e {
+                ResendError::NotFound(_) => StatusCode::NOT_FOUND,
+                ResendError::NoUrl(_) | ResendError::BadUrl(_) => StatusCode::BAD_REQUEST,
+                ResendError::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            error(status, e)
+        }
+    }
+}
+
+/// `/pusher-local/replays…`: the running replays listed, one started, one or all stopped.
+fn replay_routes(state: &AppState) -> BoxedFilter<(Response,)> {
+    let replays = warp::path!("pusher-local" / "replays")
+        .and(warp::get())
+        .and(with(state))
+        .map(|state: AppState| json_reply(StatusCode::OK, &json!({ "replays": state.replays().list() })));
+    let start = warp::path!("pusher-local" / "replays")
+        .and(warp::post())
+        .and(warp::body::bytes())
+        .and(with(state))
+        .map(|body: bytes::Bytes, state: AppState| start_replay(&state, &body));
+    let stop_all = warp::path!("pusher-local" / "replays")
+        .and(warp::delete())
+        .and(with(state))
+        .map(|state: AppState| json_reply(StatusCode::OK, &json!({ "stopped": state.replays().stop_all() })));
+    let stop = warp::path!("pusher-local" / "replays" / u64).and(warp::delete()).and(with(state)).map(
+        |id: u64, state: AppState| {
+            if state.replays().stop(id) {
+                json_reply(StatusCode::OK, &json!({ "id": id, "stopped": true }))
+            } else {
+                error(StatusCode::NOT_FOUND, format!("no running replay #{id}"))
+            }
+        },
+    );
+    replays.or(start).unify().or(stop_all).unify().or(stop).unify().boxed()
 }

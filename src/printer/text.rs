@@ -397,6 +397,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines)] // one table of every kind of line and its rendering
     fn golden_lines_without_colour() {
         let cases = [
             (

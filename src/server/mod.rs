@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use warp::filters::BoxedFilter;
+use warp::path::FullPath;
+use warp::reply::Response;
 use warp::Filter;
 
 use crate::accept;
@@ -231,7 +234,6 @@ pub async fn serve(
     ready: Ready,
 ) -> Result<()> {
     let registry = ChannelRegistry::new();
-    let registry_for_shutdown = registry.clone();
     let shown = config.redis_url_shown().unwrap_or_default();
     let cluster = config.redis_url.as_deref().map(|url| broker::Cluster {
         url,
@@ -258,7 +260,7 @@ pub async fn serve(
     }
     let state = AppState::new(
         Arc::new(config),
-        registry,
+        registry.clone(),
         broker.clone(),
         printer.clone(),
         shutdown.clone(),
@@ -277,11 +279,36 @@ pub async fn serve(
         let app_id = state.config().apps[0].id.clone();
         state.start_replay(Job { name: label, fixture, plan: Plan::default(), app_id });
     }
+    // Shutdown reaches sockets through their outboxes: no connection polls the shared token.
+    let token = shutdown.token().clone();
+    tokio::spawn(async move {
+        token.cancelled().await;
+        registry.close_all(crate::protocol::codes::WS_GOING_AWAY, crate::session::SHUTDOWN_REASON);
+    });
+    accept_until_shutdown(listeners, &state, &tls).await;
 
-    // pusher-local's own control API (`/pusher-local/…`) sits beside the Pusher HTTP API; one
-    // log line per call, with the reason of a refusal.
-    let log_printer = printer.clone();
-    let api = warp::any()
+    // Connection tasks saw the token and are sending 1001; give them the grace period.
+    let tracker = shutdown.tracker();
+    tracker.close();
+    if tokio::time::timeout(state.config().shutdown_grace, tracker.wait()).await.is_err() {
+        printer.line(Line::Error(format!("{} connections did not close in time", tracker.len())));
+    }
+    state.replays().stop_all();
+    if let Some(recorder) = recorder {
+        finish_recording(&recorder, &printer).await;
+    }
+    broker.close().await;
+    // The broker dropped its sender: the loop ends after the last notice.
+    let _ = tokio::time::timeout(state.config().shutdown_grace, notice_task).await;
+    printer.line(Line::Text("pusher-local stopped".into()));
+    Ok(())
+}
+
+/// The Pusher HTTP API and pusher-local's own control API (`/pusher-local/…`) beside it, with
+/// one log line per call and the reason of a refusal.
+fn api_routes(state: &AppState) -> BoxedFilter<(Response,)> {
+    let log_printer = state.printer().clone();
+    warp::any()
         .map(std::time::Instant::now)
         .and(warp::method())
         .and(warp::path::full())
@@ -292,35 +319,27 @@ pub async fn serve(
                 .recover(rest::reply::recover)
                 .unify(),
         )
-        .map(
-            move |start: std::time::Instant,
-                  method: warp::http::Method,
-                  path: warp::path::FullPath,
-                  response: warp::reply::Response| {
-                log_printer.line(Line::Api {
-                    method: method.to_string(),
-                    path: path.as_str().to_owned(),
-                    status: response.status().as_u16(),
-                    elapsed: start.elapsed(),
-                    reason: response.extensions().get::<rest::reply::Reason>().map(|r| r.0.clone()),
-                });
-                response
-            },
-        )
-        .boxed();
+        .map(move |start: std::time::Instant, method: warp::http::Method, path: FullPath, response: Response| {
+            log_printer.line(Line::Api {
+                method: method.to_string(),
+                path: path.as_str().to_owned(),
+                status: response.status().as_u16(),
+                elapsed: start.elapsed(),
+                reason: response.extensions().get::<rest::reply::Reason>().map(|r| r.0.clone()),
+            });
+            response
+        })
+        .boxed()
+}
+
+/// Serves the routes on the listeners, plain or TLS on each, until the shutdown token fires.
+async fn accept_until_shutdown(listeners: Listeners, state: &AppState, tls: &ServerTls) {
+    let api = api_routes(state);
     // pusher-js's HTTP fallback transports sit with the WebSocket endpoint (client traffic,
     // logged as frames rather than as API calls).
     let websocket = ws::route(state.clone()).or(xhr::route(state.clone())).unify().boxed();
-    // Shutdown reaches sockets through their outboxes: no connection polls the shared token.
-    let closer = registry_for_shutdown.clone();
-    let token = shutdown.token().clone();
-    tokio::spawn(async move {
-        token.cancelled().await;
-        closer.close_all(crate::protocol::codes::WS_GOING_AWAY, crate::session::SHUTDOWN_REASON);
-    });
-
-    let stop = shutdown.token().clone();
-    let tls_printer = printer.clone();
+    let stop = state.shutdown().token().clone();
+    let tls_printer = state.printer().clone();
     let identity = tls.clone();
     let tls = Some(accept::Tls {
         acceptor: tls.acceptor().clone(),
@@ -341,27 +360,15 @@ pub async fn serve(
             );
         }
     }
+}
 
-    // Connection tasks saw the token and are sending 1001; give them the grace period.
-    let tracker = shutdown.tracker();
-    tracker.close();
-    if tokio::time::timeout(state.config().shutdown_grace, tracker.wait()).await.is_err() {
-        printer.line(Line::Error(format!("{} connections did not close in time", tracker.len())));
-    }
-    state.replays().stop_all();
-    if let Some(recorder) = recorder {
-        match recorder.finish().await {
-            Ok(events) => {
-                printer.line(Line::Recorder(RecorderLine::Saved { name: recorder.name().to_owned(), events }))
-            }
-            Err(e) => printer.line(Line::Recorder(RecorderLine::Failed {
-                message: format!("recording {:?} was not saved in full: {e}", recorder.name()),
-            })),
+/// Commits what is queued and says how the recording ended.
+async fn finish_recording(recorder: &Recorder, printer: &Printer) {
+    let line = match recorder.finish().await {
+        Ok(events) => RecorderLine::Saved { name: recorder.name().to_owned(), events },
+        Err(e) => {
+            RecorderLine::Failed { message: format!("recording {:?} was not saved in full: {e}", recorder.name()) }
         }
-    }
-    broker.close().await;
-    // The broker dropped its sender: the loop ends after the last notice.
-    let _ = tokio::time::timeout(state.config().shutdown_grace, notice_task).await;
-    printer.line(Line::Text("pusher-local stopped".into()));
-    Ok(())
+    };
+    printer.line(Line::Recorder(line));
 }
