@@ -1,6 +1,6 @@
-//! The HTTP API endpoints (protocol.md §6). Each is an `*_inner` function returning
-//! `Result<Response, ApiError>`, wrapped by `reply::finish`. Events go through
-//! `AppState::publish`, like every other event.
+//! The HTTP API endpoints (protocol.md §6). Each takes a [`Call`] whose signature
+//! [`answer`] has checked, and returns `Result<Response, ApiError>`; `answer` turns a refusal
+//! into its response. Events go through `AppState::publish`, like every other event.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -18,6 +18,40 @@ use crate::auth::request::SignedRequest;
 use crate::event::{Event, Source};
 use crate::protocol::{ChannelKind, ChannelName, SocketId};
 use crate::state::{AppState, ChannelState};
+
+/// A signed call to the HTTP API: the app it is signed for, its parameters and its body.
+pub struct Call {
+    /// The state.
+    pub state: AppState,
+    /// The app the call is signed for.
+    pub app: Arc<App>,
+    /// The verified parameters.
+    pub signed: SignedRequest,
+    /// The request.
+    pub request: RawRequest,
+}
+
+/// Checks the request's signature (for the app of the path, if it names one) and runs
+/// `handler`; every answer, refusals too, becomes a response here.
+///
+/// # Errors
+/// Never: the error type is warp's.
+pub async fn answer<F, Fut>(
+    state: AppState,
+    request: RawRequest,
+    app_id: Option<String>,
+    handler: F,
+) -> Result<Response, Infallible>
+where
+    F: FnOnce(Call) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let result = match authenticate(&state, &request, app_id.as_deref()) {
+        Ok((app, signed)) => handler(Call { state, app, signed, request }).await,
+        Err(error) => Err(error),
+    };
+    finish(result)
+}
 
 /// One event as the SDKs post it (`events`, or one item of `batch_events`).
 #[derive(Debug, Deserialize)]
@@ -157,76 +191,54 @@ async fn counts(state: &AppState, app: &App, channel: &ChannelName, info: Info) 
 }
 
 /// `POST /apps/{app_id}/events`.
-pub async fn events(app_id: String, state: AppState, request: RawRequest) -> Result<Response, Infallible> {
-    finish(events_inner(&app_id, &state, &request).await)
-}
-
-async fn events_inner(app_id: &str, state: &AppState, request: &RawRequest) -> Result<Response, ApiError> {
-    let (app, _) = authenticate(state, request, Some(app_id))?;
-    let event = check_event(&app, parse_json(&request.body)?, false)?;
-    publish(state, &app, &[&event]).await;
+pub async fn events(call: Call) -> Result<Response, ApiError> {
+    let Call { state, app, request, .. } = &call;
+    let event = check_event(app, parse_json(&request.body)?, false)?;
+    publish(state, app, &[&event]).await;
     if !event.info.any() {
         return Ok(json(StatusCode::OK, &serde_json::json!({})));
     }
     let mut channels = BTreeMap::new();
     for channel in &event.channels {
-        channels.insert(channel.to_string(), counts(state, &app, channel, event.info).await);
+        channels.insert(channel.to_string(), counts(state, app, channel, event.info).await);
     }
     Ok(json(StatusCode::OK, &serde_json::json!({ "channels": channels })))
 }
 
 /// `POST /apps/{app_id}/batch_events`.
-pub async fn batch_events(app_id: String, state: AppState, request: RawRequest) -> Result<Response, Infallible> {
-    finish(batch_inner(&app_id, &state, &request).await)
-}
-
-async fn batch_inner(app_id: &str, state: &AppState, request: &RawRequest) -> Result<Response, ApiError> {
-    let (app, _) = authenticate(state, request, Some(app_id))?;
+pub async fn batch_events(call: Call) -> Result<Response, ApiError> {
+    let Call { state, app, request, .. } = &call;
     let batch = parse_json::<BatchBody>(&request.body)?.batch.ok_or(ApiError::MissingField("batch"))?;
     if batch.len() > app.limits.max_batch_size {
         return Err(ApiError::BatchTooLarge { count: batch.len(), max: app.limits.max_batch_size });
     }
     // Validate every event before publishing any, so a bad batch publishes nothing.
-    let events = batch.into_iter().map(|e| check_event(&app, e, true)).collect::<Result<Vec<_>, _>>()?;
-    publish(state, &app, &events.iter().collect::<Vec<_>>()).await;
+    let events = batch.into_iter().map(|e| check_event(app, e, true)).collect::<Result<Vec<_>, _>>()?;
+    publish(state, app, &events.iter().collect::<Vec<_>>()).await;
     if !events.iter().any(|e| e.info.any()) {
         return Ok(json(StatusCode::OK, &serde_json::json!({})));
     }
     let mut results = Vec::with_capacity(events.len());
     for event in &events {
-        results.push(counts(state, &app, &event.channels[0], event.info).await);
+        results.push(counts(state, app, &event.channels[0], event.info).await);
     }
     Ok(json(StatusCode::OK, &serde_json::json!({ "batch": results })))
 }
 
 /// `POST /apps/{app_id}/channels/{channel}/events?name=...` (deprecated API; body is the data).
-pub async fn legacy_event(
-    app_id: String,
-    channel: String,
-    state: AppState,
-    request: RawRequest,
-) -> Result<Response, Infallible> {
-    finish(legacy_inner(&app_id, &channel, &state, &request).await)
-}
-
-async fn legacy_inner(
-    app_id: &str,
-    channel: &str,
-    state: &AppState,
-    request: &RawRequest,
-) -> Result<Response, ApiError> {
-    let (app, signed) = authenticate(state, request, Some(app_id))?;
+pub async fn legacy_event(call: Call, channel: String) -> Result<Response, ApiError> {
+    let Call { state, app, signed, request } = &call;
     let data = String::from_utf8_lossy(&request.body).into_owned();
     let body = TriggerBody {
         name: signed.param("name").map(str::to_owned),
         data: Some(Value::String(data)),
         channels: None,
-        channel: Some(decode(channel)),
+        channel: Some(decode(&channel)),
         socket_id: signed.param("socket_id").map(str::to_owned),
         info: None,
     };
-    let event = check_event(&app, body, true)?;
-    publish(state, &app, &[&event]).await;
+    let event = check_event(app, body, true)?;
+    publish(state, app, &[&event]).await;
     Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
 }
 
@@ -239,12 +251,8 @@ fn channel_param(app: &App, segment: &str) -> Result<ChannelName, ApiError> {
 }
 
 /// `GET /apps/{app_id}/channels`.
-pub async fn channels(app_id: String, state: AppState, request: RawRequest) -> Result<Response, Infallible> {
-    finish(channels_inner(&app_id, &state, &request).await)
-}
-
-async fn channels_inner(app_id: &str, state: &AppState, request: &RawRequest) -> Result<Response, ApiError> {
-    let (app, signed) = authenticate(state, request, Some(app_id))?;
+pub async fn channels(call: Call) -> Result<Response, ApiError> {
+    let Call { state, app, signed, .. } = &call;
     let info = Info::parse(signed.param("info"))?;
     let prefix = signed.param("filter_by_prefix").unwrap_or("");
     if info.user_count && !prefix.starts_with("presence-") {
@@ -259,16 +267,6 @@ async fn channels_inner(app_id: &str, state: &AppState, request: &RawRequest) ->
         channels.insert(ch.name.to_string(), counts);
     }
     Ok(json(StatusCode::OK, &serde_json::json!({ "channels": channels })))
-}
-
-/// `GET /apps/{app_id}/channels/{channel}`.
-pub async fn channel(
-    app_id: String,
-    channel: String,
-    state: AppState,
-    request: RawRequest,
-) -> Result<Response, Infallible> {
-    finish(channel_inner(&app_id, &channel, &state, &request).await)
 }
 
 #[derive(Serialize)]
@@ -288,14 +286,10 @@ struct ChannelReply {
     cache: Option<Option<CacheInfo>>,
 }
 
-async fn channel_inner(
-    app_id: &str,
-    channel: &str,
-    state: &AppState,
-    request: &RawRequest,
-) -> Result<Response, ApiError> {
-    let (app, signed) = authenticate(state, request, Some(app_id))?;
-    let channel = channel_param(&app, channel)?;
+/// `GET /apps/{app_id}/channels/{channel}`.
+pub async fn channel(call: Call, channel: String) -> Result<Response, ApiError> {
+    let Call { state, app, signed, .. } = &call;
+    let channel = channel_param(app, &channel)?;
     let info = Info::parse(signed.param("info"))?;
     if info.user_count && channel.kind() != ChannelKind::Presence {
         return Err(ApiError::UserCountNotPresence);
@@ -311,24 +305,10 @@ async fn channel_inner(
 }
 
 /// `GET /apps/{app_id}/channels/{channel}/users`.
-pub async fn users(
-    app_id: String,
-    channel: String,
-    state: AppState,
-    request: RawRequest,
-) -> Result<Response, Infallible> {
-    finish(users_inner(&app_id, &channel, &state, &request).await)
-}
-
-async fn users_inner(
-    app_id: &str,
-    channel: &str,
-    state: &AppState,
-    request: &RawRequest,
-) -> Result<Response, ApiError> {
-    let (app, signed) = authenticate(state, request, Some(app_id))?;
-    reject_extra_params(&signed)?;
-    let channel = channel_param(&app, channel)?;
+pub async fn users(call: Call, channel: String) -> Result<Response, ApiError> {
+    let Call { state, app, signed, .. } = &call;
+    reject_extra_params(signed)?;
+    let channel = channel_param(app, &channel)?;
     if channel.kind() != ChannelKind::Presence {
         return Err(ApiError::UsersNotPresence);
     }
@@ -349,32 +329,10 @@ fn reject_extra_params(signed: &SignedRequest) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /apps/{app_id}/users/{user_id}/terminate_connections`.
-pub async fn terminate(
-    app_id: String,
-    user_id: String,
-    state: AppState,
-    request: RawRequest,
-) -> Result<Response, Infallible> {
-    finish(terminate_inner(Some(&app_id), &user_id, &state, &request).await)
-}
-
-/// `POST /users/{user_id}/terminate_connections`, the path pusher-http-python sends.
-pub async fn terminate_unprefixed(
-    user_id: String,
-    state: AppState,
-    request: RawRequest,
-) -> Result<Response, Infallible> {
-    finish(terminate_inner(None, &user_id, &state, &request).await)
-}
-
-async fn terminate_inner(
-    app_id: Option<&str>,
-    user_id: &str,
-    state: &AppState,
-    request: &RawRequest,
-) -> Result<Response, ApiError> {
-    let (app, _) = authenticate(state, request, app_id)?;
-    state.terminate_user(&app.id, &decode(user_id)).await;
+/// `POST /apps/{app_id}/users/{user_id}/terminate_connections`, and `POST
+/// /users/{user_id}/terminate_connections`, the path pusher-http-python sends.
+pub async fn terminate(call: Call, user_id: String) -> Result<Response, ApiError> {
+    let Call { state, app, .. } = &call;
+    state.terminate_user(&app.id, &decode(&user_id)).await;
     Ok(json(StatusCode::OK, &serde_json::json!({})))
 }

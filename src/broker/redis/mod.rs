@@ -704,9 +704,7 @@ impl Broker for RedisBroker {
 
     async fn leave(&self, leaving: Leaving) -> Option<Left> {
         let shared = &self.shared;
-        let Some(left) = shared.registry.unsubscribe(&leaving) else {
-            return None;
-        };
+        let left = shared.registry.unsubscribe(&leaving)?;
         match self.leave_cluster(&leaving.app.id, &leaving.channel, leaving.user.as_deref()).await {
             // member_removed, if any, went to every node (this one too) from the script.
             Some(cluster) => Some(cluster.apply(left)),
