@@ -4,56 +4,59 @@
 //!
 //! # Layout
 //!
-//! In data-path order:
+//! The rooms from the ground up; each imports only rooms above it in this list
+//! (`tests/layers.rs` checks it, with the order written down):
 //!
-//! - [`cli`], [`config`]: the command line and the resolved settings (defaults < `.env` <
-//!   `--config` < environment < flags).
-//! - [`apps`]: the app table (id, key, secret, features, limits).
-//! - [`accept`]: the accept loop: one HTTP/1.1 connection (hyper, with upgrades) per socket,
-//!   plain or TLS by its first byte, serving the routes; the peer address for each request.
-//! - [`ws`]: the WebSocket edge: upgrade, reads ([`ws::read_ahead`]), per-socket task
-//!   ([`ws::connection`]), protocol state machine ([`ws::session`]).
-//! - [`xhr`]: pusher-js's HTTP fallback transports (`xhr_streaming`, `xhr` polling, `xhr_send`):
-//!   the same session, registry entry and outbox as a WebSocket, framed as lines.
-//! - [`rest`]: the HTTP API edge: request parts, signature check, handlers, replies.
-//! - [`protocol`]: wire types: `ClientMessage`, server frame encoders, `ChannelName`, `SocketId`,
-//!   codes.
-//! - [`auth`]: HMAC signatures for subscriptions, signin and HTTP requests.
-//! - [`tls`]: the local certificate authority and the server's certificate (one port serves
-//!   plain and TLS: [`accept`] hands a ClientHello to it), and what outgoing TLS trusts.
-//! - [`state`]: `AppState` and `publish`, the one choke point every event passes.
-//! - [`broker`]: the multi-node seam (`Broker` trait), the embedded `LocalBroker`, and
-//!   `RedisBroker` (several nodes as one: pub/sub deliveries, per-node keys and Lua scripts for
-//!   cluster-wide counts and presence, heartbeats and a reaper for nodes that die, reconnect).
-//! - [`registry`]: channels, presence rosters, users, and fan-out to per-socket outboxes.
-//! - [`webhook`]: webhooks reported by the session and `publish`: leave delays, batching,
-//!   signed bodies, the local outbox, the retrying sender.
-//! - [`recorder`]: `--record` (taps `state.publish`; SQLite on its own thread, group
-//!   commit), fixtures (format, watched folder), replay timing and publishers, capture, and
-//!   the URL forms both take ([`recorder::remote`]).
-//! - [`control`]: pusher-local's own HTTP API (`/pusher-local/webhooks…`, `/fixtures`,
-//!   `/replays`), the server's replays, and the client behind `pusher-local webhooks`.
-//! - [`printer`]: the terminal traffic log and the banner.
-//! - [`server`], [`shutdown`]: listeners, routes, graceful drain; [`port_owner`]: which process
-//!   holds a port that is already in use (Linux `/proc`), for the error that says so.
-//! - [`error`]: error types and their Pusher codes.
+//! - [`protocol`]: wire types: `ClientMessage`, server frame encoders, `ChannelName`,
+//!   `SocketId`, codes. [`shutdown`]: the shutdown token. [`port_owner`]: which process holds a
+//!   port in use (Linux `/proc`). [`tls`]: the local certificate authority, the server's
+//!   certificate, what outgoing TLS trusts (a leaf: it imports nothing of ours).
+//! - [`apps`]: the app table (id, key, secret, features, limits, webhook endpoints).
+//! - [`auth`]: HMAC signatures for subscriptions, signin and HTTP requests, and the diagnosis
+//!   of a bad one.
+//! - [`error`]: what a client can do wrong, with its Pusher code.
+//! - [`event`]: a published event and its source (API, client, replay).
+//! - [`printer`]: the terminal traffic log: typed lines, filters, text and JSON renderers.
+//! - [`registry`]: this node's sockets, channels and presence rosters; fan-out to per-socket
+//!   outboxes.
+//! - [`broker`]: the multi-node seam, five methods (`publish`, `query`, `join`, `leave`,
+//!   `close`): the embedded `LocalBroker` and `RedisBroker` (several nodes as one).
+//! - [`webhook`]: leave delays, batching, signed bodies, the local outbox, the retrying sender.
+//! - [`recorder`]: `--record` (SQLite, group commit), fixtures and the watched folder, replay
+//!   timing, the server's running replays, capture, the URL forms of remote servers.
+//! - [`config`]: the resolved settings, read as layers: defaults < `.env` < `--config` file <
+//!   environment < flags.
+//! - [`state`]: `AppState`, holding all of the above: [`state::AppState::publish`], the one
+//!   choke point of every event, and `join`/`leave`, through the one function every
+//!   membership change (and each webhook kind) goes through. Only `state` holds the broker.
+//! - [`session`]: one socket's protocol state machine, shared by both transports.
+//! - [`accept`]: the accept loop: one HTTP/1.1 connection per socket, plain or TLS by its first
+//!   byte; the peer address for each request.
+//! - The edges: [`ws`] (upgrade, reads, the per-socket task), [`xhr`] (pusher-js's HTTP
+//!   fallbacks), [`rest`] (the signed HTTP API), [`control`] (pusher-local's own
+//!   `/pusher-local/…` API and its guard).
+//! - [`server`]: listeners, routes, the graceful drain, and the start-up [`Error`].
+//!   [`banner`]: what a start prints.
+//! - [`cli`]: the command line (a settings layer for `config`); [`commands`]: the server and
+//!   the tool commands, with the control API's HTTP client. `main.rs` dispatches to them.
 //!
 //! ```text
-//! WS:   ws::connection (frame) ─▶ ClientMessage ─▶ ws::session ─▶ registry / state.publish
-//! XHR:  xhr (xhr_send body) ─▶ ClientMessage ─▶ ws::session (same) ; outbox ─▶ xhr (a[…] lines)
-//! REST: rest::filters::authenticate ─▶ rest::handlers ─▶ state.publish
-//! state.publish(event): encode once ─▶ broker.publish(envelope) ─▶ registry.fan_out ─▶ Outbox ─▶ socket
-//!                       (Redis: then PUBLISH ─▶ other nodes' broker ─▶ their registry.fan_out)
-//! subscribe: ws::session ─▶ broker.subscribe (cluster view; hands the socket to the registry) ─▶ webhooks
-//! leave:     ws::session ─▶ registry.unsubscribe ─▶ broker.leave (cluster view) ─▶ webhooks
-//! webhooks: ws::session (Joined/Left) + state.publish (client events) ─▶ webhook::Webhooks
+//! WS:   ws::connection (frame) ─▶ ClientMessage ─▶ session ─▶ state.join/leave/publish
+//! XHR:  xhr (xhr_send body) ─▶ ClientMessage ─▶ session (same) ; outbox ─▶ xhr (a[…] lines)
+//! REST: rest::handlers::answer (signature) ─▶ rest::handlers ─▶ state.publish
+//! state.publish(event): record ─▶ encode once ─▶ broker.publish(envelope) ─▶ registry.fan_out
+//!                       ─▶ Outbox ─▶ socket   (Redis: then PUBLISH ─▶ other nodes' registry)
+//! state.join/leave: broker.join/leave (cluster view; the registry takes or lets go of the
+//!                   socket; member_added/removed announced) ─▶ state.membership ─▶ webhooks,
+//!                   subscription_count
+//! webhooks: state.membership + state.publish (client events) ─▶ webhook::Webhooks
 //!           ─▶ webhook::Outbox (kept) ─▶ bounded queue ─▶ webhook::sender ─▶ POST, retries
 //! record:   state.publish ─▶ recorder::Recorder (queue) ─▶ writer thread ─▶ SQLite, group commit
 //!           ─▶ ack ─▶ the REST trigger answers
-//! replay:   control::replays ─▶ recorder::replay::run (timing) ─▶ state.publish (Source::Replay)
+//! replay:   control ─▶ state.start_replay ─▶ recorder::replays ─▶ recorder::replay::run
+//!           (timing) ─▶ state.publish (Source::Replay)
 //!           `pusher-local replay` ─▶ recorder::replay::HttpPublisher ─▶ signed POST /events
 //! ```
-//!
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -2,9 +2,14 @@
 //! point every event goes through, whether it came from the HTTP API, a client or a replay.
 //!
 //! publish: hand to the recorder (when `--record` is on) → encode once → broker (→ registry
-//! fan-out on each node) → printer → the `client_event` webhook for client events. The
-//! other webhooks (occupied, vacated, members, cache_miss) are reported by `ws::session`, which
-//! sees the registry's join/leave results; [`AppState::webhooks`] is the service both use.
+//! fan-out on each node) → printer → the `client_event` webhook for client events.
+//!
+//! Membership goes the same one way: [`AppState::join`] and [`AppState::leave`] (called by the
+//! session) ask the broker, and what changed goes through `AppState::membership`, the one
+//! place that raises each membership webhook (occupied, vacated, member_added/removed,
+//! cache_miss, subscription_count) and announces what the broker has not, for joins and
+//! leaves here and for nodes that died or came back. The broker is private to this module:
+//! queries go through [`AppState::channels`] and [`AppState::channel`].
 
 use std::sync::Arc;
 

@@ -6,11 +6,12 @@
 //! - [`redis`]: `RedisBroker`, several nodes as one over Redis (pub/sub for deliveries, shared
 //!   keys and Lua scripts for counts and presence, heartbeats for node death).
 //!
-//! Sockets belong to the registry. A subscribe goes through [`Broker::subscribe`], which hands
-//! the socket to the registry (the local broker at once; the Redis broker in order with the
-//! cluster's presence announcements), and an unsubscribe is reported to [`Broker::leave`], so
-//! that occupied/vacated, member_added/removed and subscription counts are decided for the
-//! whole cluster.
+//! Sockets belong to the registry, by id; no socket handle crosses the seam. Joining and
+//! leaving go the same way: [`Broker::join`] and [`Broker::leave`] change the registry (the
+//! local broker at once; the Redis broker in order with the cluster's presence announcements),
+//! announce member_added/removed, and answer the whole cluster's view, so that
+//! occupied/vacated, members and subscription counts are decided once for the cluster. Only
+//! `state` holds the broker; what it answers is acted on in `AppState::membership`.
 
 pub mod envelope;
 pub mod local;

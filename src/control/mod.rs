@@ -16,8 +16,8 @@
 //!
 //! A record: `id`, `app_id`, `time_ms`, `events`, `body` (the exact bytes sent), `headers`,
 //! `deliveries` (`url`, `state`, `attempts` with `attempt`, `at_ms`, `elapsed_ms`, `status`,
-//! `error`). [`client`] is the `pusher-local webhooks` command's side; [`replays`] runs the
-//! server's own replays; [`guard`] decides who may call any of it (this machine's `Host`, no
+//! `error`). The `pusher-local webhooks` command's side is `commands::client`; the server's
+//! own replays run in `recorder::replays`; [`guard`] decides who may call any of it (this machine's `Host`, no
 //! other web origin, JSON bodies only).
 
 pub mod guard;

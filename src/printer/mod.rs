@@ -8,9 +8,10 @@
 //! - [`line`](mod@line): `Line`, `Kind`, `View` (the fields a line shows).
 //! - [`filter`]: `--filter KEY=GLOB`.
 //! - [`text`], [`json`]: the two renderers.
-//! - [`style`]: colours per kind of line, event family and channel kind.
-//! - [`recorder`](mod@recorder): what `recordings`, `replay` and `capture` print (lists, and
-//!   their indicatif progress bar and spinner).
+//! - [`style`]: colours per kind of line, event family and channel kind; `--color`.
+//!
+//! The banner (`crate::banner`) and what the tool commands print (`commands::terminal`) sit
+//! above: they read the config and the recorder, which the printer does not.
 
 pub mod filter;
 pub mod json;

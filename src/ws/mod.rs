@@ -1,4 +1,4 @@
-//! The WebSocket edge: `GET /app/{key}` → upgrade → [`connection::run`] → [`session::Session`];
+//! The WebSocket edge: `GET /app/{key}` → upgrade → [`connection::run`] → `session::Session`;
 //! an upgrade on any other path is refused with 4005.
 //!
 //! The upgrade is done here rather than with warp's `ws()` filter so that the WebSocket
@@ -7,7 +7,8 @@
 //!
 //! - [`connection`]: the per-socket task.
 //! - [`read_ahead`]: the socket's reads, one system call for everything the kernel holds.
-//! - [`session`]: the per-socket protocol state machine.
+//!
+//! The protocol state machine is the `session` room's, shared with the HTTP fallbacks (`xhr`).
 
 pub mod connection;
 pub mod read_ahead;

@@ -179,7 +179,7 @@ struct Shared {
     notices: StdMutex<Option<mpsc::UnboundedSender<Notice>>>,
     /// The Redis dataset's epoch as last seen (see `scripts::RESYNC`).
     epoch: StdMutex<String>,
-    /// Subscribes while Redis is away go one at a time (see `broker::subscribe_here`).
+    /// Subscribes while Redis is away go one at a time (see `broker::join_here`).
     joins: StdMutex<()>,
     /// Presence subscribes waiting for their ack, by request id.
     pending: StdMutex<HashMap<u64, Pending>>,
