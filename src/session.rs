@@ -5,6 +5,7 @@
 //! same way: the `protocol=` version at connect and a refused frame's `pusher:error`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,8 +18,8 @@ use crate::auth::diagnose;
 use crate::error::{ClientError, HandshakeError};
 use crate::event::{Event, Source};
 use crate::printer::Line;
-use crate::protocol::{server, ChannelKind, ChannelName, ClientMessage, SocketId, Subscribe};
-use crate::registry::{Joining, Leaving, Member, Outbox};
+use crate::protocol::{codes, server, ChannelKind, ChannelName, ClientMessage, Frame, SocketId, Subscribe};
+use crate::registry::{Joining, Leaving, Member, Outbox, OutboxReceiver};
 use crate::state::AppState;
 
 /// Close reason sent to every socket on shutdown.
@@ -46,6 +47,22 @@ pub fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &Ap
     if !diagnosed {
         state.printer().line(Line::ClientError { socket, app: app.clone(), message });
     }
+}
+
+/// Registers a new socket of `app` on this node (both transports): its id, the outbox the
+/// server queues its frames on, and the transport's end of that outbox. Shutdown closes every
+/// registered socket; one registered just after that is asked to close here.
+///
+/// # Errors
+/// [`HandshakeError`] when the app has no room for another connection.
+pub fn register(state: &AppState, app: &App) -> Result<(SocketId, Outbox, OutboxReceiver), HandshakeError> {
+    let socket_id = state.next_socket_id();
+    let (outbox, outgoing) = Outbox::new(state.config().outbox_capacity);
+    state.registry().connect(app, socket_id, &outbox)?;
+    if state.shutdown().is_cancelled() {
+        outbox.close(codes::WS_GOING_AWAY, SHUTDOWN_REASON);
+    }
+    Ok((socket_id, outbox, outgoing))
 }
 
 #[derive(Debug)]
@@ -102,6 +119,61 @@ impl Session {
             subscriptions: HashMap::new(),
             user: None,
             client_event_window: (Instant::now(), 0),
+        }
+    }
+
+    /// Starts the session of a socket [`register`]ed just now: queues
+    /// `pusher:connection_established` and prints the Connected line.
+    pub fn start(
+        state: AppState,
+        app: Arc<App>,
+        socket_id: SocketId,
+        outbox: Outbox,
+        remote: Option<SocketAddr>,
+    ) -> Self {
+        outbox.send(server::connection_established(socket_id, state.config().activity_timeout.as_secs()));
+        state.printer().line(Line::Connected { socket: socket_id, app: app.id.clone(), remote });
+        Self::new(state, app, socket_id, outbox)
+    }
+
+    /// This socket's outbox.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Answers a refused frame of this socket: [`reply_error`].
+    pub fn reply_error(&self, error: &ClientError) {
+        reply_error(&self.state, &self.outbox, self.socket_id, &self.app.id, error);
+    }
+
+    /// One text frame from the client (both transports): printed with `-v`, checked against
+    /// the size limit, parsed and handled. A refused frame is answered with `pusher:error`;
+    /// the socket stays open.
+    pub async fn receive<T>(&mut self, text: &T)
+    where
+        T: AsRef<str> + Clone + Into<Frame>,
+    {
+        let printer = self.state.printer();
+        if printer.verbose() {
+            printer.line(Line::FrameIn {
+                socket: self.socket_id,
+                app: self.app.id.clone(),
+                frame: text.clone().into(),
+            });
+        }
+        let (text, max) = (text.as_ref(), self.state.config().max_message_bytes);
+        let result = if text.len() > max {
+            Err(ClientError::FrameTooLarge { len: text.len(), max })
+        } else {
+            match ClientMessage::parse(text) {
+                // Boxed: the handler's state lives on the heap only while a message is handled,
+                // which keeps every idle connection's task small.
+                Ok(message) => Box::pin(self.handle(message)).await,
+                Err(e) => Err(e.into()),
+            }
+        };
+        if let Err(error) = result {
+            self.reply_error(&error);
         }
     }
 

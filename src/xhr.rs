@@ -2,12 +2,12 @@
 //! `xhr_streaming` (one long response) and `xhr` (long polling) to receive, `xhr_send` to send,
 //! under `…/app/{key}/{server}/{session}/…` (pusher-js's `httpPath`, `/pusher` by default).
 //!
-//! An HTTP session is a socket like any other: the same [`Session`] state machine, registry
-//! entry and [`Outbox`] as a WebSocket, so everything else (channels, presence, client events,
-//! 4009 on terminate, 4200 on shutdown) works unchanged. Only the framing differs, one frame per
-//! line as pusher-js reads it: `o` (open), `a["frame",…]` (frames), `h` (heartbeat),
-//! `c[code,"reason"]` (close). Every response allows cross-origin requests: pusher-js sends
-//! them from the app's page with `Content-Type: application/json`, which needs a preflight.
+//! An HTTP session is a socket like any other: the same [`Session`] state machine, registry entry
+//! and [`Outbox`](crate::registry::Outbox) as a WebSocket, so everything else (channels, presence,
+//! client events, 4009 on terminate, 4200 on shutdown) works unchanged. Only the framing differs,
+//! one frame per line as pusher-js reads it: `o` (open), `a["frame",…]` (frames), `h` (heartbeat),
+//! `c[code,"reason"]` (close). Every response allows cross-origin requests: pusher-js sends them
+//! from the app's page with `Content-Type: application/json`, which needs a preflight.
 //!
 //! A session lives while a receive request is attached, [`DETACHED_FOR`] after a poll was
 //! answered (a polling client asks again at once) and [`ABANDONED_FOR`] after the client dropped
@@ -32,10 +32,10 @@ use warp::{Filter, Reply};
 use crate::apps::App;
 use crate::error::{ClientError, HandshakeError};
 use crate::printer::Line;
-use crate::protocol::{codes, server, ClientMessage, Frame};
-use crate::registry::{Outbox, Outgoing};
+use crate::protocol::{codes, server, Frame};
+use crate::registry::Outgoing;
 use crate::rest::reply::plain;
-use crate::session::{check_protocol, reply_error, Session, SHUTDOWN_REASON};
+use crate::session::{check_protocol, register, Session};
 use crate::state::AppState;
 
 /// How long a session waits for the next poll after answering one (pusher-js asks again at
@@ -406,44 +406,33 @@ async fn run(
     app: Arc<App>,
     remote: Option<SocketAddr>,
     mut inbox: mpsc::Receiver<Command>,
-    first: Receiver,
+    mut first: Receiver,
 ) {
-    let config = state.config();
-    let socket_id = state.next_socket_id();
-    let (outbox, mut outgoing) = Outbox::new(config.outbox_capacity);
-    let mut receiver = Some(first);
-    if let Err(error) = state.registry().connect(&app, socket_id, &outbox) {
-        let line = refuse(&state, &app.key, &error, remote);
-        if let Some(mut r) = receiver {
-            let _ = r.deliver(line);
+    let (socket_id, outbox, mut outgoing) = match register(&state, &app) {
+        Ok(registered) => registered,
+        Err(error) => {
+            let _ = first.deliver(refuse(&state, &app.key, &error, remote));
+            return;
         }
-        return;
-    }
-    if state.shutdown().is_cancelled() {
-        outbox.close(codes::WS_GOING_AWAY, SHUTDOWN_REASON);
-    }
+    };
+    let mut receiver = Some(first);
     // `o` opens the session; for a poll it is the whole first answer.
     let (_, detached_until) = hand_over(&mut receiver, Bytes::from_static(b"o\n"));
-    outbox.send(server::connection_established(socket_id, config.activity_timeout.as_secs()));
-    let printer = state.printer().clone();
-    let verbose = printer.verbose();
     let app_id = app.id.clone();
-    printer.line(Line::Connected { socket: socket_id, app: app_id.clone(), remote });
-    let mut session = Session::new(state.clone(), app, socket_id, outbox.clone());
+    let mut session = Session::start(state.clone(), app, socket_id, outbox, remote);
 
-    let mut batch: Vec<Frame> = Vec::new();
-    // Frames waiting for a receiver.
-    let mut pending: Vec<Frame> = Vec::new();
+    // The outbox's batch, and the frames waiting for a receiver.
+    let (mut batch, mut pending) = (Vec::new(), Vec::new());
     let mut deadline = detached_until.unwrap_or_else(|| Instant::now() + HEARTBEAT);
     let (code, reason): (Option<u16>, std::borrow::Cow<'static, str>) = loop {
         tokio::select! {
             biased;
             out = outgoing.recv(&mut batch, BATCH) => match out {
                 Outgoing::Frames => {
-                    printer.frames_out(socket_id, &app_id, &batch);
+                    state.printer().frames_out(socket_id, &app_id, &batch);
                     pending.append(&mut batch);
-                    if pending.len() > config.outbox_capacity {
-                        outbox.close(codes::OVER_CAPACITY, "Over capacity: the client is not reading its messages fast enough");
+                    if pending.len() > state.config().outbox_capacity {
+                        session.outbox().close(codes::OVER_CAPACITY, "Over capacity: the client is not reading its messages fast enough");
                     }
                 }
                 Outgoing::Close(code, reason) => break (Some(code), reason),
@@ -451,19 +440,10 @@ async fn run(
             command = inbox.recv() => match command {
                 Some(Command::Send(frames)) => {
                     for text in frames {
-                        if verbose {
-                            printer.line(Line::FrameIn { socket: socket_id, app: app_id.clone(), frame: text.clone().into() });
-                        }
-                        let result = match ClientMessage::parse(&text) {
-                            Ok(message) => Box::pin(session.handle(message)).await,
-                            Err(e) => Err(e.into()),
-                        };
-                        if let Err(error) = result {
-                            reply_error(&state, &outbox, socket_id, &app_id, &error);
-                        }
+                        session.receive(&text).await;
                     }
                 }
-                Some(Command::Refused(error)) => reply_error(&state, &outbox, socket_id, &app_id, &error),
+                Some(Command::Refused(error)) => session.reply_error(&error),
                 Some(Command::Receive(new)) => {
                     // A second receive request replaces the first (pusher-js reconnects its
                     // stream when the response grows too long); a replaced poll gets `h`.
@@ -487,43 +467,67 @@ async fn run(
                     .unwrap_or_else(|| Instant::now() + HEARTBEAT);
             }
         }
-        if !pending.is_empty() && receiver.is_some() {
-            let (delivered, detached_until) = hand_over(&mut receiver, frames_line(&pending));
-            if delivered {
-                pending.clear();
-            }
-            if let Some(until) = detached_until {
-                deadline = until;
-            }
+        if let Some(until) = deliver_pending(&mut receiver, &mut pending) {
+            deadline = until;
         }
     };
     if let Some(code) = code {
-        // Whatever was queued goes first, then the close; a polling client between polls gets
-        // a moment to ask for it.
-        let mut line = if pending.is_empty() { Vec::new() } else { frames_line(&pending).to_vec() };
-        if matches!(code, codes::RECONNECT_NOW | codes::UNAUTHORIZED) {
-            line.extend_from_slice(&frames_line(&[server::error(Some(code), &reason)]));
-        }
-        line.extend_from_slice(&close_line(code, &reason));
-        let line = Bytes::from(line);
-        if receiver.is_none() {
-            let wait = tokio::time::timeout(CLOSE_WAIT, async {
-                loop {
-                    match inbox.recv().await {
-                        Some(Command::Receive(r)) => return Some(r),
-                        Some(Command::Send(_) | Command::Refused(_)) => continue,
-                        None => return None,
-                    }
-                }
-            });
-            receiver = wait.await.ok().flatten();
-        }
-        if let Some(mut r) = receiver {
+        let line = closing_line(&pending, code, &reason);
+        if let Some(mut r) = attached(receiver, &mut inbox).await {
             let _ = r.deliver(line);
         }
     }
     Box::pin(session.end()).await;
-    printer.line(Line::Disconnected { socket: socket_id, app: app_id, code, reason: reason.into_owned() });
+    state.printer().line(Line::Disconnected { socket: socket_id, app: app_id, code, reason: reason.into_owned() });
+}
+
+/// Hands the frames waiting for a receiver to it, if one is attached: the session's new
+/// deadline, if the receiver was detached (see [`hand_over`]).
+fn deliver_pending(receiver: &mut Option<Receiver>, pending: &mut Vec<Frame>) -> Option<Instant> {
+    if pending.is_empty() || receiver.is_none() {
+        return None;
+    }
+    let (delivered, detached_until) = hand_over(receiver, frames_line(pending));
+    if delivered {
+        pending.clear();
+    }
+    detached_until
+}
+
+/// The last line of a session closed with `code`: whatever was queued goes first, then (for a
+/// shutdown or an unauthorized connection) a `pusher:error` saying why, then the close.
+fn closing_line(pending: &[Frame], code: u16, reason: &str) -> Bytes {
+    let mut line = if pending.is_empty() { Vec::new() } else { frames_line(pending).to_vec() };
+    if matches!(code, codes::RECONNECT_NOW | codes::UNAUTHORIZED) {
+        line.extend_from_slice(&frames_line(&[server::error(Some(code), reason)]));
+    }
+    line.extend_from_slice(&close_line(code, reason));
+    Bytes::from(line)
+}
+
+/// The receiver to carry a close: the attached one, or else the next receive request within
+/// [`CLOSE_WAIT`] (a polling client between polls gets a moment to ask for it). (Not an `async
+/// fn`, which would hold its arguments twice.)
+#[allow(clippy::manual_async_fn)] // deliberate: see above
+fn attached(
+    receiver: Option<Receiver>,
+    inbox: &mut mpsc::Receiver<Command>,
+) -> impl std::future::Future<Output = Option<Receiver>> + '_ {
+    async move {
+        if receiver.is_some() {
+            return receiver;
+        }
+        let next = async {
+            loop {
+                match inbox.recv().await {
+                    Some(Command::Receive(r)) => return Some(r),
+                    Some(Command::Send(_) | Command::Refused(_)) => continue,
+                    None => return None,
+                }
+            }
+        };
+        tokio::time::timeout(CLOSE_WAIT, next).await.ok().flatten()
+    }
 }
 
 #[cfg(test)]
@@ -554,5 +558,16 @@ mod tests {
         assert_eq!(lines[0], "o");
         assert!(lines[1].starts_with("a[") && lines[1].contains("pusher:error") && lines[1].contains("4001"));
         assert!(lines[2].starts_with("c[4001,"));
+    }
+
+    /// Every HTTP session carries this future: it must not grow. 824 bytes is what it was (test
+    /// profile) before `run` was split up (issue 15); 776 after.
+    #[test]
+    fn the_session_future_does_not_grow() {
+        fn returned_size<A, B, C, D, E, F>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let size = returned_size(run);
+        assert!(size <= 824, "xhr::run's future is {size} bytes, more than the 824 it was");
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{sleep, Instant};
+use tokio::time::{sleep, Instant, Timeout};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -20,9 +20,9 @@ use tokio_tungstenite::WebSocketStream;
 use crate::apps::App;
 use crate::error::{ClientError, HandshakeError};
 use crate::printer::Line;
-use crate::protocol::{codes, server, ClientMessage};
-use crate::registry::{Outbox, Outgoing};
-use crate::session::{reply_error, Session, SHUTDOWN_REASON};
+use crate::protocol::{codes, server, Frame};
+use crate::registry::{Outbox, OutboxReceiver, Outgoing};
+use crate::session::{register, Session};
 use crate::state::AppState;
 
 /// How long the closing handshake may take before the socket is simply dropped.
@@ -77,24 +77,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     async move {
-        let config = state.config();
-        let (activity_timeout, pong_timeout, max_message) =
-            (config.activity_timeout, config.pong_timeout, config.max_message_bytes);
-        let socket_id = state.next_socket_id();
-        let (outbox, mut outgoing) = Outbox::new(config.outbox_capacity);
-        if let Err(error) = state.registry().connect(&app, socket_id, &outbox) {
-            return Box::pin(refuse(state.clone(), ws, app.key.clone(), error, remote)).await;
-        }
-        // Shutdown closes every registered connection; one registered just after that is closed here.
-        if state.shutdown().is_cancelled() {
-            outbox.close(codes::WS_GOING_AWAY, SHUTDOWN_REASON);
-        }
-        outbox.send(server::connection_established(socket_id, activity_timeout.as_secs()));
-        let printer = state.printer().clone();
-        let verbose = printer.verbose();
-        printer.line(Line::Connected { socket: socket_id, app: app.id.clone(), remote });
+        let (activity_timeout, pong_timeout) = (state.config().activity_timeout, state.config().pong_timeout);
+        let (socket_id, outbox, mut outgoing) = match register(&state, &app) {
+            Ok(registered) => registered,
+            Err(error) => return Box::pin(refuse(state.clone(), ws, app.key.clone(), error, remote)).await,
+        };
         let app_id = app.id.clone();
-        let mut session = Session::new(state.clone(), app, socket_id, outbox.clone());
+        let mut session = Session::start(state.clone(), app, socket_id, outbox, remote);
 
         let mut batch = Vec::new();
         // The idle timer is not moved on every inbound frame (a timer-wheel update each time);
@@ -105,28 +94,13 @@ where
         let mut awaiting_pong = false;
         // Authorized connections (an app option): boxed, so sockets of other apps pay nothing.
         let mut authorize_by = app_authorization_deadline(&session);
-        // (code, reason, whether we must send the close frame)
-        let (code, reason, we_close): (Option<u16>, Cow<'static, str>, bool) = loop {
+        let (code, reason, we_close): Ending = loop {
             tokio::select! {
                 biased;
                 out = outgoing.recv(&mut batch, WRITE_BATCH) => match out {
                     Outgoing::Frames => {
-                        printer.frames_out(socket_id, &app_id, &batch);
-                        // Everything that was waiting goes out with one flush.
-                        let write = async {
-                            for frame in batch.drain(..) {
-                                ws.feed(Message::Text(frame)).await?;
-                            }
-                            ws.flush().await
-                        };
-                        // A client that stops reading blocks the write; a close request (4100 when
-                        // its outbox overflowed, 4200 at shutdown) must still get through.
-                        let written = tokio::select! {
-                            result = write => Some(result),
-                            () = outgoing.closing() => None,
-                        };
-                        batch.clear();
-                        if let Some(Err(e)) = written {
+                        state.printer().frames_out(socket_id, &app_id, &batch);
+                        if let Err(e) = write(&mut ws, &mut batch, &outgoing).await {
                             break (None, format!("write failed: {e}").into(), false);
                         }
                     }
@@ -135,79 +109,158 @@ where
                 message = ws.next() => {
                     last_heard = Instant::now();
                     awaiting_pong = false;
-                    match message {
-                        Some(Ok(Message::Text(text))) => {
-                            if verbose {
-                                printer.line(Line::FrameIn { socket: socket_id, app: app_id.clone(), frame: text.clone() });
-                            }
-                            let result = if text.len() > max_message {
-                                Err(ClientError::FrameTooLarge { len: text.len(), max: max_message })
-                            } else {
-                                match ClientMessage::parse(&text) {
-                                    // Boxed: the handler's state lives on the heap only while a message is handled,
-                                    // which keeps every idle connection's task small.
-                                    Ok(message) => Box::pin(session.handle(message)).await,
-                                    Err(e) => Err(e.into()),
-                                }
-                            };
-                            if let Err(error) = result {
-                                reply_error(&state, &outbox, socket_id, &app_id, &error);
-                            }
-                        }
-                        Some(Ok(Message::Binary(_))) => reply_error(&state, &outbox, socket_id, &app_id, &ClientError::BinaryFrame),
-                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                        Some(Ok(Message::Close(frame))) => {
-                            let (code, reason) = frame.map_or((None, String::new()), |f| (Some(u16::from(f.code)), f.reason.to_string()));
-                            break (code, format!("by client {reason}").trim_end().to_owned().into(), false);
-                        }
-                        Some(Err(WsError::Utf8(_))) => break (Some(codes::WS_INVALID_PAYLOAD), "Invalid UTF-8 in a text frame".into(), true),
-                        Some(Err(WsError::Capacity(e))) => break (Some(codes::WS_MESSAGE_TOO_BIG), format!("{e}").into(), true),
-                        Some(Err(e)) => break (None, format!("connection error: {e}").into(), false),
-                        None => break (None, "connection closed".into(), false),
+                    match received(message) {
+                        Received::Text(text) => session.receive(&text).await,
+                        Received::Refused(error) => session.reply_error(&error),
+                        Received::Nothing => {}
+                        Received::End(ending) => break ending,
                     }
                 }
                 () = until(&mut authorize_by) => {
                     if !session.is_authorized() {
-                        outbox.close(codes::UNAUTHORIZED, "Connection not authorized within timeout");
+                        session.outbox().close(codes::UNAUTHORIZED, "Connection not authorized within timeout");
                     }
                     authorize_by = None;
                 }
-                () = &mut idle => {
-                    let quiet_until = last_heard + activity_timeout;
-                    if !awaiting_pong && quiet_until > Instant::now() {
-                        idle.as_mut().reset(quiet_until);
-                        continue;
-                    }
-                    if awaiting_pong {
+                () = &mut idle => match on_idle(last_heard, awaiting_pong, activity_timeout) {
+                    Idle::Quiet(until) => idle.as_mut().reset(until),
+                    Idle::Unanswered => {
                         break (Some(codes::PONG_NOT_RECEIVED), "Pong reply not received in time".into(), true);
                     }
-                    outbox.send(server::ping());
-                    // The Java and Swift clients never answer `pusher:ping`; their WebSocket
-                    // libraries (like browsers) do answer a protocol Ping, and any inbound frame
-                    // counts as activity. Without it an idle Java/Swift client that only receives
-                    // would be closed with 4201 every activity timeout plus pong wait.
-                    let ping = ws.send(Message::Ping(Bytes::new()));
-                    if let Ok(Err(e)) = tokio::time::timeout(CLOSE_TIMEOUT, ping).await {
-                        break (None, format!("write failed: {e}").into(), false);
+                    Idle::Ping => {
+                        if let Ok(Err(e)) = ping(&mut ws, session.outbox()).await {
+                            break (None, format!("write failed: {e}").into(), false);
+                        }
+                        awaiting_pong = true;
+                        idle.as_mut().reset(Instant::now() + pong_timeout);
                     }
-                    awaiting_pong = true;
-                    idle.as_mut().reset(Instant::now() + pong_timeout);
-                }
+                },
             }
         };
-        if we_close {
-            if let Some(code) = code {
-                if matches!(code, codes::RECONNECT_NOW | codes::UNAUTHORIZED) {
-                    // As real Pusher does (shutdown, unauthorized): say why in a pusher:error, then close.
-                    let frame = server::error(Some(code), &reason);
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Text(frame))).await;
-                }
-                Box::pin(close(&mut ws, code, &reason)).await;
-            }
+        if let (Some(code), true) = (code, we_close) {
+            Box::pin(close_saying_why(&mut ws, code, &reason)).await;
         }
         Box::pin(session.end()).await;
-        printer.line(Line::Disconnected { socket: socket_id, app: app_id, code, reason: reason.into_owned() });
+        state.printer().line(Line::Disconnected { socket: socket_id, app: app_id, code, reason: reason.into_owned() });
     }
+}
+
+/// How a connection ends: the close code, the reason, and whether we send the close frame.
+type Ending = (Option<u16>, Cow<'static, str>, bool);
+
+/// Writes the batch (everything that was waiting) with one flush. A client that stops reading
+/// blocks the write; a close request (4100 when its outbox overflowed, 4200 at shutdown) must
+/// still get through, so it abandons the write. (Not an `async fn`, for the reason given on
+/// [`run`]: its state is part of every connection's.)
+#[allow(clippy::manual_async_fn)] // deliberate: see above
+fn write<'a, S>(
+    ws: &'a mut WebSocketStream<S>,
+    batch: &'a mut Vec<Frame>,
+    outgoing: &'a OutboxReceiver,
+) -> impl std::future::Future<Output = Result<(), WsError>> + 'a
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    async move {
+        let write = async {
+            for frame in batch.drain(..) {
+                ws.feed(Message::Text(frame)).await?;
+            }
+            ws.flush().await
+        };
+        let written = tokio::select! {
+            result = write => result,
+            () = outgoing.closing() => Ok(()),
+        };
+        batch.clear();
+        written
+    }
+}
+
+/// What a message read from the socket asks of the connection.
+enum Received {
+    /// A text frame, for the session.
+    Text(Frame),
+    /// A frame the session never sees, answered with `pusher:error`.
+    Refused(ClientError),
+    /// Nothing more to do (a Ping or a Pong, which count as activity).
+    Nothing,
+    /// The connection ends.
+    End(Ending),
+}
+
+/// What the connection makes of `message` (`None`: the stream ended).
+fn received(message: Option<Result<Message, WsError>>) -> Received {
+    match message {
+        Some(Ok(Message::Text(text))) => Received::Text(text),
+        Some(Ok(Message::Binary(_))) => Received::Refused(ClientError::BinaryFrame),
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Received::Nothing,
+        Some(Ok(Message::Close(frame))) => {
+            let (code, reason) =
+                frame.map_or((None, String::new()), |f| (Some(u16::from(f.code)), f.reason.to_string()));
+            Received::End((code, format!("by client {reason}").trim_end().to_owned().into(), false))
+        }
+        Some(Err(WsError::Utf8(_))) => {
+            Received::End((Some(codes::WS_INVALID_PAYLOAD), "Invalid UTF-8 in a text frame".into(), true))
+        }
+        Some(Err(WsError::Capacity(e))) => {
+            Received::End((Some(codes::WS_MESSAGE_TOO_BIG), format!("{e}").into(), true))
+        }
+        Some(Err(e)) => Received::End((None, format!("connection error: {e}").into(), false)),
+        None => Received::End((None, "connection closed".into(), false)),
+    }
+}
+
+/// What the idle timer firing means.
+#[derive(Debug, PartialEq, Eq)]
+enum Idle {
+    /// The client was heard from since: wait until this long after that.
+    Quiet(Instant),
+    /// The client has been quiet a whole activity timeout: ping it.
+    Ping,
+    /// The ping went unanswered.
+    Unanswered,
+}
+
+/// The idle timer fired: what now, given when the client was last heard from and whether a
+/// ping awaits its answer.
+fn on_idle(last_heard: Instant, awaiting_pong: bool, activity_timeout: Duration) -> Idle {
+    let quiet_until = last_heard + activity_timeout;
+    if awaiting_pong {
+        Idle::Unanswered
+    } else if quiet_until > Instant::now() {
+        Idle::Quiet(quiet_until)
+    } else {
+        Idle::Ping
+    }
+}
+
+/// Pings an idle client: a `pusher:ping` and a WebSocket Ping. The Java and Swift clients never
+/// answer `pusher:ping`; their WebSocket libraries (like browsers) do answer a protocol Ping, and
+/// any inbound frame counts as activity. Without it an idle Java/Swift client that only receives
+/// would be closed with 4201 every activity timeout plus pong wait.
+fn ping<'a, S>(
+    ws: &'a mut WebSocketStream<S>,
+    outbox: &Outbox,
+) -> Timeout<futures_util::sink::Send<'a, WebSocketStream<S>, Message>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    outbox.send(server::ping());
+    tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Ping(Bytes::new())))
+}
+
+/// Closes with `code`. A shutdown or an unauthorized connection is first told why in a
+/// `pusher:error`, as real Pusher does.
+async fn close_saying_why<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if matches!(code, codes::RECONNECT_NOW | codes::UNAUTHORIZED) {
+        let frame = server::error(Some(code), reason);
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Text(frame))).await;
+    }
+    close(ws, code, reason).await;
 }
 
 fn app_authorization_deadline(session: &Session) -> Option<std::pin::Pin<Box<tokio::time::Sleep>>> {
@@ -219,5 +272,32 @@ async fn until(deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
     match deadline {
         Some(sleep) => sleep.as_mut().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `f` returns, without calling it.
+    fn returned_size<A, B, C, D, F>(_: impl Fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle socket carries this future: it must not grow. 1104 bytes is what it was (test
+    /// profile, over a `DuplexStream`) before `run` was split up (issue 15); 1072 after.
+    #[test]
+    fn the_connection_future_does_not_grow() {
+        let size = returned_size(run::<tokio::io::DuplexStream>);
+        assert!(size <= 1104, "ws::connection::run's future is {size} bytes, more than the 1104 it was");
+    }
+
+    #[test]
+    fn idle_timer_waits_pings_then_gives_up() {
+        let timeout = Duration::from_secs(120);
+        let just_heard = Instant::now();
+        assert_eq!(on_idle(just_heard, false, timeout), Idle::Quiet(just_heard + timeout));
+        assert_eq!(on_idle(just_heard, false, Duration::ZERO), Idle::Ping);
+        assert_eq!(on_idle(just_heard, true, timeout), Idle::Unanswered);
     }
 }
