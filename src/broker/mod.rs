@@ -83,8 +83,7 @@ pub struct ChannelState {
 impl ChannelState {
     /// This node's view of one channel.
     pub fn here(registry: &ChannelRegistry, app: &AppId, channel: &ChannelName) -> Self {
-        let mut users = registry.users(app, channel);
-        users.sort();
+        let users = registry.users(app, channel);
         Self { info: registry.channel(app, channel), users, cached: registry.cached(app, channel) }
     }
 

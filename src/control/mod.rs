@@ -161,7 +161,7 @@ fn with(state: &AppState) -> impl Filter<Extract = (AppState,), Error = std::con
 
 /// Every request under the prefix is checked first ([`guard`]); one that passes falls through
 /// to the routes (a plain rejection), one that fails is answered here.
-fn refused(names: Vec<String>) -> BoxedFilter<(Response,)> {
+fn refused(names: Vec<String>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path(PREFIX)
         .and(warp::method())
         .and(warp::header::headers_cloned())
@@ -175,11 +175,10 @@ fn refused(names: Vec<String>) -> BoxedFilter<(Response,)> {
                 }
             }
         })
-        .boxed()
 }
 
 /// `/pusher-local/webhooks…`: the outbox listed, cleared, one record, a resend.
-fn webhook_routes(state: &AppState) -> BoxedFilter<(Response,)> {
+fn webhook_routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let list = warp::path!("pusher-local" / "webhooks")
         .and(warp::get())
         .and(with(state))
@@ -201,7 +200,8 @@ fn webhook_routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .and(warp::body::bytes())
         .and(with(state))
         .map(|id, body: bytes::Bytes, state: AppState| resend(&state, id, &body));
-    list.or(clear).unify().or(show).unify().or(resend).unify().boxed()
+    // Not boxed: one boxed filter for all the routes (in `routes`), not one per group.
+    list.or(clear).unify().or(show).unify().or(resend).unify()
 }
 
 /// `POST /pusher-local/webhooks/{id}/resend`, optionally `{"url": …}`.
@@ -228,7 +228,7 @@ fn resend(state: &AppState, id: u64, body: &[u8]) -> Response {
 }
 
 /// `/pusher-local/replays…`: the running replays listed, one started, one or all stopped.
-fn replay_routes(state: &AppState) -> BoxedFilter<(Response,)> {
+fn replay_routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let replays = warp::path!("pusher-local" / "replays")
         .and(warp::get())
         .and(with(state))
@@ -251,5 +251,5 @@ fn replay_routes(state: &AppState) -> BoxedFilter<(Response,)> {
             }
         },
     );
-    replays.or(start).unify().or(stop_all).unify().or(stop).unify().boxed()
+    replays.or(start).unify().or(stop_all).unify().or(stop).unify()
 }
