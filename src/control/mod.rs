@@ -162,11 +162,8 @@ fn with(state: &AppState) -> impl Filter<Extract = (AppState,), Error = std::con
 /// Every request under the prefix is checked first ([`guard`]); one that passes falls through
 /// to the routes (a plain rejection), one that fails is answered here.
 fn refused(names: Vec<String>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path(PREFIX)
-        .and(warp::method())
-        .and(warp::header::headers_cloned())
-        .and(crate::accept::secure())
-        .and_then(move |method: warp::http::Method, headers: warp::http::HeaderMap, secure: bool| {
+    warp::path(PREFIX).and(warp::method()).and(warp::header::headers_cloned()).and(crate::accept::secure()).and_then(
+        move |method: warp::http::Method, headers: warp::http::HeaderMap, secure: bool| {
             let verdict = guard::check(&method, &headers, secure, &names);
             async move {
                 match verdict {
@@ -174,7 +171,8 @@ fn refused(names: Vec<String>) -> impl Filter<Extract = (Response,), Error = war
                     Err((status, message)) => Ok(guard::refusal(status, &message)),
                 }
             }
-        })
+        },
+    )
 }
 
 /// `/pusher-local/webhooks…`: the outbox listed, cleared, one record, a resend.
