@@ -70,6 +70,19 @@ struct Inner {
     recorder: Option<Recorder>,
     fixtures: Fixtures,
     replays: Replays,
+    /// Why the cluster cannot be reached (`None`: no cluster, or Redis answers).
+    cluster_down: std::sync::Mutex<Option<String>>,
+}
+
+/// Whether this node serves, for `GET /pusher-local/health`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Accepting connections and, with Redis, part of the cluster.
+    Serving,
+    /// Shutting down: closing its sockets.
+    Draining,
+    /// Redis is unreachable: local sockets are served, other nodes are not reached.
+    ClusterDown(String),
 }
 
 /// Cheap-to-clone handle on everything shared.
@@ -119,6 +132,7 @@ impl AppState {
                 recorder,
                 fixtures,
                 replays: Replays::default(),
+                cluster_down: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -190,6 +204,17 @@ impl AppState {
         let publisher = StatePublisher { state: self.clone(), app_id: job.app_id.clone() };
         let stop = self.inner.shutdown.token().child_token();
         self.inner.replays.start(job, publisher, &self.inner.printer, stop)
+    }
+
+    /// Whether this node serves: draining wins over a cluster that is down.
+    pub fn health(&self) -> Health {
+        if self.inner.shutdown.is_cancelled() {
+            return Health::Draining;
+        }
+        match self.inner.cluster_down.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(reason) => Health::ClusterDown(reason),
+            None => Health::Serving,
+        }
     }
 
     /// A fresh socket id.
@@ -321,21 +346,29 @@ impl AppState {
     /// announces member_removed (and subscription_count) to every node and fires the webhooks
     /// its sessions can no longer fire.
     pub async fn on_notice(&self, notice: Notice) {
+        let cluster_down =
+            |why: Option<String>| *self.inner.cluster_down.lock().unwrap_or_else(|p| p.into_inner()) = why;
         match notice {
-            Notice::Down { url, reason } => self.inner.printer.line(Line::Cluster {
-                message: format!(
-                    "Redis at {url} is unreachable ({reason}): cross-node delivery is DOWN. This node keeps \
-                     serving its own sockets and reconnects with backoff."
-                ),
-                problem: true,
-            }),
-            Notice::Up { url } => self.inner.printer.line(Line::Cluster {
-                message: format!(
-                    "Redis at {url} is back: cross-node delivery restored, this node's subscriptions and \
-                     presence members written again."
-                ),
-                problem: false,
-            }),
+            Notice::Down { url, reason } => {
+                cluster_down(Some(format!("Redis at {url} is unreachable ({reason})")));
+                self.inner.printer.line(Line::Cluster {
+                    message: format!(
+                        "Redis at {url} is unreachable ({reason}): cross-node delivery is DOWN. This node \
+                         keeps serving its own sockets and reconnects with backoff."
+                    ),
+                    problem: true,
+                });
+            }
+            Notice::Up { url } => {
+                cluster_down(None);
+                self.inner.printer.line(Line::Cluster {
+                    message: format!(
+                        "Redis at {url} is back: cross-node delivery restored, this node's subscriptions and \
+                         presence members written again."
+                    ),
+                    problem: false,
+                });
+            }
             Notice::MembersBack { added } => {
                 self.inner.printer.line(Line::Cluster {
                     message: format!(

@@ -4,6 +4,7 @@
 //!
 //! | Method and path | Answer |
 //! |---|---|
+//! | `GET /pusher-local/health` | 200 `{"status":"serving"}`; 503 `{"status":"draining"}` or `{"status":"redis_down","reason"}` |
 //! | `GET /pusher-local/webhooks` | `{"webhooks":[record, …]}`, oldest first |
 //! | `DELETE /pusher-local/webhooks` | forgets every record, `{}` |
 //! | `GET /pusher-local/webhooks/{id}` | the record, or 404 |
@@ -31,7 +32,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use crate::state::AppState;
+use crate::state::{AppState, Health};
 use crate::webhook::ResendError;
 
 /// The path prefix.
@@ -143,7 +144,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         warp::path!("pusher-local" / "fixtures").and(warp::get()).and(with(&state)).map(|state: AppState| {
             json_reply(StatusCode::OK, &json!({ "dir": state.fixtures().dir(), "fixtures": state.fixtures().list() }))
         });
+    let health =
+        warp::path!("pusher-local" / "health").and(warp::get()).and(with(&state)).map(|state: AppState| health(&state));
     refused(state.config().tls.names.clone())
+        .or(health)
+        .unify()
         .or(webhook_routes(&state))
         .unify()
         .or(fixtures)
@@ -151,6 +156,19 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(replay_routes(&state))
         .unify()
         .boxed()
+}
+
+/// `GET /pusher-local/health`: 200 `{"status":"serving"}`; 503 with `draining` (shutting down)
+/// or `redis_down` and the reason (cluster mode, Redis unreachable), for Docker and compose
+/// health checks.
+fn health(state: &AppState) -> Response {
+    match state.health() {
+        Health::Serving => json_reply(StatusCode::OK, &json!({ "status": "serving" })),
+        Health::Draining => json_reply(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "draining" })),
+        Health::ClusterDown(reason) => {
+            json_reply(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "redis_down", "reason": reason }))
+        }
+    }
 }
 
 /// The state, for a route's handler.

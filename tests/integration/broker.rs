@@ -550,6 +550,9 @@ async fn redis_crashing_keeps_local_delivery_and_the_cluster_comes_back_whole() 
     let mut redis = nodes.redis.take().expect("a Redis case");
     redis.kill();
     log.until("cross-node delivery is DOWN", Duration::from_secs(10)).await;
+    let (status, text) = watched.api().get("/pusher-local/health", &[]).await;
+    assert_eq!(status, 503, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["status"], "redis_down");
     // Local subscribers keep being served.
     let (status, _) = nodes.node(0).api().trigger("news", "local", "1").await;
     assert_eq!(status, 200);
@@ -557,6 +560,7 @@ async fn redis_crashing_keeps_local_delivery_and_the_cluster_comes_back_whole() 
 
     redis.restart(); // empty: every node must write its state again
     log.until("cross-node delivery restored", Duration::from_secs(15)).await;
+    assert_eq!(watched.api().get("/pusher-local/health", &[]).await.0, 200);
     until_delivered(nodes.node(0), &mut far, "news", Duration::from_secs(15)).await;
     until_delivered(nodes.node(1), &mut near, "news", Duration::from_secs(15)).await;
     let until = Instant::now() + Duration::from_secs(10);

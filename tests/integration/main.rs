@@ -10,6 +10,7 @@
 //!   `webhook.rs`;
 //! - recording, fixtures, replay and capture (the store, the fixtures folder, replay timing,
 //!   the replay control endpoints): `recorder.rs`; the commands and `kill -9`: `cli.rs`;
+//! - the test-suite controls under `/pusher-local/` (health, and what issue 13 adds): `control.rs`;
 //! - TLS on the one port (wss/https, certificates, TLS-only apps): `tls.rs`;
 //! - the README's banner and log-line examples against what the binary renders: `readme.rs`.
 //!
@@ -18,6 +19,7 @@
 
 mod broker;
 mod cli;
+mod control;
 mod readme;
 mod recorder;
 mod rest;
