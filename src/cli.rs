@@ -101,6 +101,14 @@ pub struct Cli {
     #[arg(long, env = "PUSHER_LOCAL_LOG_FILE", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
+    /// Once the server accepts connections, write a JSON object (url, ws_url, ports, host, app_id, key, secret, pid) to this file; removed when it stops
+    #[arg(long = "ready-file", env = "PUSHER_LOCAL_READY_FILE", value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Once the server accepts connections, print the --ready-file JSON as the first line on stdout
+    #[arg(long = "print-ready", env = "PUSHER_LOCAL_PRINT_READY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub print_ready: bool,
+
     /// Threads serving sockets and HTTP [default: half the cores, at least 1]
     #[arg(long, env = "PUSHER_LOCAL_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
@@ -367,6 +375,8 @@ impl Cli {
             full: self.full.then_some(true),
             log_format: self.log_format,
             log_file: self.log_file.clone(),
+            ready_file: self.ready_file.clone(),
+            print_ready: self.print_ready.then_some(true),
             record: self.record.clone().map(|name| name.unwrap_or_else(crate::recorder::default_name)),
             db: self.db.clone(),
             fixtures: self.fixtures.clone(),
@@ -615,6 +625,10 @@ mod tests {
         let layer = Cli::try_parse_from(["pusher-local", "--record", "-r", "redis://h"]).unwrap().layer();
         assert!(layer.record.is_some_and(|name| name.starts_with("rec-")));
         assert_eq!(layer.redis_url, Some(("redis://h".into(), "--redis-url / PUSHER_LOCAL_REDIS_URL")));
+        let layer = Cli::try_parse_from(["pusher-local", "--port", "0", "--ready-file", "r.json", "--print-ready"])
+            .unwrap()
+            .layer();
+        assert_eq!((layer.port, layer.ready_file, layer.print_ready), (Some(0), Some("r.json".into()), Some(true)));
     }
 
     fn lifted(args: &[&str]) -> Cli {

@@ -130,6 +130,11 @@ pub struct Config {
     pub log_format: Format,
     /// A file that gets the log too.
     pub log_file: Option<PathBuf>,
+    /// `--ready-file`: where the ready JSON is written once the server accepts connections
+    /// (removed when it stops).
+    pub ready_file: Option<PathBuf>,
+    /// `--print-ready`: the ready JSON as the first line on stdout.
+    pub print_ready: bool,
     /// Webhook delivery timing and sizes (the URLs are per app).
     pub webhooks: crate::webhook::Settings,
     /// `--record`: the recording's name (none = not recording).
@@ -235,6 +240,8 @@ impl Default for Config {
             full: false,
             log_format: Format::Text,
             log_file: None,
+            ready_file: None,
+            print_ready: false,
             webhooks: crate::webhook::Settings::default(),
             record: None,
             db: PathBuf::from(DEFAULT_DB),
@@ -351,6 +358,10 @@ pub struct Layer {
     pub log_format: Option<Format>,
     /// A file that gets the log too.
     pub log_file: Option<PathBuf>,
+    /// Where the ready JSON is written.
+    pub ready_file: Option<PathBuf>,
+    /// The ready JSON on stdout.
+    pub print_ready: Option<bool>,
     /// Record, under this name.
     pub record: Option<String>,
     /// The recordings database.
@@ -765,6 +776,8 @@ impl<'a> Draft<'a> {
         set(&mut c.full, layer.full);
         set(&mut c.log_format, layer.log_format);
         set(&mut c.log_file, layer.log_file.map(|p| Some(in_cwd(p))));
+        set(&mut c.ready_file, layer.ready_file.map(|p| Some(in_cwd(p))));
+        set(&mut c.print_ready, layer.print_ready);
         set(&mut c.record, layer.record.map(Some));
         set(&mut c.db, layer.db.map(in_cwd));
         set(&mut c.fixtures, layer.fixtures.map(in_cwd));

@@ -658,3 +658,112 @@ fn the_apps_dotenv_port_is_where_it_listens_and_a_hosted_pusher_host_is_warned_a
     assert!(banner.contains("warning: PUSHER_HOST=api-eu.pusher.com") && banner.contains("hosted Pusher"), "{banner}");
     assert!(stop(child).success());
 }
+
+/// `GET path` on `port` (`Connection: close`), the whole response.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The JSON `--ready-file` wrote to `path`, polled for up to 10 s (the file appears whole: it
+/// is renamed into place).
+fn ready_file(path: &std::path::Path, child: &mut Child) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited ({status}) before writing {}", path.display());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no ready file at {} in time", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Checks the ready JSON of a server on port 0 with the default app, every field; returns the
+/// port it picked.
+fn check_ready(info: &serde_json::Value, pid: u32) -> u16 {
+    let port = info["http_port"].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or_else(|| panic!("{info}"));
+    assert_ne!(port, 0, "{info}");
+    let expected = serde_json::json!({
+        "url": format!("http://127.0.0.1:{port}"), "ws_url": format!("ws://127.0.0.1:{port}"),
+        "http_port": port, "ws_port": port, "host": "127.0.0.1",
+        "app_id": "1", "key": "app-key", "secret": "app-secret", "pid": pid,
+    });
+    assert_eq!(info, &expected);
+    port
+}
+
+#[test]
+fn two_servers_on_port_0_each_write_a_ready_file_with_their_own_port_and_remove_it_on_sigterm() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    // Both started before either is waited for.
+    let mut servers: Vec<(Child, std::path::PathBuf)> = dirs
+        .iter()
+        .map(|dir| {
+            let child = command(dir.path())
+                .args(["--no-config", "--port", "0", "--ready-file", "ready.json"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            (child, dir.path().join("ready.json"))
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for (child, path) in &mut servers {
+        let info = ready_file(path, child);
+        let port = check_ready(&info, child.id());
+        let response = http_get(port, "/pusher-local/fixtures");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        ports.push(port);
+    }
+    assert_ne!(ports[0], ports[1]);
+    for (child, path) in servers {
+        assert!(stop(child).success());
+        assert!(!path.exists(), "{} is removed when the server stops", path.display());
+    }
+    for dir in &dirs {
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.iter().all(|name| !name.to_string_lossy().ends_with(".tmp")), "{left:?}");
+    }
+}
+
+#[test]
+fn print_ready_puts_the_ready_json_on_the_first_line_before_the_banner() {
+    let dir = tempfile::tempdir().unwrap();
+    // The app's PUSHER_PORT differs: the warning names the port picked, not 0.
+    std::fs::write(dir.path().join(".env"), "PUSHER_PORT=1\n").unwrap();
+    let mut child = command(dir.path())
+        .args(["--port", "0"])
+        .env("PUSHER_LOCAL_PRINT_READY", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = stdout_lines(&mut child);
+    let first = lines.recv_timeout(Duration::from_secs(10)).expect("the ready line in time");
+    let info: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    let port = check_ready(&info, child.id());
+    let banner = lines.recv_timeout(Duration::from_secs(10)).expect("the banner");
+    assert!(
+        banner.starts_with("pusher-local ") && banner.contains(&format!("listening on 127.0.0.1:{port}")),
+        "{banner}"
+    );
+    let warning = (0..100)
+        .map_while(|_| lines.recv_timeout(Duration::from_secs(10)).ok())
+        .find(|line| line.starts_with("warning: PUSHER_PORT=1"))
+        .expect("the PUSHER_PORT warning");
+    assert!(warning.contains(&format!("listens on port {port}:")), "{warning}");
+    assert!(http_get(port, "/pusher-local/fixtures").starts_with("HTTP/1.1 200"));
+    assert!(stop(child).success());
+}
