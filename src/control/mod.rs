@@ -5,6 +5,7 @@
 //! | Method and path | Answer |
 //! |---|---|
 //! | `GET /pusher-local/health` | 200 `{"status":"serving"}`; 503 `{"status":"draining"}` or `{"status":"redis_down","reason"}` |
+//! | `POST /pusher-local/reset`, `POST /pusher-local/disconnect` | see [`harness`] |
 //! | `GET /pusher-local/webhooks` | `{"webhooks":[record, …]}`, oldest first |
 //! | `DELETE /pusher-local/webhooks` | forgets every record, `{}` |
 //! | `GET /pusher-local/webhooks/{id}` | the record, or 404 |
@@ -22,6 +23,7 @@
 //! other web origin, JSON bodies only).
 
 pub mod guard;
+pub mod harness;
 
 use std::collections::BTreeMap;
 
@@ -146,8 +148,22 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         });
     let health =
         warp::path!("pusher-local" / "health").and(warp::get()).and(with(&state)).map(|state: AppState| health(&state));
+    let reset = warp::path!("pusher-local" / "reset")
+        .and(warp::post())
+        .and(warp::body::bytes())
+        .and(with(&state))
+        .map(|body: bytes::Bytes, state: AppState| harness::reset(&state, &body));
+    let disconnect = warp::path!("pusher-local" / "disconnect")
+        .and(warp::post())
+        .and(warp::body::bytes())
+        .and(with(&state))
+        .map(|body: bytes::Bytes, state: AppState| harness::disconnect(&state, &body));
     refused(state.config().tls.names.clone())
         .or(health)
+        .unify()
+        .or(reset)
+        .unify()
+        .or(disconnect)
         .unify()
         .or(webhook_routes(&state))
         .unify()

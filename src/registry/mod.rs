@@ -106,6 +106,19 @@ pub struct ChannelRegistry {
     state: Arc<Mutex<HashMap<AppId, Rooms>>>,
 }
 
+/// Which of this node's sockets [`ChannelRegistry::close_where`] closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// Every socket.
+    All,
+    /// One socket.
+    Socket(SocketId),
+    /// Every socket signed in as this user.
+    User(String),
+    /// Every socket subscribed to this channel.
+    Channel(String),
+}
+
 /// One socket of this node joining a channel.
 #[derive(Debug, Clone)]
 pub struct Joining {
@@ -215,6 +228,43 @@ impl ChannelRegistry {
                 outbox.close(code, reason);
             }
         }
+    }
+
+    /// Closes this node's sockets that `which` selects (of `app`, or of every app) with `code`
+    /// and `reason`; returns how many were asked to close.
+    pub fn close_where(&self, app: Option<&AppId>, which: &Which, code: u16, reason: &str) -> usize {
+        let state = self.lock();
+        let mut closed = 0;
+        for (_, rooms) in state.iter().filter(|(id, _)| app.is_none_or(|a| a == *id)) {
+            let outboxes: Vec<&Outbox> = match which {
+                Which::All => rooms.connections.values().collect(),
+                Which::Socket(socket) => rooms.connections.get(socket).into_iter().collect(),
+                Which::User(user) => rooms.users.get(user.as_str()).into_iter().flat_map(HashMap::values).collect(),
+                Which::Channel(channel) => rooms
+                    .channels
+                    .get(channel.as_str())
+                    .into_iter()
+                    .flat_map(|ch| ch.subscribers.values().map(|s| &s.outbox))
+                    .collect(),
+            };
+            for outbox in outboxes {
+                outbox.close(code, reason.to_owned());
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Forgets the cached events of cache channels (of `app`, or of every app); returns how
+    /// many were dropped.
+    pub fn clear_cache(&self, app: Option<&AppId>) -> usize {
+        let mut state = self.lock();
+        let mut cleared = 0;
+        for (_, rooms) in state.iter_mut().filter(|(id, _)| app.is_none_or(|a| a == *id)) {
+            cleared += rooms.cache.len();
+            rooms.cache.clear();
+        }
+        cleared
     }
 
     /// Forgets a connection: its signin, its watchlist and its place in the quota. Its
@@ -638,5 +688,23 @@ mod tests {
         assert_eq!(reg.connect(&app, SocketId::new(1, 2), &o), Err(HandshakeError::OverQuota));
         reg.disconnect(&app.id, SocketId::new(1, 1));
         reg.connect(&app, SocketId::new(1, 2), &o).unwrap();
+    }
+
+    #[test]
+    fn close_where_picks_a_socket_a_channel_or_everyone() {
+        let reg = ChannelRegistry::new();
+        let app = app();
+        let (a, mut ra) = Outbox::new(8);
+        let (b, mut rb) = Outbox::new(8);
+        reg.join(&app, SocketId::new(1, 1), &a, &channel("news"), None).unwrap();
+        reg.join(&app, SocketId::new(1, 2), &b, &channel("other"), None).unwrap();
+        drain(&mut ra);
+        drain(&mut rb);
+        assert_eq!(reg.close_where(None, &Which::Channel("news".into()), 4200, "test"), 1);
+        assert_eq!((a.close_code(), b.close_code()), (Some(4200), None));
+        assert_eq!(reg.close_where(Some(&app.id), &Which::Socket(SocketId::new(1, 2)), 4100, "test"), 1);
+        assert_eq!(b.close_code(), Some(4100));
+        assert_eq!(reg.close_where(Some(&AppId::new("other")), &Which::All, 4200, "test"), 0);
+        assert_eq!(reg.close_where(None, &Which::All, 4200, "test"), 2);
     }
 }

@@ -110,6 +110,11 @@ impl Outbox {
             self.shared.waker.wake();
         }
     }
+
+    /// Whether the socket was asked to close (the first close request wins).
+    pub fn close_code(&self) -> Option<u16> {
+        self.shared.close.get().map(|(code, _)| *code)
+    }
 }
 
 impl OutboxReceiver {
