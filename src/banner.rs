@@ -58,21 +58,31 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
     if let Some(url) = config.redis_url_shown() {
         out += &format!("  cluster of every node on Redis {url} with prefix {}\n", config.redis_prefix);
     }
+    let dev_auth = if config.dev_auth {
+        out += &format!(
+            "  {} --dev-auth is on: anyone on this machine can authorize any channel and sign in as any user\n",
+            style::error("warning:", color)
+        );
+        let url = format!("http://{api_host}:{api_port}/pusher-local");
+        format!(", channelAuthorization: {{ endpoint: '{url}/auth' }}, userAuthentication: {{ endpoint: '{url}/user-auth' }}")
+    } else {
+        String::new()
+    };
     if let Some(identity) = tls {
         out += "\n";
         out += &tls_block(identity, color);
     }
     let client = format!(
-        "{{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: false, enabledTransports: ['ws', 'wss'] }}"
+        "{{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: false, enabledTransports: ['ws', 'wss']{dev_auth} }}"
     );
     out += &format!("\n{}\n  new Pusher('{key}', {client})\n", head("pusher-js"));
     if tls.is_some() {
         out += &format!(
-            "  new Pusher('{key}', {{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: true, enabledTransports: ['ws', 'wss'] }})   (pages on https)\n"
+            "  new Pusher('{key}', {{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: true, enabledTransports: ['ws', 'wss']{dev_auth} }})   (pages on https)\n"
         );
     }
     out += &format!(
-        "{}\n  new Echo({{ broadcaster: 'pusher', key: '{key}', cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: false, enabledTransports: ['ws', 'wss'] }})\n",
+        "{}\n  new Echo({{ broadcaster: 'pusher', key: '{key}', cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: false, enabledTransports: ['ws', 'wss']{dev_auth} }})\n",
         head("Laravel Echo")
     );
     out += &format!(
@@ -198,6 +208,22 @@ mod tests {
         config.app_endpoint.scheme = Some(("https".into(), crate::config::Source::Env("PUSHER_SCHEME")));
         assert!(render(&config, addr, addr, Some(&identity), false).contains("PUSHER_SCHEME=https\n"));
         assert!(render(&config, addr, addr, None, false).contains("PUSHER_SCHEME=http\n"), "no TLS, no https");
+    }
+
+    #[test]
+    fn dev_auth_is_announced_and_in_the_snippets() {
+        let addr: SocketAddr = "127.0.0.1:6001".parse().unwrap();
+        let plain = render(&Config::default(), addr, addr, None, false);
+        assert!(!plain.contains("dev-auth") && !plain.contains("channelAuthorization"), "{plain}");
+        let config = Config { dev_auth: true, ..Config::default() };
+        let text = render(&config, addr, addr, None, false);
+        assert!(text.contains("warning: --dev-auth is on: anyone on this machine can authorize any channel"), "{text}");
+        assert!(
+            text.contains("channelAuthorization: { endpoint: 'http://127.0.0.1:6001/pusher-local/auth' }"),
+            "{text}"
+        );
+        assert!(text.contains("userAuthentication: { endpoint: 'http://127.0.0.1:6001/pusher-local/user-auth' }"));
+        assert_eq!(text.matches("channelAuthorization").count(), 2, "pusher-js and Echo");
     }
 
     #[test]

@@ -109,6 +109,18 @@ pub struct Cli {
     #[arg(long = "print-ready", env = "PUSHER_LOCAL_PRINT_READY", value_parser = clap::builder::BoolishValueParser::new())]
     pub print_ready: bool,
 
+    /// Serve POST /pusher-local/auth and /pusher-local/user-auth, which sign any channel or user with the first app's secret, for front-end work with no backend (anyone on this machine can then authorize any channel)
+    #[arg(long = "dev-auth", env = "PUSHER_LOCAL_DEV_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev_auth: bool,
+
+    /// The user id --dev-auth signs for (a request's user_id parameter or X-Pusher-Local-User header overrides it) [default: dev-user]
+    #[arg(long = "dev-user", env = "PUSHER_LOCAL_DEV_USER", value_name = "ID")]
+    pub dev_user: Option<String>,
+
+    /// That user's user_info, as JSON [default: {"name": ID}]
+    #[arg(long = "dev-user-info", env = "PUSHER_LOCAL_DEV_USER_INFO", value_name = "JSON", value_parser = parse_json)]
+    pub dev_user_info: Option<serde_json::Value>,
+
     /// Threads serving sockets and HTTP [default: half the cores, at least 1]
     #[arg(long, env = "PUSHER_LOCAL_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
@@ -377,6 +389,9 @@ impl Cli {
             log_file: self.log_file.clone(),
             ready_file: self.ready_file.clone(),
             print_ready: self.print_ready.then_some(true),
+            dev_auth: self.dev_auth.then_some(true),
+            dev_user: self.dev_user.clone(),
+            dev_user_info: self.dev_user_info.clone(),
             record: self.record.clone().map(|name| name.unwrap_or_else(crate::recorder::default_name)),
             db: self.db.clone(),
             fixtures: self.fixtures.clone(),
@@ -520,6 +535,11 @@ pub enum WebhooksAction {
     },
 }
 
+/// `--dev-user-info`: a JSON value.
+fn parse_json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,6 +649,25 @@ mod tests {
             .unwrap()
             .layer();
         assert_eq!((layer.port, layer.ready_file, layer.print_ready), (Some(0), Some("r.json".into()), Some(true)));
+    }
+
+    #[test]
+    fn dev_auth_flags() {
+        let layer = Cli::try_parse_from([
+            "pusher-local",
+            "--dev-auth",
+            "--dev-user",
+            "ada",
+            "--dev-user-info",
+            r#"{"name":"Ada"}"#,
+        ])
+        .unwrap()
+        .layer();
+        assert_eq!(layer.dev_auth, Some(true));
+        assert_eq!(layer.dev_user.as_deref(), Some("ada"));
+        assert_eq!(layer.dev_user_info, Some(serde_json::json!({"name": "Ada"})));
+        assert!(Cli::try_parse_from(["pusher-local", "--dev-user-info", "{nope"]).is_err());
+        assert_eq!(Cli::try_parse_from(["pusher-local"]).unwrap().layer().dev_auth, None);
     }
 
     fn lifted(args: &[&str]) -> Cli {

@@ -135,6 +135,13 @@ pub struct Config {
     pub ready_file: Option<PathBuf>,
     /// `--print-ready`: the ready JSON as the first line on stdout.
     pub print_ready: bool,
+    /// `--dev-auth`: serve `POST /pusher-local/auth` and `/pusher-local/user-auth`, signing for
+    /// any channel and user with the first app's secret (front-end work with no backend).
+    pub dev_auth: bool,
+    /// `--dev-user`: the user `--dev-auth` signs for when a request names none.
+    pub dev_user: String,
+    /// `--dev-user-info`: that user's `user_info` (none: `{"name": <user id>}`).
+    pub dev_user_info: Option<serde_json::Value>,
     /// Webhook delivery timing and sizes (the URLs are per app).
     pub webhooks: crate::webhook::Settings,
     /// `--record`: the recording's name (none = not recording).
@@ -202,6 +209,8 @@ fn is_real_pusher(host: &str) -> bool {
     ["pusher.com", "pusherapp.com"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }
 
+/// The user `--dev-auth` signs for when neither `--dev-user` nor the request names one.
+pub const DEFAULT_DEV_USER: &str = "dev-user";
 /// The default recordings database, relative to the working directory.
 pub const DEFAULT_DB: &str = "pusher-local.db";
 /// The default fixtures folder, relative to the working directory.
@@ -242,6 +251,9 @@ impl Default for Config {
             log_file: None,
             ready_file: None,
             print_ready: false,
+            dev_auth: false,
+            dev_user: DEFAULT_DEV_USER.into(),
+            dev_user_info: None,
             webhooks: crate::webhook::Settings::default(),
             record: None,
             db: PathBuf::from(DEFAULT_DB),
@@ -362,6 +374,12 @@ pub struct Layer {
     pub ready_file: Option<PathBuf>,
     /// The ready JSON on stdout.
     pub print_ready: Option<bool>,
+    /// Serve the dev auth endpoints.
+    pub dev_auth: Option<bool>,
+    /// The dev auth user id.
+    pub dev_user: Option<String>,
+    /// The dev auth user's `user_info`.
+    pub dev_user_info: Option<serde_json::Value>,
     /// Record, under this name.
     pub record: Option<String>,
     /// The recordings database.
@@ -778,6 +796,9 @@ impl<'a> Draft<'a> {
         set(&mut c.log_file, layer.log_file.map(|p| Some(in_cwd(p))));
         set(&mut c.ready_file, layer.ready_file.map(|p| Some(in_cwd(p))));
         set(&mut c.print_ready, layer.print_ready);
+        set(&mut c.dev_auth, layer.dev_auth);
+        set(&mut c.dev_user, layer.dev_user);
+        set(&mut c.dev_user_info, layer.dev_user_info.map(Some));
         set(&mut c.record, layer.record.map(Some));
         set(&mut c.db, layer.db.map(in_cwd));
         set(&mut c.fixtures, layer.fixtures.map(in_cwd));

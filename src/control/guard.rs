@@ -13,6 +13,12 @@
 //!   POST `text/plain` or a form to any site without a CORS preflight; JSON needs one, which
 //!   this API never grants.
 //!
+//! `--dev-auth`'s two endpoints (`/pusher-local/auth`, `/pusher-local/user-auth`) are the
+//! exception, checked by [`check_dev_auth`] instead: a page on another local origin
+//! (`http://localhost:3000`) must call them the way pusher-js does, with a form post. They keep
+//! the `Host` check and accept an `Origin` only on a loopback host (or none); the CORS answer
+//! names that origin.
+//!
 //! The Pusher endpoints are not guarded: pusher-js connects from any origin and the HTTP API
 //! is signed.
 
@@ -20,6 +26,53 @@ use std::net::IpAddr;
 
 use warp::http::{header, HeaderMap, Method, StatusCode};
 use warp::reply::Response;
+
+/// The paths [`check_dev_auth`] guards instead of [`check`].
+pub const DEV_AUTH_PATHS: [&str; 2] = ["/pusher-local/auth", "/pusher-local/user-auth"];
+
+/// Why a request to a `--dev-auth` endpoint is refused: a `Host` not naming this machine, or an
+/// `Origin` whose host is not a loopback name or address. Any method and body type pass.
+pub fn check_dev_auth(headers: &HeaderMap, names: &[String]) -> Result<(), (StatusCode, String)> {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(host) = text(header::HOST) {
+        if !is_local_host(host, names) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!("pusher-local's --dev-auth answers only requests addressed to this machine, not Host {host:?}"),
+            ));
+        }
+    }
+    match text(header::ORIGIN) {
+        Some(origin) if !is_loopback_origin(origin) => Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "pusher-local's --dev-auth answers pages on this machine only (localhost, *.localhost, 127.x, [::1]), \
+                 not {origin}"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `origin` (`scheme://host[:port]`) is a page on a loopback name or address.
+pub fn is_loopback_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else { return false };
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") || rest.contains(['/', '@']) {
+        return false;
+    }
+    let name = match rest.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((ip, _)) => return ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+            None => return false,
+        },
+        None => rest.rsplit_once(':').map_or(rest, |(name, _)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    match name.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => name == "localhost" || name.ends_with(".localhost"),
+    }
+}
 
 /// Why a control request is refused: the status and the message of the JSON error.
 pub fn check(method: &Method, headers: &HeaderMap, secure: bool, names: &[String]) -> Result<(), (StatusCode, String)> {
@@ -98,6 +151,29 @@ mod tests {
             map.insert(*name, value.parse().unwrap());
         }
         map
+    }
+
+    #[test]
+    fn dev_auth_takes_forms_from_loopback_origins_only() {
+        for ok in ["http://localhost:3000", "https://app.localhost", "http://127.0.0.1:5173", "http://[::1]:8080"] {
+            assert!(is_loopback_origin(ok), "{ok}");
+        }
+        for bad in ["http://evil.example", "http://localhost.evil.example", "null", "http://10.0.0.5:3000", "file://"] {
+            assert!(!is_loopback_origin(bad), "{bad}");
+        }
+        let form = headers(&[
+            ("host", "127.0.0.1:6001"),
+            ("origin", "http://localhost:3000"),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("content-length", "20"),
+        ]);
+        assert!(check_dev_auth(&form, &[]).is_ok());
+        assert!(check(&Method::POST, &form, false, &[]).is_err(), "the rest of the control API still refuses it");
+        let evil = headers(&[("host", "127.0.0.1:6001"), ("origin", "http://evil.example")]);
+        assert_eq!(check_dev_auth(&evil, &[]).unwrap_err().0, StatusCode::FORBIDDEN);
+        let rebound = headers(&[("host", "evil.example:6001")]);
+        assert_eq!(check_dev_auth(&rebound, &[]).unwrap_err().0, StatusCode::FORBIDDEN);
+        assert!(check_dev_auth(&headers(&[("host", "localhost:6001")]), &[]).is_ok(), "no Origin: a tool");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! | `POST /pusher-local/replays` | body [`ReplayRequest`]; 202 `{"id","fixture","events"}`, 404 unknown fixture |
 //! | `DELETE /pusher-local/replays/{id}` | stops it, `{"id","stopped":true}`, or 404 |
 //! | `DELETE /pusher-local/replays` | stops every replay, `{"stopped":N}` |
+//! | `POST /pusher-local/auth` | `--dev-auth` only: form `socket_id`, `channel_name`; `{"auth"[, "channel_data"]}` |
+//! | `POST /pusher-local/user-auth` | `--dev-auth` only: form `socket_id`; `{"auth","user_data"}` |
 //!
 //! A record: `id`, `app_id`, `time_ms`, `events`, `body` (the exact bytes sent), `headers`,
 //! `deliveries` (`url`, `state`, `attempts` with `attempt`, `at_ms`, `elapsed_ms`, `status`,
@@ -22,6 +24,7 @@
 //! own replays run in `recorder::replays`; [`guard`] decides who may call any of it (this machine's `Host`, no
 //! other web origin, JSON bodies only).
 
+pub mod dev_auth;
 pub mod guard;
 pub mod harness;
 
@@ -165,6 +168,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(disconnect)
         .unify()
+        .or(dev_auth::routes(&state))
+        .unify()
         .or(webhook_routes(&state))
         .unify()
         .or(fixtures)
@@ -196,17 +201,29 @@ fn with(state: &AppState) -> impl Filter<Extract = (AppState,), Error = std::con
 /// Every request under the prefix is checked first ([`guard`]); one that passes falls through
 /// to the routes (a plain rejection), one that fails is answered here.
 fn refused(names: Vec<String>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path(PREFIX).and(warp::method()).and(warp::header::headers_cloned()).and(crate::accept::secure()).and_then(
-        move |method: warp::http::Method, headers: warp::http::HeaderMap, secure: bool| {
-            let verdict = guard::check(&method, &headers, secure, &names);
-            async move {
-                match verdict {
-                    Ok(()) => Err(warp::reject::not_found()),
-                    Err((status, message)) => Ok(guard::refusal(status, &message)),
+    warp::path(PREFIX)
+        .and(warp::path::full())
+        .and(warp::method())
+        .and(warp::header::headers_cloned())
+        .and(crate::accept::secure())
+        .and_then(
+            move |path: warp::path::FullPath,
+                  method: warp::http::Method,
+                  headers: warp::http::HeaderMap,
+                  secure: bool| {
+                let verdict = if guard::DEV_AUTH_PATHS.contains(&path.as_str()) {
+                    guard::check_dev_auth(&headers, &names)
+                } else {
+                    guard::check(&method, &headers, secure, &names)
+                };
+                async move {
+                    match verdict {
+                        Ok(()) => Err(warp::reject::not_found()),
+                        Err((status, message)) => Ok(guard::refusal(status, &message)),
+                    }
                 }
-            }
-        },
-    )
+            },
+        )
 }
 
 /// `/pusher-local/webhooks…`: the outbox listed, cleared, one record, a resend.
