@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `GET /pusher-local/health` | 200 `{"status":"serving"}`; 503 `{"status":"draining"}` or `{"status":"redis_down","reason"}` |
 //! | `POST /pusher-local/reset`, `POST /pusher-local/disconnect` | see [`harness`] |
+//! | `GET /pusher-local/openapi.json` | all of this as an OpenAPI 3 document ([`OPENAPI`]) |
 //! | `GET /pusher-local/webhooks` | `{"webhooks":[record, …]}`, oldest first |
 //! | `DELETE /pusher-local/webhooks` | forgets every record, `{}` |
 //! | `GET /pusher-local/webhooks/{id}` | the record, or 404 |
@@ -33,7 +34,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::json;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
@@ -143,6 +144,10 @@ fn start_replay(state: &AppState, body: &[u8]) -> Response {
     json_reply(StatusCode::ACCEPTED, &json!({ "id": id, "fixture": request.fixture, "events": events }))
 }
 
+/// Every endpoint of this API as an OpenAPI 3 document (`GET /pusher-local/openapi.json`);
+/// a test keeps it listing every route.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
 /// Every control route, behind the guard.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let fixtures =
@@ -161,8 +166,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::body::bytes())
         .and(with(&state))
         .map(|body: bytes::Bytes, state: AppState| harness::disconnect(&state, &body));
+    let openapi = warp::path!("pusher-local" / "openapi.json").and(warp::get()).map(|| {
+        let mut response = Response::new(OPENAPI.into());
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    });
     refused(state.config().tls.names.clone())
         .or(health)
+        .unify()
+        .or(openapi)
         .unify()
         .or(reset)
         .unify()

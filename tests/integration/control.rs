@@ -165,3 +165,42 @@ async fn dev_auth_refuses_foreign_pages_and_is_off_by_default() {
     assert!(response.text().await.unwrap().contains("--dev-auth"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_lists_every_control_path() {
+    let server = TestServer::start().await;
+    let url = format!("http://{}/pusher-local/openapi.json", server.api_addr);
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    // Every route under the prefix, as src/control mounts them.
+    for path in [
+        "/pusher-local/health",
+        "/pusher-local/reset",
+        "/pusher-local/disconnect",
+        "/pusher-local/auth",
+        "/pusher-local/user-auth",
+        "/pusher-local/webhooks",
+        "/pusher-local/webhooks/{id}",
+        "/pusher-local/webhooks/{id}/resend",
+        "/pusher-local/fixtures",
+        "/pusher-local/replays",
+        "/pusher-local/replays/{id}",
+        "/pusher-local/openapi.json",
+    ] {
+        assert!(paths.contains_key(path), "{path} is missing from openapi.json");
+    }
+    // And nothing it lists is missing from the server: each path answers something other
+    // than the not-a-route answer an unknown path gets (ids filled in).
+    let unknown = format!("http://{}/pusher-local/no-such-thing", server.api_addr);
+    assert!(reqwest::get(unknown).await.unwrap().text().await.unwrap().contains("the HTTP API lives under"));
+    for path in paths.keys() {
+        let url = format!("http://{}{}", server.api_addr, path.replace("{id}", "1"));
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        assert!(!text.contains("the HTTP API lives under"), "{path} is not served: {text}");
+    }
+    server.stop().await;
+}
