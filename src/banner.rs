@@ -58,16 +58,22 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
     if let Some(url) = config.redis_url_shown() {
         out += &format!("  cluster of every node on Redis {url} with prefix {}\n", config.redis_prefix);
     }
-    let dev_auth = if config.dev_auth {
+    if config.dev_auth {
         out += &format!(
             "  {} --dev-auth is on: anyone on this machine can authorize any channel and sign in as any user\n",
             style::error("warning:", color)
         );
-        let url = format!("http://{api_host}:{api_port}/pusher-local");
-        format!(", channelAuthorization: {{ endpoint: '{url}/auth' }}, userAuthentication: {{ endpoint: '{url}/user-auth' }}")
-    } else {
-        String::new()
+    }
+    // The endpoints over the page's own scheme (the port serves both): a page on https may
+    // not call http.
+    let endpoints = |scheme: &str| match config.dev_auth {
+        true => {
+            let url = format!("{scheme}://{api_host}:{api_port}/pusher-local");
+            format!(", channelAuthorization: {{ endpoint: '{url}/auth' }}, userAuthentication: {{ endpoint: '{url}/user-auth' }}")
+        }
+        false => String::new(),
     };
+    let dev_auth = endpoints("http");
     if let Some(identity) = tls {
         out += "\n";
         out += &tls_block(identity, color);
@@ -78,7 +84,8 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
     out += &format!("\n{}\n  new Pusher('{key}', {client})\n", head("pusher-js"));
     if tls.is_some() {
         out += &format!(
-            "  new Pusher('{key}', {{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: true, enabledTransports: ['ws', 'wss']{dev_auth} }})   (pages on https)\n"
+            "  new Pusher('{key}', {{ cluster: 'local', wsHost: '{ws_host}', wsPort: {ws_port}, wssPort: {ws_port}, forceTLS: true, enabledTransports: ['ws', 'wss']{} }})   (pages on https)\n",
+            endpoints("https")
         );
     }
     out += &format!(
@@ -223,6 +230,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("userAuthentication: { endpoint: 'http://127.0.0.1:6001/pusher-local/user-auth' }"));
+        // The https snippet calls the endpoints over https: a page on https may not call http.
+        let identity = Identity::Files { cert: "c.pem".into(), key: "k.pem".into() };
+        let with_tls = render(&config, addr, addr, Some(&identity), false);
+        let https = with_tls.lines().find(|l| l.contains("(pages on https)")).unwrap();
+        assert!(https.contains("endpoint: 'https://127.0.0.1:6001/pusher-local/auth'"), "{https}");
         assert_eq!(text.matches("channelAuthorization").count(), 2, "pusher-js and Echo");
     }
 
