@@ -101,6 +101,10 @@ pub struct Cli {
     #[arg(long, env = "PUSHER_LOCAL_LOG_FILE", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
+    /// Events kept per app for GET /pusher-local/events and the waits (0 keeps none)
+    #[arg(long, env = "PUSHER_LOCAL_HISTORY", value_name = "N")]
+    pub history: Option<usize>,
+
     /// Once the server accepts connections, write a JSON object (url, ws_url, ports, host, app_id, key, secret, pid) to this file; removed when it stops
     #[arg(long = "ready-file", env = "PUSHER_LOCAL_READY_FILE", value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
@@ -388,6 +392,7 @@ impl Cli {
             log_format: self.log_format,
             log_file: self.log_file.clone(),
             ready_file: self.ready_file.clone(),
+            history: self.history,
             print_ready: self.print_ready.then_some(true),
             dev_auth: self.dev_auth.then_some(true),
             dev_user: self.dev_user.clone(),

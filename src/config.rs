@@ -108,6 +108,8 @@ pub struct Config {
     pub pong_timeout: Duration,
     /// Frames that may wait for one socket before it is closed with 4100.
     pub outbox_capacity: usize,
+    /// Events kept per app for the control API's history and waits (0: none).
+    pub history: usize,
     /// Largest WebSocket message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Largest HTTP API request body, in bytes.
@@ -238,6 +240,7 @@ impl Default for Config {
             activity_timeout: Duration::from_secs(120),
             pong_timeout: Duration::from_secs(30),
             outbox_capacity: 4096,
+            history: crate::history::DEFAULT_CAPACITY,
             max_message_bytes: 256 * 1024,
             max_body_bytes: 1024 * 1024,
             signature_window: Duration::from_secs(600),
@@ -284,6 +287,8 @@ pub struct FileConfig {
     pub pong_timeout: Option<u64>,
     /// Frames.
     pub outbox_capacity: Option<usize>,
+    /// Events kept per app.
+    pub history: Option<usize>,
     /// Bytes.
     pub max_message_bytes: Option<usize>,
     /// Bytes.
@@ -346,6 +351,8 @@ pub struct Layer {
     pub pong_timeout: Option<Duration>,
     /// Frames that may wait for one socket.
     pub outbox_capacity: Option<usize>,
+    /// Events kept per app.
+    pub history: Option<usize>,
     /// Largest WebSocket message, in bytes.
     pub max_message_bytes: Option<usize>,
     /// Largest HTTP API request body, in bytes.
@@ -694,6 +701,7 @@ impl FileConfig {
             activity_timeout: secs(self.activity_timeout),
             pong_timeout: secs(self.pong_timeout),
             outbox_capacity: self.outbox_capacity,
+            history: self.history,
             max_message_bytes: self.max_message_bytes,
             max_body_bytes: self.max_body_bytes,
             webhook_retry_for: secs(self.webhook_retry_for),
@@ -784,6 +792,7 @@ impl<'a> Draft<'a> {
         set(&mut c.activity_timeout, layer.activity_timeout);
         set(&mut c.pong_timeout, layer.pong_timeout);
         set(&mut c.outbox_capacity, layer.outbox_capacity);
+        set(&mut c.history, layer.history);
         set(&mut c.max_message_bytes, layer.max_message_bytes);
         set(&mut c.max_body_bytes, layer.max_body_bytes);
         set(&mut c.webhooks.retry_for, layer.webhook_retry_for);

@@ -28,6 +28,12 @@ pub enum HandshakeError {
     /// A plain `ws://` connection to an app that only accepts TLS.
     #[error("Application only accepts SSL connections, reconnect using wss://")]
     TlsOnly,
+    /// A test asked for new connections to be refused (`/pusher-local/faults`).
+    #[error("Connection refused by a pusher-local fault (close code {0})")]
+    Fault(u16),
+    /// This node plays dead (the `node_down` fault): come back later.
+    #[error("pusher-local is simulating this node's death: reconnect later")]
+    NodeDown,
 }
 
 impl HandshakeError {
@@ -39,6 +45,8 @@ impl HandshakeError {
             HandshakeError::OverQuota => codes::OVER_CONNECTION_QUOTA,
             HandshakeError::PathNotFound => codes::PATH_NOT_FOUND,
             HandshakeError::TlsOnly => codes::SSL_ONLY,
+            HandshakeError::Fault(code) => *code,
+            HandshakeError::NodeDown => codes::OVER_CAPACITY,
         }
     }
 }

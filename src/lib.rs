@@ -10,12 +10,16 @@
 //! - [`protocol`]: wire types: `ClientMessage`, server frame encoders, `ChannelName`,
 //!   `SocketId`, codes. [`shutdown`]: the shutdown token. [`port_owner`]: which process holds a
 //!   port in use (Linux `/proc`). [`tls`]: the local certificate authority, the server's
-//!   certificate, what outgoing TLS trusts (a leaf: it imports nothing of ours).
+//!   certificate, what outgoing TLS trusts (a leaf: it imports nothing of ours). [`faults`]:
+//!   the faults a test injects (late or lost deliveries, refusals, HTTP errors, clock skew, a
+//!   node playing dead). [`changes`]: wakes the control API's waiters.
 //! - [`apps`]: the app table (id, key, secret, features, limits, webhook endpoints).
 //! - [`auth`]: HMAC signatures for subscriptions, signin and HTTP requests, and the diagnosis
 //!   of a bad one.
 //! - [`error`]: what a client can do wrong, with its Pusher code.
 //! - [`event`]: a published event and its source (API, client, replay).
+//! - [`metrics`]: per-app counters for `GET /pusher-local/metrics`. [`history`]: the last N
+//!   events of each app, for the control API's history and waits.
 //! - [`printer`]: the terminal traffic log: typed lines, filters, text and JSON renderers.
 //! - [`registry`]: this node's sockets, channels and presence rosters; fan-out to per-socket
 //!   outboxes.
@@ -67,12 +71,16 @@ pub mod apps;
 pub mod auth;
 pub mod banner;
 pub mod broker;
+pub mod changes;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
 pub mod error;
 pub mod event;
+pub mod faults;
+pub mod history;
+pub mod metrics;
 pub mod port_owner;
 pub mod printer;
 pub mod protocol;

@@ -5,7 +5,6 @@
 //! same way: the `protocol=` version at connect and a refused frame's `pusher:error`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +18,7 @@ use crate::error::{ClientError, HandshakeError};
 use crate::event::{Event, Source};
 use crate::printer::Line;
 use crate::protocol::{codes, server, ChannelKind, ChannelName, ClientMessage, Frame, SocketId, Subscribe};
-use crate::registry::{Joining, Leaving, Member, Outbox, OutboxReceiver};
+use crate::registry::{Client, Joining, Leaving, Member, Outbox, OutboxReceiver};
 use crate::state::AppState;
 
 /// Close reason sent to every socket on shutdown.
@@ -54,11 +53,25 @@ pub fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &Ap
 /// registered socket; one registered just after that is asked to close here.
 ///
 /// # Errors
-/// [`HandshakeError`] when the app has no room for another connection.
-pub fn register(state: &AppState, app: &App) -> Result<(SocketId, Outbox, OutboxReceiver), HandshakeError> {
+/// [`HandshakeError`] when the app has no room for another connection, or a test's fault
+/// refuses it (`/pusher-local/faults`).
+pub fn register(
+    state: &AppState,
+    app: &App,
+    client: &Arc<Client>,
+) -> Result<(SocketId, Outbox, OutboxReceiver), HandshakeError> {
+    let faults = state.faults();
+    if faults.active() {
+        if faults.node_down() {
+            return Err(HandshakeError::NodeDown);
+        }
+        if let Some(code) = faults.refused_connection(app.id.as_str()) {
+            return Err(HandshakeError::Fault(code));
+        }
+    }
     let socket_id = state.next_socket_id();
     let (outbox, outgoing) = Outbox::new(state.config().outbox_capacity);
-    state.registry().connect(app, socket_id, &outbox)?;
+    state.registry().connect(app, socket_id, &outbox, client.clone())?;
     if state.shutdown().is_cancelled() {
         outbox.close(codes::WS_GOING_AWAY, SHUTDOWN_REASON);
     }
@@ -85,6 +98,7 @@ pub struct Session {
     app: Arc<App>,
     socket_id: SocketId,
     outbox: Outbox,
+    client: Arc<Client>,
     subscriptions: HashMap<Arc<str>, Subscription>,
     user: Option<SignedInUser>,
     client_event_window: (Instant, u32),
@@ -110,12 +124,13 @@ struct UserData<'a> {
 
 impl Session {
     /// A session for a freshly connected socket.
-    pub fn new(state: AppState, app: Arc<App>, socket_id: SocketId, outbox: Outbox) -> Self {
+    pub fn new(state: AppState, app: Arc<App>, socket_id: SocketId, outbox: Outbox, client: Arc<Client>) -> Self {
         Self {
             state,
             app,
             socket_id,
             outbox,
+            client,
             subscriptions: HashMap::new(),
             user: None,
             client_event_window: (Instant::now(), 0),
@@ -124,16 +139,15 @@ impl Session {
 
     /// Starts the session of a socket [`register`]ed just now: queues
     /// `pusher:connection_established` and prints the Connected line.
-    pub fn start(
-        state: AppState,
-        app: Arc<App>,
-        socket_id: SocketId,
-        outbox: Outbox,
-        remote: Option<SocketAddr>,
-    ) -> Self {
+    pub fn start(state: AppState, app: Arc<App>, socket_id: SocketId, outbox: Outbox, client: Arc<Client>) -> Self {
         outbox.send(server::connection_established(socket_id, state.config().activity_timeout.as_secs()));
-        state.printer().line(Line::Connected { socket: socket_id, app: app.id.clone(), remote });
-        Self::new(state, app, socket_id, outbox)
+        state.printer().line(Line::Connected { socket: socket_id, app: app.id.clone(), remote: client.remote });
+        Self::new(state, app, socket_id, outbox, client)
+    }
+
+    /// What the registry knows of this connection.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
     }
 
     /// This socket's outbox.
@@ -153,6 +167,7 @@ impl Session {
     where
         T: AsRef<str> + Clone + Into<Frame>,
     {
+        self.client.frame_in();
         let printer = self.state.printer();
         if printer.verbose() {
             printer.line(Line::FrameIn {

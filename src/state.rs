@@ -15,9 +15,13 @@ use std::sync::Arc;
 
 use crate::apps::{App, AppId, Apps};
 use crate::broker::{Broker, Envelope, Notice, Query};
+use crate::changes::Changes;
 use crate::config::Config;
 use crate::error::ClientError;
 use crate::event::{Event, Source};
+use crate::faults::Faults;
+use crate::history::History;
+use crate::metrics::Metrics;
 use crate::printer::{Line, Printer};
 use crate::protocol::{server, ChannelKind, ChannelName, Frame, SocketId, SocketIds};
 use crate::recorder::replay::{Publisher, ReplayError};
@@ -70,6 +74,12 @@ struct Inner {
     recorder: Option<Recorder>,
     fixtures: Fixtures,
     replays: Replays,
+    /// The last events of each app (the control API's history and waits).
+    history: History,
+    /// Per-app counters for `/pusher-local/metrics`.
+    metrics: Metrics,
+    /// Wakes the control API's waiters.
+    changes: Changes,
     /// Why the cluster cannot be reached (`None`: no cluster, or Redis answers).
     cluster_down: std::sync::Mutex<Option<String>>,
 }
@@ -83,6 +93,8 @@ pub enum Health {
     Draining,
     /// Redis is unreachable: local sockets are served, other nodes are not reached.
     ClusterDown(String),
+    /// A test's `node_down` fault: this node plays dead.
+    NodeDown,
 }
 
 /// Cheap-to-clone handle on everything shared.
@@ -113,12 +125,16 @@ impl AppState {
         fixtures: Fixtures,
     ) -> Self {
         let apps = config.app_table();
+        let metrics = Metrics::new(apps.iter().map(|app| &app.id));
+        let changes = Changes::default();
         let webhooks = Webhooks::new(
             config.webhooks.clone(),
             config.tls.client_trust(),
             printer.clone(),
             shutdown.token().clone(),
+            (metrics.clone(), changes.clone()),
         );
+        let history = History::new(config.history);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -132,6 +148,9 @@ impl AppState {
                 recorder,
                 fixtures,
                 replays: Replays::default(),
+                history,
+                metrics,
+                changes,
                 cluster_down: std::sync::Mutex::new(None),
             }),
         }
@@ -206,10 +225,33 @@ impl AppState {
         self.inner.replays.start(job, publisher, &self.inner.printer, stop)
     }
 
+    /// The events kept for the control API.
+    pub fn history(&self) -> &History {
+        &self.inner.history
+    }
+
+    /// The per-app counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// What wakes the control API's waiters.
+    pub fn changes(&self) -> &Changes {
+        &self.inner.changes
+    }
+
+    /// The faults a test injected.
+    pub fn faults(&self) -> &Faults {
+        self.inner.registry.faults()
+    }
+
     /// Whether this node serves: draining wins over a cluster that is down.
     pub fn health(&self) -> Health {
         if self.inner.shutdown.is_cancelled() {
             return Health::Draining;
+        }
+        if self.faults().node_down() {
+            return Health::NodeDown;
         }
         match self.inner.cluster_down.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             Some(reason) => Health::ClusterDown(reason),
@@ -250,6 +292,9 @@ impl AppState {
             .then(|| CachedEvent { event: event.name.clone(), data: event.data.clone() });
         let delivery = Delivery::Event { channel: event.channel.clone(), frame, except: event.except, cache };
         let delivered = self.inner.broker.publish(Envelope { app_id: event.app_id.clone(), delivery }).await;
+        self.inner.history.push(&event, delivered);
+        self.inner.metrics.published(&event.app_id, event.source);
+        self.inner.changes.changed();
         if event.source == Source::Client {
             // After fan-out, and never waiting: the webhook is queued, not sent, here.
             if let Some(app) = self.inner.apps.find_by_id(event.app_id.as_str()) {
@@ -291,6 +336,7 @@ impl AppState {
         if joined.subscription_count.is_some() {
             self.membership(&app, &channel, Change::SubscriptionCount(joined.subscribers)).await;
         }
+        self.inner.changes.changed();
         Ok(())
     }
 
@@ -310,6 +356,7 @@ impl AppState {
         if left.subscription_count.is_some() {
             self.membership(&app, channel, Change::SubscriptionCount(left.subscribers)).await;
         }
+        self.inner.changes.changed();
     }
 
     /// The one place a membership change is acted on, as [`AppState::publish`] is for events:

@@ -33,7 +33,7 @@ use crate::apps::App;
 use crate::error::{ClientError, HandshakeError};
 use crate::printer::Line;
 use crate::protocol::{codes, server, Frame};
-use crate::registry::Outgoing;
+use crate::registry::{Client, Outgoing, Transport};
 use crate::rest::reply::plain;
 use crate::session::{check_protocol, register, Session};
 use crate::state::AppState;
@@ -220,7 +220,9 @@ pub fn route(state: AppState) -> warp::filters::BoxedFilter<(Response,)> {
                         match kind {
                             Kind::Send => send(&state, &sessions, &id, &body).await,
                             Kind::Streaming | Kind::Polling => {
-                                receive(state, &sessions, id, &key, kind, &query, remote).await
+                                let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+                                let opening = Opening { query: &query, remote, user_agent };
+                                receive(state, &sessions, id, &key, kind, opening).await
                             }
                         }
                     };
@@ -284,6 +286,13 @@ async fn send(state: &AppState, sessions: &Sessions, id: &str, body: &[u8]) -> R
     }
 }
 
+/// Who asks to receive, for a session it opens.
+struct Opening<'a> {
+    query: &'a str,
+    remote: Option<SocketAddr>,
+    user_agent: Option<&'a str>,
+}
+
 /// `xhr_streaming` / `xhr`: attaches to the session, or opens one.
 async fn receive(
     state: AppState,
@@ -291,9 +300,9 @@ async fn receive(
     id: String,
     key: &str,
     kind: Kind,
-    query: &str,
-    remote: Option<SocketAddr>,
+    opening: Opening<'_>,
 ) -> Response {
+    let Opening { query, remote, user_agent } = opening;
     let (receiver, answer) = match kind {
         Kind::Streaming => {
             let (tx, rx) = mpsc::channel(STREAM_BACKLOG);
@@ -324,11 +333,13 @@ async fn receive(
         Ok(app) => app,
         Err(error) => return text_response(refuse(&state, key, &error, remote)),
     };
+    let transport = if kind == Kind::Streaming { Transport::XhrStreaming } else { Transport::XhrPolling };
+    let client = Arc::new(Client::new(transport, remote, user_agent));
     let (commands, inbox) = mpsc::channel(16);
     sessions.insert(id.clone(), commands.clone());
     let task_sessions = sessions.clone();
     state.shutdown().tracker().clone().spawn(async move {
-        run(state, app, remote, inbox, receiver).await;
+        run(state, app, client, inbox, receiver).await;
         task_sessions.remove(&id, &commands);
     });
     answer.into_response().await
@@ -404,14 +415,14 @@ async fn receiver_gone(receiver: &mut Option<Receiver>) {
 async fn run(
     state: AppState,
     app: Arc<App>,
-    remote: Option<SocketAddr>,
+    client: Arc<Client>,
     mut inbox: mpsc::Receiver<Command>,
     mut first: Receiver,
 ) {
-    let (socket_id, outbox, mut outgoing) = match register(&state, &app) {
+    let (socket_id, outbox, mut outgoing) = match register(&state, &app, &client) {
         Ok(registered) => registered,
         Err(error) => {
-            let _ = first.deliver(refuse(&state, &app.key, &error, remote));
+            let _ = first.deliver(refuse(&state, &app.key, &error, client.remote));
             return;
         }
     };
@@ -419,7 +430,7 @@ async fn run(
     // `o` opens the session; for a poll it is the whole first answer.
     let (_, detached_until) = hand_over(&mut receiver, Bytes::from_static(b"o\n"));
     let app_id = app.id.clone();
-    let mut session = Session::start(state.clone(), app, socket_id, outbox, remote);
+    let mut session = Session::start(state.clone(), app, socket_id, outbox, client);
 
     // The outbox's batch, and the frames waiting for a receiver.
     let (mut batch, mut pending) = (Vec::new(), Vec::new());
@@ -429,6 +440,7 @@ async fn run(
             biased;
             out = outgoing.recv(&mut batch, BATCH) => match out {
                 Outgoing::Frames => {
+                    session.client().frames_out(batch.len());
                     state.printer().frames_out(socket_id, &app_id, &batch);
                     pending.append(&mut batch);
                     if pending.len() > state.config().outbox_capacity {

@@ -16,15 +16,11 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{error, json_reply};
+use super::{error, json_reply, Refusal};
 use crate::apps::AppId;
 use crate::protocol::{codes, SocketId};
 use crate::registry::Which;
 use crate::state::AppState;
-
-/// Why a request is refused: its status and message (answered as `{"error": message}`).
-#[derive(Debug)]
-struct Refusal(StatusCode, String);
 
 /// The close code when none is asked for: clients reconnect at once.
 const DEFAULT_CODE: u16 = codes::RECONNECT_NOW;
@@ -87,6 +83,8 @@ pub fn reset(state: &AppState, body: &[u8]) -> Response {
         let cache_cleared = state.registry().clear_cache(app.as_ref());
         state.webhooks().outbox().clear();
         let replays_stopped = state.replays().stop_all();
+        let history_cleared = state.history().clear(app.as_ref());
+        let faults_cleared = state.faults().clear();
         Ok(json_reply(
             StatusCode::OK,
             &json!({
@@ -94,6 +92,8 @@ pub fn reset(state: &AppState, body: &[u8]) -> Response {
                 "cache_cleared": cache_cleared,
                 "webhooks_cleared": true,
                 "replays_stopped": replays_stopped,
+                "history_cleared": history_cleared,
+                "faults_cleared": faults_cleared,
             }),
         ))
     };

@@ -6,6 +6,9 @@
 //! |---|---|
 //! | `GET /pusher-local/health` | 200 `{"status":"serving"}`; 503 `{"status":"draining"}` or `{"status":"redis_down","reason"}` |
 //! | `POST /pusher-local/reset`, `POST /pusher-local/disconnect` | see [`harness`] |
+//! | `GET /pusher-local/apps`, `/connections`, `/channels`, `/events`, `/metrics` | see [`inspect`] |
+//! | `POST /pusher-local/wait/…` (`subscribers`, `member`, `event`, `client-event`, `webhook`) | see [`wait`] |
+//! | `GET`, `POST`, `DELETE /pusher-local/faults`, `DELETE /pusher-local/faults/{id}` | see [`faults`] |
 //! | `GET /pusher-local/openapi.json` | all of this as an OpenAPI 3 document ([`OPENAPI`]) |
 //! | `GET /pusher-local/webhooks` | `{"webhooks":[record, …]}`, oldest first |
 //! | `DELETE /pusher-local/webhooks` | forgets every record, `{}` |
@@ -26,8 +29,11 @@
 //! other web origin, JSON bodies only).
 
 pub mod dev_auth;
+pub mod faults;
 pub mod guard;
 pub mod harness;
+pub mod inspect;
+pub mod wait;
 
 use std::collections::BTreeMap;
 
@@ -52,6 +58,22 @@ struct ResendRequest {
 
 fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> Response {
     warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+/// Why a control request is refused: its status and message (answered as `{"error": message}`).
+#[derive(Debug)]
+pub struct Refusal(pub StatusCode, pub String);
+
+impl Refusal {
+    /// A 400.
+    pub fn bad(message: impl std::fmt::Display) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.to_string())
+    }
+
+    /// The answer.
+    pub fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -182,6 +204,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(dev_auth::routes(&state))
         .unify()
+        .or(inspect::routes(&state))
+        .unify()
+        .or(wait::routes(&state))
+        .unify()
+        .or(faults::routes(&state))
+        .unify()
         .or(webhook_routes(&state))
         .unify()
         .or(fixtures)
@@ -198,6 +226,10 @@ fn health(state: &AppState) -> Response {
     match state.health() {
         Health::Serving => json_reply(StatusCode::OK, &json!({ "status": "serving" })),
         Health::Draining => json_reply(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "draining" })),
+        Health::NodeDown => json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "status": "node_down", "reason": "a node_down fault (/pusher-local/faults)" }),
+        ),
         Health::ClusterDown(reason) => {
             json_reply(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "redis_down", "reason": reason }))
         }

@@ -7,18 +7,28 @@
 //!
 //! - [`outbox`]: the bounded per-socket queue and its 4100 policy.
 //! - [`presence`]: presence rosters.
+//! - [`client`]: each connection's transport, address, user agent and frame counts.
+//!
+//! Fan-out asks the fault table (`crate::faults`) first, one atomic load: a test may have asked
+//! for late or lost deliveries on some channels.
 
+pub mod client;
 pub mod outbox;
 pub mod presence;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
 
 use crate::apps::{App, AppId};
 use crate::error::{ClientError, HandshakeError};
+use crate::faults::{DeliveryFault, Faults};
+use crate::metrics::Gauges;
 use crate::protocol::{codes, server, ChannelKind, ChannelName, Frame, SocketId};
 
+pub use client::{Client, Transport};
 pub use outbox::{Outbox, OutboxReceiver, Outgoing, SendOutcome};
 pub use presence::{Member, Members};
 
@@ -86,12 +96,21 @@ struct SignedIn {
     watching: Vec<Arc<str>>,
 }
 
+/// One connection of this node.
+#[derive(Debug)]
+struct Connection {
+    outbox: Outbox,
+    client: Arc<Client>,
+}
+
 #[derive(Debug, Default)]
 struct Rooms {
     channels: HashMap<Arc<str>, Channel>,
     cache: HashMap<Arc<str>, Cached>,
     /// Every connection of the app on this node.
-    connections: HashMap<SocketId, Outbox>,
+    connections: HashMap<SocketId, Connection>,
+    /// Frames in and out of the app's connections that have closed.
+    closed_frames: (u64, u64),
     /// Signed-in user → its sockets.
     users: HashMap<Arc<str>, HashMap<SocketId, Outbox>>,
     /// Socket → who it is signed in as and whom it watches.
@@ -104,6 +123,32 @@ struct Rooms {
 #[derive(Debug, Clone, Default)]
 pub struct ChannelRegistry {
     state: Arc<Mutex<HashMap<AppId, Rooms>>>,
+    faults: Faults,
+    /// Deliveries held back by a latency fault, in publish order (started on first use).
+    delayed: Arc<OnceLock<mpsc::UnboundedSender<Delayed>>>,
+}
+
+/// A delivery a latency fault holds back.
+#[derive(Debug)]
+struct Delayed {
+    at: tokio::time::Instant,
+    outboxes: Vec<Outbox>,
+    frame: Frame,
+}
+
+/// One connection, for `GET /pusher-local/connections`.
+#[derive(Debug, Clone)]
+pub struct ConnectionView {
+    /// The socket.
+    pub socket: SocketId,
+    /// Its app.
+    pub app: AppId,
+    /// Transport, address, agent, counters.
+    pub client: Arc<Client>,
+    /// The user it signed in as.
+    pub user: Option<Arc<str>>,
+    /// Its channels, sorted.
+    pub channels: Vec<Arc<str>>,
 }
 
 /// Which of this node's sockets [`ChannelRegistry::close_where`] closes.
@@ -201,6 +246,16 @@ impl ChannelRegistry {
         Self::default()
     }
 
+    /// An empty registry whose fan-out obeys `faults`.
+    pub fn with_faults(faults: Faults) -> Self {
+        Self { faults, ..Self::default() }
+    }
+
+    /// The faults its fan-out obeys.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<AppId, Rooms>> {
         // A panic while holding the lock would be a bug; the state is still consistent enough
         // to keep serving, so recover the guard instead of taking the whole server down.
@@ -211,21 +266,27 @@ impl ChannelRegistry {
     ///
     /// # Errors
     /// [`HandshakeError::OverQuota`].
-    pub fn connect(&self, app: &App, socket: SocketId, outbox: &Outbox) -> Result<(), HandshakeError> {
+    pub fn connect(
+        &self,
+        app: &App,
+        socket: SocketId,
+        outbox: &Outbox,
+        client: Arc<Client>,
+    ) -> Result<(), HandshakeError> {
         let mut state = self.lock();
         let rooms = state.entry(app.id.clone()).or_default();
         if app.limits.max_connections.is_some_and(|max| rooms.connections.len() >= max) {
             return Err(HandshakeError::OverQuota);
         }
-        rooms.connections.insert(socket, outbox.clone());
+        rooms.connections.insert(socket, Connection { outbox: outbox.clone(), client });
         Ok(())
     }
 
     /// Asks every connection on this node to close (shutdown sends 1001 going away).
     pub fn close_all(&self, code: u16, reason: &'static str) {
         for rooms in self.lock().values() {
-            for outbox in rooms.connections.values() {
-                outbox.close(code, reason);
+            for connection in rooms.connections.values() {
+                connection.outbox.close(code, reason);
             }
         }
     }
@@ -237,8 +298,8 @@ impl ChannelRegistry {
         let mut closed = 0;
         for (_, rooms) in state.iter().filter(|(id, _)| app.is_none_or(|a| a == *id)) {
             let outboxes: Vec<&Outbox> = match which {
-                Which::All => rooms.connections.values().collect(),
-                Which::Socket(socket) => rooms.connections.get(socket).into_iter().collect(),
+                Which::All => rooms.connections.values().map(|c| &c.outbox).collect(),
+                Which::Socket(socket) => rooms.connections.get(socket).map(|c| &c.outbox).into_iter().collect(),
                 Which::User(user) => rooms.users.get(user.as_str()).into_iter().flat_map(HashMap::values).collect(),
                 Which::Channel(channel) => rooms
                     .channels
@@ -272,7 +333,11 @@ impl ChannelRegistry {
     pub fn disconnect(&self, app_id: &AppId, socket: SocketId) {
         let mut state = self.lock();
         let Some(rooms) = state.get_mut(app_id) else { return };
-        rooms.connections.remove(&socket);
+        if let Some(gone) = rooms.connections.remove(&socket) {
+            let (frames_in, frames_out) = gone.client.counts();
+            rooms.closed_frames.0 += frames_in;
+            rooms.closed_frames.1 += frames_out;
+        }
         if let Some(signed) = rooms.signed_in.remove(&socket) {
             for watched in &signed.watching {
                 if let Some(w) = rooms.watchers.get_mut(watched) {
@@ -308,7 +373,7 @@ impl ChannelRegistry {
         let socket = *socket;
         let mut state = self.lock();
         let rooms = state.entry(app.id.clone()).or_default();
-        let Some(outbox) = rooms.connections.get(&socket) else {
+        let Some(Connection { outbox, .. }) = rooms.connections.get(&socket) else {
             // Sockets connect before they subscribe and leave their channels before they go.
             tracing::warn!(%socket, "subscribe from a socket that is not connected: ignored");
             return Ok(Joined::default());
@@ -414,6 +479,11 @@ impl ChannelRegistry {
                 let Some(ch) = rooms.channels.get(channel.as_str()) else {
                     return 0;
                 };
+                if self.faults.active() {
+                    if let Some(fault) = self.faults.delivery(app_id.as_str(), channel.as_str()) {
+                        return self.fan_out_faulty(ch, frame, *except, fault);
+                    }
+                }
                 let mut delivered = 0;
                 for (id, sub) in &ch.subscribers {
                     if Some(*id) != *except && sub.outbox.send(frame.clone()) == SendOutcome::Queued {
@@ -432,6 +502,105 @@ impl ChannelRegistry {
                 sockets.len()
             }
         }
+    }
+
+    /// Fan-out under a delivery fault: each socket's delivery is lost with the fault's
+    /// probability, and the rest are held back by its latency (in publish order). Returns the
+    /// deliveries not lost.
+    fn fan_out_faulty(&self, ch: &Channel, frame: &Frame, except: Option<SocketId>, fault: DeliveryFault) -> usize {
+        let outboxes: Vec<Outbox> = ch
+            .subscribers
+            .iter()
+            .filter(|(id, _)| Some(**id) != except && (fault.drop <= 0.0 || rand::random::<f64>() >= fault.drop))
+            .map(|(_, sub)| sub.outbox.clone())
+            .collect();
+        let delivered = outboxes.len();
+        if fault.latency.is_zero() {
+            for outbox in outboxes {
+                outbox.send(frame.clone());
+            }
+        } else {
+            let at = tokio::time::Instant::now() + fault.latency;
+            // The receiver lives as long as the runtime.
+            let _ = self.delayed().send(Delayed { at, outboxes, frame: frame.clone() });
+        }
+        delivered
+    }
+
+    /// The queue of held-back deliveries, and its task (started the first time).
+    fn delayed(&self) -> &mpsc::UnboundedSender<Delayed> {
+        self.delayed.get_or_init(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Delayed>();
+            tokio::spawn(async move {
+                while let Some(held) = rx.recv().await {
+                    tokio::time::sleep_until(held.at).await;
+                    for outbox in held.outboxes {
+                        outbox.send(held.frame.clone());
+                    }
+                }
+            });
+            tx
+        })
+    }
+
+    /// This node's connections (of `app`, or of every app), by socket id.
+    pub fn connection_list(&self, app: Option<&AppId>) -> Vec<ConnectionView> {
+        let state = self.lock();
+        let mut list = Vec::new();
+        for (app_id, rooms) in state.iter().filter(|(id, _)| app.is_none_or(|a| a == *id)) {
+            let mut channels: HashMap<SocketId, Vec<Arc<str>>> = HashMap::new();
+            for (name, ch) in &rooms.channels {
+                for socket in ch.subscribers.keys() {
+                    channels.entry(*socket).or_default().push(name.clone());
+                }
+            }
+            for (socket, connection) in &rooms.connections {
+                let mut chans = channels.remove(socket).unwrap_or_default();
+                chans.sort();
+                list.push(ConnectionView {
+                    socket: *socket,
+                    app: app_id.clone(),
+                    client: connection.client.clone(),
+                    user: rooms.signed_in.get(socket).map(|s| s.user.clone()),
+                    channels: chans,
+                });
+            }
+        }
+        list.sort_by_key(|c| c.socket);
+        list
+    }
+
+    /// This node's presence members of a channel, with their `user_info`.
+    pub fn members(&self, app_id: &AppId, channel: &str) -> Vec<Member> {
+        let state = self.lock();
+        state
+            .get(app_id)
+            .and_then(|rooms| rooms.channels.get(channel))
+            .map(|ch| ch.members.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Connections, channels and frame counts of each app, for the metrics.
+    pub fn gauges(&self) -> BTreeMap<AppId, Gauges> {
+        let state = self.lock();
+        state
+            .iter()
+            .map(|(id, rooms)| {
+                let (mut frames_in, mut frames_out) = rooms.closed_frames;
+                for connection in rooms.connections.values() {
+                    let (i, o) = connection.client.counts();
+                    frames_in += i;
+                    frames_out += o;
+                }
+                let gauges = Gauges {
+                    connections: rooms.connections.len(),
+                    channels: rooms.channels.len(),
+                    frames_in,
+                    frames_out,
+                };
+                (id.clone(), gauges)
+            })
+            .collect()
     }
 
     /// Records that `socket` is signed in as `user` watching `watchlist`; tells watchers of
@@ -571,7 +740,8 @@ mod tests {
             member: Option<Member>,
         ) -> Result<Joined, ClientError> {
             let app = Arc::new(app.clone());
-            self.lock().entry(app.id.clone()).or_default().connections.insert(socket, outbox.clone());
+            let connection = Connection { outbox: outbox.clone(), client: client() };
+            self.lock().entry(app.id.clone()).or_default().connections.insert(socket, connection);
             self.subscribe(&Joining { app, socket, channel: channel.clone(), member }, None)
         }
 
@@ -579,6 +749,10 @@ mod tests {
             let app = Arc::new(app.clone());
             self.unsubscribe(&Leaving { app, socket, channel: channel.clone(), user: None })
         }
+    }
+
+    fn client() -> Arc<Client> {
+        Arc::new(Client::new(Transport::Ws, None, None))
     }
 
     fn drain(rx: &mut OutboxReceiver) -> Vec<String> {
@@ -666,7 +840,7 @@ mod tests {
         let state = reg.signin(&app, SocketId::new(1, 1), &w, "watcher".into(), vec!["u2".into()]);
         assert_eq!(state.offline, vec![Arc::<str>::from("u2")]);
         let (u, _ru) = Outbox::new(8);
-        reg.connect(&app, SocketId::new(1, 2), &u).unwrap();
+        reg.connect(&app, SocketId::new(1, 2), &u, client()).unwrap();
         reg.signin(&app, SocketId::new(1, 2), &u, "u2".into(), vec![]);
         reg.signin(&app, SocketId::new(1, 3), &u, "u2".into(), vec![]);
         let got = drain(&mut rw);
@@ -684,10 +858,10 @@ mod tests {
         let mut app = app();
         app.limits.max_connections = Some(1);
         let (o, _r) = Outbox::new(1);
-        reg.connect(&app, SocketId::new(1, 1), &o).unwrap();
-        assert_eq!(reg.connect(&app, SocketId::new(1, 2), &o), Err(HandshakeError::OverQuota));
+        reg.connect(&app, SocketId::new(1, 1), &o, client()).unwrap();
+        assert_eq!(reg.connect(&app, SocketId::new(1, 2), &o, client()), Err(HandshakeError::OverQuota));
         reg.disconnect(&app.id, SocketId::new(1, 1));
-        reg.connect(&app, SocketId::new(1, 2), &o).unwrap();
+        reg.connect(&app, SocketId::new(1, 2), &o, client()).unwrap();
     }
 
     #[test]

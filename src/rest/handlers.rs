@@ -13,7 +13,7 @@ use warp::reply::Response;
 
 use super::filters::{authenticate, RawRequest};
 use super::reply::{finish, json, ApiError};
-use crate::apps::App;
+use crate::apps::{App, AppId};
 use crate::auth::request::SignedRequest;
 use crate::event::{Event, Source};
 use crate::protocol::{ChannelKind, ChannelName, SocketId};
@@ -46,11 +46,21 @@ where
     F: FnOnce(Call) -> Fut,
     Fut: std::future::Future<Output = Result<Response, ApiError>>,
 {
-    let result = match authenticate(&state, &request, app_id.as_deref()) {
-        Ok((app, signed)) => handler(Call { state, app, signed, request }).await,
-        Err(error) => Err(error),
+    let metrics = state.metrics().clone();
+    let app = app_id.as_deref().and_then(|id| state.apps().find_by_id(id)).map(|app| app.id.clone());
+    let injected = state.faults().http_status(app.as_ref().map(AppId::as_str));
+    let result = match injected {
+        Some(status) => Err(ApiError::Fault(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))),
+        None => match authenticate(&state, &request, app_id.as_deref()) {
+            Ok((app, signed)) => handler(Call { state, app, signed, request }).await,
+            Err(error) => Err(error),
+        },
     };
-    finish(result)
+    let response = finish(result);
+    if let Ok(response) = &response {
+        metrics.api_call(app.as_ref(), response.status().as_u16());
+    }
+    response
 }
 
 /// One event as the SDKs post it (`events`, or one item of `batch_events`).

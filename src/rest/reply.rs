@@ -99,6 +99,9 @@ pub enum ApiError {
         /// Limit.
         max: usize,
     },
+    /// A test asked for this status (`http_status` in `/pusher-local/faults`).
+    #[error("Answered {0} by a pusher-local fault (/pusher-local/faults): nothing was done")]
+    Fault(StatusCode),
 }
 
 impl ApiError {
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::UnknownApp(_) => StatusCode::NOT_FOUND,
             ApiError::TlsRequired => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Fault(status) => *status,
             ApiError::UnknownKey
             | ApiError::InvalidJson(_)
             | ApiError::MissingField(_)

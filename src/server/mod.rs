@@ -233,7 +233,7 @@ pub async fn serve(
     shutdown: Shutdown,
     ready: Ready,
 ) -> Result<()> {
-    let registry = ChannelRegistry::new();
+    let registry = ChannelRegistry::with_faults(crate::faults::Faults::new());
     let shown = config.redis_url_shown().unwrap_or_default();
     let cluster = config.redis_url.as_deref().map(|url| broker::Cluster {
         url,

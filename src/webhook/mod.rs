@@ -35,6 +35,8 @@ pub use event::{Kind, WebhookEvent};
 pub use outbox::{Outbox, Record};
 
 use crate::apps::{App, AppId};
+use crate::changes::Changes;
+use crate::metrics::Metrics;
 use crate::printer::{Line, Printer};
 use outbox::{DeliveryState, Headers};
 use sender::{Job, Sender};
@@ -148,8 +150,14 @@ impl Webhooks {
     ///
     /// # Panics
     /// When called outside a Tokio runtime.
-    pub fn new(settings: Settings, trust: ClientTrust, printer: Printer, stop: CancellationToken) -> Self {
-        let outbox = Outbox::new(settings.outbox_capacity);
+    pub fn new(
+        settings: Settings,
+        trust: ClientTrust,
+        printer: Printer,
+        stop: CancellationToken,
+        watch: (Metrics, Changes),
+    ) -> Self {
+        let outbox = Outbox::watched(settings.outbox_capacity, watch.0, watch.1);
         let sender = Sender::spawn(settings.clone(), trust, outbox.clone(), printer.clone(), stop);
         Self {
             inner: Arc::new(Inner {
@@ -454,7 +462,8 @@ mod tests {
     }
 
     fn service(settings: Settings) -> Webhooks {
-        Webhooks::new(settings, ClientTrust::default(), Printer::silent(), CancellationToken::new())
+        let watch = (Metrics::default(), Changes::default());
+        Webhooks::new(settings, ClientTrust::default(), Printer::silent(), CancellationToken::new(), watch)
     }
 
     fn names(w: &Webhooks) -> Vec<String> {

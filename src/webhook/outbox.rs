@@ -16,6 +16,8 @@ use serde::Serialize;
 
 use super::event::{self, WebhookEvent};
 use crate::apps::{App, AppId};
+use crate::changes::Changes;
+use crate::metrics::Metrics;
 
 /// Where one delivery (one record to one URL) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -136,12 +138,35 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct Outbox {
     store: Arc<Mutex<Store>>,
+    /// Counts each delivery's outcome.
+    metrics: Metrics,
+    /// Wakes `/pusher-local/wait/webhook` when a record arrives or a delivery moves on.
+    changes: Changes,
+}
+
+impl DeliveryState {
+    /// The metrics label of a state a delivery ends in (`None`: not an end).
+    fn outcome(self) -> Option<&'static str> {
+        match self {
+            DeliveryState::Pending | DeliveryState::Retrying => None,
+            DeliveryState::Delivered => Some("delivered"),
+            DeliveryState::Failed => Some("failed"),
+            DeliveryState::Dropped => Some("dropped"),
+            DeliveryState::Abandoned => Some("abandoned"),
+        }
+    }
 }
 
 impl Outbox {
     /// An empty outbox keeping at most `capacity` records.
     pub fn new(capacity: usize) -> Self {
-        Self { store: Arc::new(Mutex::new(Store { next_id: 1, capacity: capacity.max(1), records: VecDeque::new() })) }
+        Self::watched(capacity, Metrics::default(), Changes::default())
+    }
+
+    /// An empty outbox that counts outcomes in `metrics` and tells `changes` of every change.
+    pub fn watched(capacity: usize, metrics: Metrics, changes: Changes) -> Self {
+        let store = Store { next_id: 1, capacity: capacity.max(1), records: VecDeque::new() };
+        Self { store: Arc::new(Mutex::new(store)), metrics, changes }
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
@@ -170,6 +195,8 @@ impl Outbox {
         }
         let id = record.id;
         store.records.push_back(Stored { record, unsigned });
+        drop(store);
+        self.changes.changed();
         id
     }
 
@@ -190,10 +217,13 @@ impl Outbox {
         self.lock().records.clear();
     }
 
+    /// Runs `f` on the delivery of record `id` to `url` (added if new); counts the outcome it
+    /// ends in, if it ends, and wakes the waiters.
     fn with_delivery<T>(&self, id: u64, url: &str, f: impl FnOnce(&mut Delivery) -> T) -> Option<T> {
         let mut store = self.lock();
         let i = store.position(id)?;
         let record = store.records[i].signed();
+        let app_id = record.app_id.clone();
         let delivery = match record.deliveries.iter().position(|d| d.url == url) {
             Some(d) => &mut record.deliveries[d],
             None => {
@@ -205,7 +235,15 @@ impl Outbox {
                 record.deliveries.last_mut().expect("just pushed")
             }
         };
-        Some(f(delivery))
+        let before = delivery.state;
+        let answer = f(delivery);
+        let after = delivery.state;
+        drop(store);
+        if let (Some(outcome), true) = (after.outcome(), after != before) {
+            self.metrics.webhook(&app_id, outcome);
+        }
+        self.changes.changed();
+        Some(answer)
     }
 
     /// Marks the delivery of record `id` to `url` (adding it if new) as `state`; returns the

@@ -21,7 +21,7 @@ use crate::apps::App;
 use crate::error::{ClientError, HandshakeError};
 use crate::printer::Line;
 use crate::protocol::{codes, server, Frame};
-use crate::registry::{Outbox, OutboxReceiver, Outgoing};
+use crate::registry::{Client, Outbox, OutboxReceiver, Outgoing};
 use crate::session::{register, Session};
 use crate::state::AppState;
 
@@ -71,19 +71,19 @@ pub fn run<S>(
     state: AppState,
     mut ws: WebSocketStream<S>,
     app: Arc<App>,
-    remote: Option<SocketAddr>,
+    client: Arc<Client>,
 ) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     async move {
         let (activity_timeout, pong_timeout) = (state.config().activity_timeout, state.config().pong_timeout);
-        let (socket_id, outbox, mut outgoing) = match register(&state, &app) {
+        let (socket_id, outbox, mut outgoing) = match register(&state, &app, &client) {
             Ok(registered) => registered,
-            Err(error) => return Box::pin(refuse(state.clone(), ws, app.key.clone(), error, remote)).await,
+            Err(error) => return Box::pin(refuse(state.clone(), ws, app.key.clone(), error, client.remote)).await,
         };
         let app_id = app.id.clone();
-        let mut session = Session::start(state.clone(), app, socket_id, outbox, remote);
+        let mut session = Session::start(state.clone(), app, socket_id, outbox, client);
 
         let mut batch = Vec::new();
         // The idle timer is not moved on every inbound frame (a timer-wheel update each time);
@@ -99,6 +99,7 @@ where
                 biased;
                 out = outgoing.recv(&mut batch, WRITE_BATCH) => match out {
                     Outgoing::Frames => {
+                        session.client().frames_out(batch.len());
                         state.printer().frames_out(socket_id, &app_id, &batch);
                         if let Err(e) = write(&mut ws, &mut batch, &outgoing).await {
                             break (None, format!("write failed: {e}").into(), false);

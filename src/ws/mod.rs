@@ -14,7 +14,6 @@ pub mod connection;
 pub mod read_ahead;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -34,6 +33,7 @@ use self::read_ahead::ReadAhead;
 use crate::accept::Peer;
 use crate::apps::App;
 use crate::error::HandshakeError;
+use crate::registry::{Client, Transport};
 use crate::rest::reply::plain;
 use crate::session::check_protocol;
 use crate::state::AppState;
@@ -155,6 +155,8 @@ fn upgrade(
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
     }
     let config = websocket_config(&state);
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let client = Arc::new(Client::new(Transport::Ws, remote, user_agent));
     let tracker = state.shutdown().tracker().clone();
     // One task type per transport: each task's single allocation holds only its own stream
     // (a TLS stream is several times a TCP stream's size), so plain sockets stay as small.
@@ -163,7 +165,7 @@ fn upgrade(
             if let Some((io, early)) = unwrap_upgrade::<crate::tls::Stream>(on_upgrade).await {
                 let ws =
                     WebSocketStream::from_partially_read(ReadAhead::new(io), early, Role::Server, Some(config)).await;
-                serve(state, ws, admission, key, remote).await;
+                serve(state, ws, admission, key, client).await;
             }
         });
     } else {
@@ -174,7 +176,7 @@ fn upgrade(
             if let Some((io, early)) = unwrap_upgrade::<TcpStream>(on_upgrade).await {
                 let ws =
                     WebSocketStream::from_partially_read(ReadAhead::new(io), early, Role::Server, Some(config)).await;
-                serve(state, ws, admission, key, remote).await;
+                serve(state, ws, admission, key, client).await;
             }
         });
     }
@@ -219,14 +221,14 @@ fn serve<S>(
     ws: WebSocketStream<S>,
     admission: Result<Arc<App>, HandshakeError>,
     key: String,
-    remote: Option<SocketAddr>,
+    client: Arc<Client>,
 ) -> Either<impl Future<Output = ()>, impl Future<Output = ()>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     match admission {
-        Ok(app) => Either::Left(connection::run(state, ws, app, remote)),
-        Err(error) => Either::Right(connection::refuse(state, ws, key, error, remote)),
+        Ok(app) => Either::Left(connection::run(state, ws, app, client)),
+        Err(error) => Either::Right(connection::refuse(state, ws, key, error, client.remote)),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::TestServer;
+use crate::support::{Client, TestServer, KEY};
 
 async fn health(server: &TestServer) -> (u16, Value) {
     let url = format!("http://{}/pusher-local/health", server.api_addr);
@@ -190,6 +190,18 @@ async fn the_openapi_document_is_served_and_lists_every_control_path() {
         "/pusher-local/replays",
         "/pusher-local/replays/{id}",
         "/pusher-local/openapi.json",
+        "/pusher-local/apps",
+        "/pusher-local/connections",
+        "/pusher-local/channels",
+        "/pusher-local/events",
+        "/pusher-local/metrics",
+        "/pusher-local/wait/subscribers",
+        "/pusher-local/wait/member",
+        "/pusher-local/wait/event",
+        "/pusher-local/wait/client-event",
+        "/pusher-local/wait/webhook",
+        "/pusher-local/faults",
+        "/pusher-local/faults/{id}",
     ] {
         assert!(paths.contains_key(path), "{path} is missing from openapi.json");
     }
@@ -202,5 +214,224 @@ async fn the_openapi_document_is_served_and_lists_every_control_path() {
         let text = reqwest::get(url).await.unwrap().text().await.unwrap();
         assert!(!text.contains("the HTTP API lives under"), "{path} is not served: {text}");
     }
+    server.stop().await;
+}
+
+async fn get(server: &TestServer, path: &str) -> (u16, Value) {
+    let url = format!("http://{}/pusher-local/{path}", server.api_addr);
+    let response = tokio::time::timeout(Duration::from_secs(5), reqwest::get(url)).await.unwrap().unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// A POST that may wait: bounded well above the waits' own timeouts.
+async fn wait(server: &TestServer, what: &str, body: Value) -> (u16, Value) {
+    let url = format!("http://{}/pusher-local/wait/{what}", server.api_addr);
+    let request = reqwest::Client::new().post(url).json(&body).send();
+    let response = tokio::time::timeout(Duration::from_secs(15), request).await.unwrap().unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_history_keeps_what_was_published_and_a_wait_finds_it_before_or_after() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    client.subscribe_public("orders").await;
+    assert_eq!(server.api().trigger("orders", "created", r#"{"id":1,"user":{"name":"ada"}}"#).await.0, 200);
+    client.expect("created").await;
+
+    // Already true: answered at once, from the history.
+    let (status, found) =
+        wait(&server, "event", json!({ "channel": "ord*", "data": { "user": { "name": "ada" } } })).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["event"]["event"], "created");
+    assert_eq!(found["event"]["source"], "api");
+    assert_eq!(found["event"]["delivered"], 1);
+    let seq = found["event"]["seq"].as_u64().unwrap();
+
+    // Not yet true: the wait answers when the event comes.
+    let later = tokio::spawn({
+        let api = server.api();
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            api.trigger("orders", "shipped", r#"{"id":1}"#).await
+        }
+    });
+    let (status, found) = wait(&server, "event", json!({ "event": "ship*", "since": seq, "timeout_ms": 5000 })).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["event"]["data"], r#"{"id":1}"#);
+    assert_eq!(later.await.unwrap().0, 200);
+
+    let (status, listed) = get(&server, "events?channel=orders&event=created").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["events"].as_array().unwrap().len(), 1);
+    let (_, since) = get(&server, &format!("events?since={seq}")).await;
+    assert_eq!(since["events"][0]["event"], "shipped");
+
+    // A wait that times out says what it saw instead.
+    let (status, timed_out) = wait(&server, "event", json!({ "event": "cancelled", "timeout_ms": 200 })).await;
+    assert_eq!(status, 408);
+    assert!(timed_out["error"].as_str().unwrap().contains("cancelled"), "{timed_out}");
+    assert_eq!(timed_out["seen"]["events"].as_array().unwrap().len(), 2);
+
+    // Reset forgets the history.
+    let (_, reset) = post(&server, "reset", json!({})).await;
+    assert_eq!(reset["history_cleared"], 2);
+    assert!(get(&server, "events").await.1["events"].as_array().unwrap().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn waits_for_subscribers_members_and_client_events() {
+    let server = TestServer::start().await;
+    let pending = tokio::spawn({
+        let addr = server.api_addr;
+        async move {
+            let url = format!("http://{addr}/pusher-local/wait/subscribers");
+            let body = json!({ "channel": "presence-room", "count": 2 });
+            reqwest::Client::new().post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    });
+    let mut ada = server.client().await;
+    ada.subscribe_signed("presence-room", Some(r#"{"user_id":"ada","user_info":{"name":"Ada"}}"#)).await;
+    let mut bob = server.client().await;
+    bob.subscribe_signed("presence-room", Some(r#"{"user_id":"bob"}"#)).await;
+    let answered = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
+    assert_eq!(answered, json!({ "channel": "presence-room", "subscription_count": 2 }));
+
+    let (status, member) = wait(&server, "member", json!({ "channel": "presence-room", "user_id": "ada" })).await;
+    assert_eq!(status, 200, "{member}");
+    assert_eq!(member["members"], json!(["ada", "bob"]));
+
+    // The channel view has the roster with user_info; the connection view has the channels.
+    let (_, channels) = get(&server, "channels").await;
+    let room = &channels["channels"][0];
+    assert_eq!((room["name"].as_str(), room["type"].as_str()), (Some("presence-room"), Some("presence")));
+    assert_eq!(room["members"][0], json!({ "user_id": "ada", "user_info": { "name": "Ada" } }));
+    let (_, connections) = get(&server, "connections?channel=presence-room").await;
+    let list = connections["connections"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["transport"], "ws");
+    assert_eq!(list[0]["channels"], json!(["presence-room"]));
+    assert!(list[0]["frames_in"].as_u64().unwrap() >= 1 && list[0]["frames_out"].as_u64().unwrap() >= 2);
+
+    // A client event, excluded from its sender, kept and waited for.
+    ada.send(json!({ "event": "client-typing", "channel": "presence-room", "data": { "on": true } })).await;
+    bob.expect("client-typing").await;
+    let (status, found) = wait(&server, "client-event", json!({ "event": "client-typing" })).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["event"]["socket_id"], ada.socket_id.as_str());
+    assert_eq!(found["event"]["user_id"], "ada");
+
+    drop(bob);
+    let (status, gone) =
+        wait(&server, "member", json!({ "channel": "presence-room", "user_id": "bob", "present": false })).await;
+    assert_eq!(status, 200, "{gone}");
+    let (status, seen) =
+        wait(&server, "subscribers", json!({ "channel": "presence-room", "count": 5, "timeout_ms": 150 })).await;
+    assert_eq!((status, &seen["seen"]), (408, &json!({ "channel": "presence-room", "subscription_count": 1 })));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_wait_answers_once_the_webhook_is_in_the_outbox() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    client.subscribe_public("news").await;
+    let (status, found) = wait(&server, "webhook", json!({ "kind": "channel_occupied", "channel": "news" })).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["webhook"]["events"][0]["name"], "channel_occupied");
+    let (status, none) = wait(&server, "webhook", json!({ "kind": "member_added", "timeout_ms": 100 })).await;
+    assert_eq!(status, 408);
+    assert_eq!(none["seen"]["webhooks"].as_array().unwrap().len(), 1);
+    server.stop().await;
+}
+
+async fn fault(server: &TestServer, body: Value) -> Value {
+    let (status, answer) = post(server, "faults", body).await;
+    assert_eq!(status, 201, "{answer}");
+    answer["fault"].clone()
+}
+
+#[tokio::test]
+async fn http_faults_answer_the_next_calls_and_a_skewed_clock_expires_signatures() {
+    let server = TestServer::start().await;
+    fault(&server, json!({ "kind": "http_status", "status": 503, "count": 2 })).await;
+    assert_eq!(server.api().trigger("a", "e", "1").await.0, 503);
+    assert_eq!(server.api().trigger("a", "e", "1").await.0, 503);
+    assert_eq!(server.api().trigger("a", "e", "1").await.0, 200);
+    assert!(get(&server, "faults").await.1["faults"].as_array().unwrap().is_empty(), "used up");
+
+    let skew = fault(&server, json!({ "kind": "clock_skew", "seconds": -700 })).await;
+    let (status, body) = server.api().trigger("a", "e", "1").await;
+    assert_eq!(status, 401, "{body}");
+    let url = format!("http://{}/pusher-local/faults/{}", server.api_addr, skew["id"]);
+    assert_eq!(reqwest::Client::new().delete(url).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(server.api().trigger("a", "e", "1").await.0, 200);
+
+    let (_, metrics) = {
+        let url = format!("http://{}/pusher-local/metrics", server.api_addr);
+        let response = reqwest::get(url).await.unwrap();
+        let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+        (kind, response.text().await.unwrap())
+    };
+    assert!(metrics.contains("pusher_local_api_calls_total{app_id=\"1\",status=\"503\"} 2"), "{metrics}");
+    assert!(metrics.contains("pusher_local_api_calls_total{app_id=\"1\",status=\"401\"} 1"), "{metrics}");
+    assert!(metrics.contains("pusher_local_events_published_total{app_id=\"1\",source=\"api\"} 2"), "{metrics}");
+
+    let (status, refused) = post(&server, "faults", json!({ "kind": "node_down" })).await;
+    assert_eq!(status, 400, "no Redis: {refused}");
+    let (status, _) = post(&server, "faults", json!({ "kind": "weather" })).await;
+    assert_eq!(status, 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn delivery_and_connection_faults_are_obeyed_until_reset() {
+    let server = TestServer::start().await;
+    let mut slow = server.client().await;
+    slow.subscribe_public("slow-lane").await;
+    let mut lost = server.client().await;
+    lost.subscribe_public("lossy").await;
+    fault(&server, json!({ "kind": "latency", "channel": "slow-*", "ms": 300 })).await;
+    fault(&server, json!({ "kind": "drop", "channel": "lossy", "fraction": 1.0 })).await;
+    fault(&server, json!({ "kind": "refuse_connections", "code": 4003 })).await;
+
+    let started = std::time::Instant::now();
+    assert_eq!(server.api().trigger("slow-lane", "late", "1").await.0, 200);
+    slow.expect("late").await;
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+
+    assert_eq!(server.api().trigger("lossy", "gone", "1").await.0, 200);
+    lost.assert_alive().await; // the ping's pong comes; the event never did
+
+    let (ws, _) = tokio_tungstenite::connect_async(server.ws_url(KEY)).await.unwrap();
+    let mut refused = Client { ws, socket_id: String::new() };
+    assert_eq!(refused.expect_error().await["code"], 4003);
+    assert_eq!(refused.expect_close().await, Some(4003));
+
+    let (_, listed) = get(&server, "faults").await;
+    assert_eq!(listed["faults"].as_array().unwrap().len(), 3);
+    let (_, reset) = post(&server, "reset", json!({})).await;
+    assert_eq!(reset["faults_cleared"], 3);
+    let mut fresh = server.client().await;
+    fresh.subscribe_public("lossy").await;
+    assert_eq!(server.api().trigger("lossy", "back", "1").await.0, 200);
+    fresh.expect("back").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn apps_are_listed_with_their_counts() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    client.subscribe_public("a").await;
+    let (status, apps) = get(&server, "apps").await;
+    assert_eq!(status, 200);
+    let app = &apps["apps"][0];
+    assert_eq!(
+        (app["id"].as_str(), app["connections"].as_u64(), app["channels"].as_u64()),
+        (Some("1"), Some(1), Some(1))
+    );
+    assert_eq!(get(&server, "connections?app_id=nope").await.0, 404);
     server.stop().await;
 }

@@ -184,6 +184,9 @@ struct Shared {
     /// Presence subscribes waiting for their ack, by request id.
     pending: StdMutex<HashMap<u64, Pending>>,
     next_request: AtomicU64,
+    /// Playing dead for a test (see `Shared::playing_dead`), and until when at least.
+    dead: AtomicBool,
+    dead_until: StdMutex<Option<std::time::Instant>>,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -273,6 +276,8 @@ impl RedisBroker {
             epoch: StdMutex::new(String::new()),
             pending: StdMutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            dead: AtomicBool::new(false),
+            dead_until: StdMutex::new(None),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -353,8 +358,36 @@ impl Shared {
         }
     }
 
+    /// Redis answers and this node is part of the cluster (not playing dead for a test's
+    /// `node_down` fault, when it acts as though Redis were away).
     fn is_up(&self) -> bool {
-        self.up.load(Ordering::SeqCst)
+        self.up.load(Ordering::SeqCst) && !self.playing_dead()
+    }
+
+    /// A test's `node_down` fault holds: no heartbeat, nothing written to Redis. Once begun,
+    /// the death lasts at least until the other nodes have reaped this one (the heartbeat's
+    /// TTL and a beat), so its comeback is always a reaped node's and no member is left behind.
+    fn playing_dead(&self) -> bool {
+        let faults = self.registry.faults();
+        let fault = faults.active() && faults.node_down();
+        if !fault && !self.dead.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut until = self.dead_until.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match *until {
+            None if fault => {
+                *until = Some(now + ALIVE_TTL + BEAT);
+                self.dead.store(true, Ordering::Relaxed);
+                true
+            }
+            Some(end) if fault || now < end => true,
+            _ => {
+                *until = None;
+                self.dead.store(false, Ordering::Relaxed);
+                false
+            }
+        }
     }
 
     /// Writes this node's whole state again; marks Redis as up when the subscriber is too.
@@ -554,6 +587,11 @@ async fn beat(shared: Arc<Shared>) {
         tokio::select! {
             () = shared.stop.cancelled() => return,
             () = tokio::time::sleep(BEAT) => {}
+        }
+        if shared.playing_dead() {
+            // The other nodes reap this one once its heartbeat key expires; when the fault
+            // lifts, the next beat finds the key gone and writes this node's state again.
+            continue;
         }
         let mut conn = shared.conn.clone();
         let before: redis::RedisResult<(Option<String>, i64)> = redis::pipe()
