@@ -1,6 +1,7 @@
 //! The control HTTP API: pusher-local's own endpoints, under `/pusher-local/`, a prefix no
-//! Pusher path uses. Served on the HTTP API listener, unsigned: it is a loopback tool, and it
-//! never shows a secret (webhook records carry the key and the HMAC signature only).
+//! Pusher path uses. Served on the HTTP API listener, unsigned: it is a loopback tool. Only
+//! `GET /pusher-local/apps` shows the apps' secrets (a test signs with them; this machine has
+//! them already); webhook records carry the key and the HMAC signature only.
 //!
 //! | Method and path | Answer |
 //! |---|---|

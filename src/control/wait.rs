@@ -151,11 +151,10 @@ async fn subscribers(state: AppState, body: bytes::Bytes) -> Response {
         let (state, app, channel) = (state.clone(), app.clone(), channel.clone());
         async move {
             let now = state.channel(&app, &channel).await.info.subscription_count;
-            let answer = json!({ "channel": channel.as_str(), "subscription_count": now });
             if now == count {
-                Ok(answer)
+                Ok(json!({ "channel": channel.as_str(), "subscription_count": now }))
             } else {
-                Err(answer)
+                Err(json!({ "subscription_count": now }))
             }
         }
     })
