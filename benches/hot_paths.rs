@@ -70,8 +70,14 @@ fn subscribed(subscribers: u32) -> (ChannelRegistry, App, ChannelName, Vec<Outbo
     for i in 0..subscribers {
         let (outbox, mut receiver) = Outbox::new(1 << 20);
         let socket = SocketId::new(1, i);
-        let client = Arc::new(pusher_local::registry::Client::new(pusher_local::registry::Transport::Ws, None, None));
-        registry.connect(&app, socket, &outbox, client).unwrap();
+        registry
+            .connect(
+                &app,
+                socket,
+                &outbox,
+                pusher_local::registry::Client::new(pusher_local::registry::Transport::Ws, None, None),
+            )
+            .unwrap();
         let joining = Joining { app: Arc::new(app.clone()), socket, channel: channel.clone(), member: None };
         registry.subscribe(&joining, None).unwrap();
         receiver.take_queued();

@@ -5,6 +5,7 @@
 //! same way: the `protocol=` version at connect and a refused frame's `pusher:error`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,7 +59,7 @@ pub fn reply_error(state: &AppState, outbox: &Outbox, socket: SocketId, app: &Ap
 pub fn register(
     state: &AppState,
     app: &App,
-    client: &Arc<Client>,
+    client: Client,
 ) -> Result<(SocketId, Outbox, OutboxReceiver), HandshakeError> {
     let faults = state.faults();
     if faults.active() {
@@ -71,7 +72,7 @@ pub fn register(
     }
     let socket_id = state.next_socket_id();
     let (outbox, outgoing) = Outbox::new(state.config().outbox_capacity);
-    state.registry().connect(app, socket_id, &outbox, client.clone())?;
+    state.registry().connect(app, socket_id, &outbox, client)?;
     if state.shutdown().is_cancelled() {
         outbox.close(codes::WS_GOING_AWAY, SHUTDOWN_REASON);
     }
@@ -98,7 +99,6 @@ pub struct Session {
     app: Arc<App>,
     socket_id: SocketId,
     outbox: Outbox,
-    client: Arc<Client>,
     subscriptions: HashMap<Arc<str>, Subscription>,
     user: Option<SignedInUser>,
     client_event_window: (Instant, u32),
@@ -124,13 +124,12 @@ struct UserData<'a> {
 
 impl Session {
     /// A session for a freshly connected socket.
-    pub fn new(state: AppState, app: Arc<App>, socket_id: SocketId, outbox: Outbox, client: Arc<Client>) -> Self {
+    pub fn new(state: AppState, app: Arc<App>, socket_id: SocketId, outbox: Outbox) -> Self {
         Self {
             state,
             app,
             socket_id,
             outbox,
-            client,
             subscriptions: HashMap::new(),
             user: None,
             client_event_window: (Instant::now(), 0),
@@ -139,15 +138,16 @@ impl Session {
 
     /// Starts the session of a socket [`register`]ed just now: queues
     /// `pusher:connection_established` and prints the Connected line.
-    pub fn start(state: AppState, app: Arc<App>, socket_id: SocketId, outbox: Outbox, client: Arc<Client>) -> Self {
+    pub fn start(
+        state: AppState,
+        app: Arc<App>,
+        socket_id: SocketId,
+        outbox: Outbox,
+        remote: Option<SocketAddr>,
+    ) -> Self {
         outbox.send(server::connection_established(socket_id, state.config().activity_timeout.as_secs()));
-        state.printer().line(Line::Connected { socket: socket_id, app: app.id.clone(), remote: client.remote });
-        Self::new(state, app, socket_id, outbox, client)
-    }
-
-    /// What the registry knows of this connection.
-    pub fn client(&self) -> &Arc<Client> {
-        &self.client
+        state.printer().line(Line::Connected { socket: socket_id, app: app.id.clone(), remote });
+        Self::new(state, app, socket_id, outbox)
     }
 
     /// This socket's outbox.
@@ -167,7 +167,7 @@ impl Session {
     where
         T: AsRef<str> + Clone + Into<Frame>,
     {
-        self.client.frame_in();
+        self.outbox.frame_in();
         let printer = self.state.printer();
         if printer.verbose() {
             printer.line(Line::FrameIn {

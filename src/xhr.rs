@@ -334,7 +334,7 @@ async fn receive(
         Err(error) => return text_response(refuse(&state, key, &error, remote)),
     };
     let transport = if kind == Kind::Streaming { Transport::XhrStreaming } else { Transport::XhrPolling };
-    let client = Arc::new(Client::new(transport, remote, user_agent));
+    let client = Client::new(transport, remote, user_agent);
     let (commands, inbox) = mpsc::channel(16);
     sessions.insert(id.clone(), commands.clone());
     let task_sessions = sessions.clone();
@@ -412,17 +412,12 @@ async fn receiver_gone(receiver: &mut Option<Receiver>) {
 }
 
 /// One HTTP session from open to close: the counterpart of [`crate::ws::connection::run`].
-async fn run(
-    state: AppState,
-    app: Arc<App>,
-    client: Arc<Client>,
-    mut inbox: mpsc::Receiver<Command>,
-    mut first: Receiver,
-) {
-    let (socket_id, outbox, mut outgoing) = match register(&state, &app, &client) {
+async fn run(state: AppState, app: Arc<App>, client: Client, mut inbox: mpsc::Receiver<Command>, mut first: Receiver) {
+    let remote = client.remote;
+    let (socket_id, outbox, mut outgoing) = match register(&state, &app, client) {
         Ok(registered) => registered,
         Err(error) => {
-            let _ = first.deliver(refuse(&state, &app.key, &error, client.remote));
+            let _ = first.deliver(refuse(&state, &app.key, &error, remote));
             return;
         }
     };
@@ -430,7 +425,7 @@ async fn run(
     // `o` opens the session; for a poll it is the whole first answer.
     let (_, detached_until) = hand_over(&mut receiver, Bytes::from_static(b"o\n"));
     let app_id = app.id.clone();
-    let mut session = Session::start(state.clone(), app, socket_id, outbox, client);
+    let mut session = Session::start(state.clone(), app, socket_id, outbox, remote);
 
     // The outbox's batch, and the frames waiting for a receiver.
     let (mut batch, mut pending) = (Vec::new(), Vec::new());
@@ -440,7 +435,7 @@ async fn run(
             biased;
             out = outgoing.recv(&mut batch, BATCH) => match out {
                 Outgoing::Frames => {
-                    session.client().frames_out(batch.len());
+                    outgoing.frames_out(batch.len());
                     state.printer().frames_out(socket_id, &app_id, &batch);
                     pending.append(&mut batch);
                     if pending.len() > state.config().outbox_capacity {

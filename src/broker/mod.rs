@@ -295,7 +295,7 @@ mod tests {
         let (b, mut rb) = Outbox::new(8);
         let ch = channel("presence-r");
         let join = |socket: u32, outbox: &Outbox, id: &str| {
-            let client = Arc::new(crate::registry::Client::new(crate::registry::Transport::Ws, None, None));
+            let client = crate::registry::Client::new(crate::registry::Transport::Ws, None, None);
             registry.connect(&app, SocketId::new(1, socket), outbox, client).unwrap();
             Joining {
                 app: app.clone(),

@@ -103,17 +103,17 @@ fn connections(state: &AppState, params: &Params) -> Response {
         .filter(|c| params.get("channel").is_none_or(|ch| c.channels.iter().any(|have| **have == **ch)))
         .filter(|c| params.get("user_id").is_none_or(|u| c.user.as_deref() == Some(u.as_str())))
         .map(|c| {
-            let (frames_in, frames_out) = c.client.counts();
+            let (client, (frames_in, frames_out)) = (&c.client, c.frames);
             json!({
                 "socket_id": c.socket.to_string(),
                 "app_id": c.app,
-                "transport": c.client.transport,
-                "remote_addr": c.client.remote.map(|a| a.to_string()),
-                "user_agent": c.client.user_agent,
+                "transport": client.transport,
+                "remote_addr": client.remote.map(|a| a.to_string()),
+                "user_agent": client.user_agent,
                 "user_id": c.user,
                 "channels": c.channels,
-                "connected_at_ms": c.client.connected_at_ms,
-                "age_ms": c.client.age_ms(),
+                "connected_at_ms": client.connected_at_ms,
+                "age_ms": client.age_ms(),
                 "frames_in": frames_in,
                 "frames_out": frames_out,
             })

@@ -194,7 +194,18 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response
     });
-    refused(state.config().tls.names.clone())
+    // One check of the first segment before any of the routes: every Pusher request (REST,
+    // WebSocket) passes by here first, and must not be tried against each control route.
+    let gate = warp::path::peek()
+        .and_then(|peek: warp::path::Peek| async move {
+            if peek.segments().next() == Some(PREFIX) {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one();
+    let routes = refused(state.config().tls.names.clone())
         .or(health)
         .unify()
         .or(openapi)
@@ -216,8 +227,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(fixtures)
         .unify()
         .or(replay_routes(&state))
-        .unify()
-        .boxed()
+        .unify();
+    gate.and(routes).boxed()
 }
 
 /// `GET /pusher-local/health`: 200 `{"status":"serving"}`; 503 with `draining` (shutting down)

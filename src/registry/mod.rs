@@ -96,19 +96,12 @@ struct SignedIn {
     watching: Vec<Arc<str>>,
 }
 
-/// One connection of this node.
-#[derive(Debug)]
-struct Connection {
-    outbox: Outbox,
-    client: Arc<Client>,
-}
-
 #[derive(Debug, Default)]
 struct Rooms {
     channels: HashMap<Arc<str>, Channel>,
     cache: HashMap<Arc<str>, Cached>,
     /// Every connection of the app on this node.
-    connections: HashMap<SocketId, Connection>,
+    connections: HashMap<SocketId, (Outbox, Client)>,
     /// Frames in and out of the app's connections that have closed.
     closed_frames: (u64, u64),
     /// Signed-in user → its sockets.
@@ -143,8 +136,10 @@ pub struct ConnectionView {
     pub socket: SocketId,
     /// Its app.
     pub app: AppId,
-    /// Transport, address, agent, counters.
-    pub client: Arc<Client>,
+    /// Transport, address, agent.
+    pub client: Client,
+    /// Frames received and sent.
+    pub frames: (u64, u64),
     /// The user it signed in as.
     pub user: Option<Arc<str>>,
     /// Its channels, sorted.
@@ -266,27 +261,21 @@ impl ChannelRegistry {
     ///
     /// # Errors
     /// [`HandshakeError::OverQuota`].
-    pub fn connect(
-        &self,
-        app: &App,
-        socket: SocketId,
-        outbox: &Outbox,
-        client: Arc<Client>,
-    ) -> Result<(), HandshakeError> {
+    pub fn connect(&self, app: &App, socket: SocketId, outbox: &Outbox, client: Client) -> Result<(), HandshakeError> {
         let mut state = self.lock();
         let rooms = state.entry(app.id.clone()).or_default();
         if app.limits.max_connections.is_some_and(|max| rooms.connections.len() >= max) {
             return Err(HandshakeError::OverQuota);
         }
-        rooms.connections.insert(socket, Connection { outbox: outbox.clone(), client });
+        rooms.connections.insert(socket, (outbox.clone(), client));
         Ok(())
     }
 
     /// Asks every connection on this node to close (shutdown sends 1001 going away).
     pub fn close_all(&self, code: u16, reason: &'static str) {
         for rooms in self.lock().values() {
-            for connection in rooms.connections.values() {
-                connection.outbox.close(code, reason);
+            for (outbox, _) in rooms.connections.values() {
+                outbox.close(code, reason);
             }
         }
     }
@@ -298,8 +287,8 @@ impl ChannelRegistry {
         let mut closed = 0;
         for (_, rooms) in state.iter().filter(|(id, _)| app.is_none_or(|a| a == *id)) {
             let outboxes: Vec<&Outbox> = match which {
-                Which::All => rooms.connections.values().map(|c| &c.outbox).collect(),
-                Which::Socket(socket) => rooms.connections.get(socket).map(|c| &c.outbox).into_iter().collect(),
+                Which::All => rooms.connections.values().map(|(o, _)| o).collect(),
+                Which::Socket(socket) => rooms.connections.get(socket).map(|(o, _)| o).into_iter().collect(),
                 Which::User(user) => rooms.users.get(user.as_str()).into_iter().flat_map(HashMap::values).collect(),
                 Which::Channel(channel) => rooms
                     .channels
@@ -334,7 +323,7 @@ impl ChannelRegistry {
         let mut state = self.lock();
         let Some(rooms) = state.get_mut(app_id) else { return };
         if let Some(gone) = rooms.connections.remove(&socket) {
-            let (frames_in, frames_out) = gone.client.counts();
+            let (frames_in, frames_out) = gone.0.frame_counts();
             rooms.closed_frames.0 += frames_in;
             rooms.closed_frames.1 += frames_out;
         }
@@ -373,7 +362,7 @@ impl ChannelRegistry {
         let socket = *socket;
         let mut state = self.lock();
         let rooms = state.entry(app.id.clone()).or_default();
-        let Some(Connection { outbox, .. }) = rooms.connections.get(&socket) else {
+        let Some((outbox, _)) = rooms.connections.get(&socket) else {
             // Sockets connect before they subscribe and leave their channels before they go.
             tracing::warn!(%socket, "subscribe from a socket that is not connected: ignored");
             return Ok(Joined::default());
@@ -554,13 +543,14 @@ impl ChannelRegistry {
                     channels.entry(*socket).or_default().push(name.clone());
                 }
             }
-            for (socket, connection) in &rooms.connections {
+            for (socket, (outbox, client)) in &rooms.connections {
                 let mut chans = channels.remove(socket).unwrap_or_default();
                 chans.sort();
                 list.push(ConnectionView {
                     socket: *socket,
                     app: app_id.clone(),
-                    client: connection.client.clone(),
+                    client: client.clone(),
+                    frames: outbox.frame_counts(),
                     user: rooms.signed_in.get(socket).map(|s| s.user.clone()),
                     channels: chans,
                 });
@@ -587,8 +577,8 @@ impl ChannelRegistry {
             .iter()
             .map(|(id, rooms)| {
                 let (mut frames_in, mut frames_out) = rooms.closed_frames;
-                for connection in rooms.connections.values() {
-                    let (i, o) = connection.client.counts();
+                for (outbox, _) in rooms.connections.values() {
+                    let (i, o) = outbox.frame_counts();
                     frames_in += i;
                     frames_out += o;
                 }
@@ -740,8 +730,8 @@ mod tests {
             member: Option<Member>,
         ) -> Result<Joined, ClientError> {
             let app = Arc::new(app.clone());
-            let connection = Connection { outbox: outbox.clone(), client: client() };
-            self.lock().entry(app.id.clone()).or_default().connections.insert(socket, connection);
+            let client = Client::new(Transport::Ws, None, None);
+            self.lock().entry(app.id.clone()).or_default().connections.insert(socket, (outbox.clone(), client));
             self.subscribe(&Joining { app, socket, channel: channel.clone(), member }, None)
         }
 
@@ -751,8 +741,8 @@ mod tests {
         }
     }
 
-    fn client() -> Arc<Client> {
-        Arc::new(Client::new(Transport::Ws, None, None))
+    fn ws_client() -> Client {
+        Client::new(Transport::Ws, None, None)
     }
 
     fn drain(rx: &mut OutboxReceiver) -> Vec<String> {
@@ -840,7 +830,7 @@ mod tests {
         let state = reg.signin(&app, SocketId::new(1, 1), &w, "watcher".into(), vec!["u2".into()]);
         assert_eq!(state.offline, vec![Arc::<str>::from("u2")]);
         let (u, _ru) = Outbox::new(8);
-        reg.connect(&app, SocketId::new(1, 2), &u, client()).unwrap();
+        reg.connect(&app, SocketId::new(1, 2), &u, ws_client()).unwrap();
         reg.signin(&app, SocketId::new(1, 2), &u, "u2".into(), vec![]);
         reg.signin(&app, SocketId::new(1, 3), &u, "u2".into(), vec![]);
         let got = drain(&mut rw);
@@ -858,10 +848,10 @@ mod tests {
         let mut app = app();
         app.limits.max_connections = Some(1);
         let (o, _r) = Outbox::new(1);
-        reg.connect(&app, SocketId::new(1, 1), &o, client()).unwrap();
-        assert_eq!(reg.connect(&app, SocketId::new(1, 2), &o, client()), Err(HandshakeError::OverQuota));
+        reg.connect(&app, SocketId::new(1, 1), &o, ws_client()).unwrap();
+        assert_eq!(reg.connect(&app, SocketId::new(1, 2), &o, ws_client()), Err(HandshakeError::OverQuota));
         reg.disconnect(&app.id, SocketId::new(1, 1));
-        reg.connect(&app, SocketId::new(1, 2), &o, client()).unwrap();
+        reg.connect(&app, SocketId::new(1, 2), &o, ws_client()).unwrap();
     }
 
     #[test]
@@ -880,5 +870,34 @@ mod tests {
         assert_eq!(b.close_code(), Some(4100));
         assert_eq!(reg.close_where(Some(&AppId::new("other")), &Which::All, 4200, "test"), 0);
         assert_eq!(reg.close_where(None, &Which::All, 4200, "test"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_fault_drops_or_delays_only_its_channels() {
+        use crate::faults::{Faults, Kind};
+        let faults = Faults::new();
+        let reg = ChannelRegistry::with_faults(faults.clone());
+        let app = app();
+        let (a, mut ra) = Outbox::new(8);
+        reg.join(&app, SocketId::new(1, 1), &a, &channel("lossy"), None).unwrap();
+        reg.join(&app, SocketId::new(1, 1), &a, &channel("slow"), None).unwrap();
+        reg.join(&app, SocketId::new(1, 1), &a, &channel("plain"), None).unwrap();
+        drain(&mut ra);
+        faults.add(Kind::Drop { channel: glob::Pattern::new("lossy").unwrap(), fraction: 1.0 }, None, None);
+        faults.add(Kind::Latency { channel: glob::Pattern::new("sl*").unwrap(), ms: 50 }, None, None);
+        let send = |name: &str| {
+            let frame = server::event(name, "e", "{}", None);
+            reg.fan_out(&app.id, &Delivery::Event { channel: channel(name), frame, except: None, cache: None })
+        };
+        assert_eq!(send("lossy"), 0);
+        assert_eq!(send("slow"), 1);
+        assert_eq!(send("plain"), 1);
+        let now = drain(&mut ra);
+        assert_eq!(now.len(), 1, "only the plain one at once: {now:?}");
+        assert!(now[0].contains("plain"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let late = drain(&mut ra);
+        assert_eq!(late.len(), 1, "{late:?}");
+        assert!(late[0].contains("slow"));
     }
 }

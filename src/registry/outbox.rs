@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 
@@ -25,6 +26,11 @@ struct Shared {
     capacity: usize,
     close: OnceLock<(u16, Cow<'static, str>)>,
     waker: AtomicWaker,
+    /// Frames received from the socket and written to it, for the control API and the
+    /// metrics: 32 bits each fit the allocation's padding (a larger outbox costs every idle
+    /// socket); they wrap after four billion.
+    frames_in: AtomicU32,
+    frames_out: AtomicU32,
 }
 
 impl Shared {
@@ -74,8 +80,22 @@ impl Outbox {
             capacity,
             close: OnceLock::new(),
             waker: AtomicWaker::new(),
+            frames_in: AtomicU32::new(0),
+            frames_out: AtomicU32::new(0),
         });
         (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
+    }
+
+    /// One frame received from the socket.
+    #[inline]
+    pub fn frame_in(&self) {
+        self.shared.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Frames received from the socket and written to it so far.
+    pub fn frame_counts(&self) -> (u64, u64) {
+        let shared = &self.shared;
+        (u64::from(shared.frames_in.load(Ordering::Relaxed)), u64::from(shared.frames_out.load(Ordering::Relaxed)))
     }
 
     /// Queues `frame` without waiting. A full queue closes the socket with 4100.
@@ -118,6 +138,12 @@ impl Outbox {
 }
 
 impl OutboxReceiver {
+    /// `n` frames written to the socket.
+    #[inline]
+    pub fn frames_out(&self, n: usize) {
+        self.shared.frames_out.fetch_add(n as u32, Ordering::Relaxed);
+    }
+
     /// Waits for work: moves up to `max` waiting frames into `batch` (`Outgoing::Frames`), or
     /// returns the close request, which overtakes queued frames.
     pub async fn recv(&mut self, batch: &mut Vec<Frame>, max: usize) -> Outgoing {

@@ -21,7 +21,7 @@ use crate::apps::App;
 use crate::error::{ClientError, HandshakeError};
 use crate::printer::Line;
 use crate::protocol::{codes, server, Frame};
-use crate::registry::{Client, Outbox, OutboxReceiver, Outgoing};
+use crate::registry::{Client, Outbox, OutboxReceiver, Outgoing, Transport};
 use crate::session::{register, Session};
 use crate::state::AppState;
 
@@ -71,19 +71,21 @@ pub fn run<S>(
     state: AppState,
     mut ws: WebSocketStream<S>,
     app: Arc<App>,
-    client: Arc<Client>,
+    remote: Option<SocketAddr>,
+    user_agent: Option<Box<str>>,
 ) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     async move {
         let (activity_timeout, pong_timeout) = (state.config().activity_timeout, state.config().pong_timeout);
-        let (socket_id, outbox, mut outgoing) = match register(&state, &app, &client) {
+        let client = Client::new(Transport::Ws, remote, user_agent.as_deref());
+        let (socket_id, outbox, mut outgoing) = match register(&state, &app, client) {
             Ok(registered) => registered,
-            Err(error) => return Box::pin(refuse(state.clone(), ws, app.key.clone(), error, client.remote)).await,
+            Err(error) => return Box::pin(refuse(state.clone(), ws, app.key.clone(), error, remote)).await,
         };
         let app_id = app.id.clone();
-        let mut session = Session::start(state.clone(), app, socket_id, outbox, client);
+        let mut session = Session::start(state.clone(), app, socket_id, outbox, remote);
 
         let mut batch = Vec::new();
         // The idle timer is not moved on every inbound frame (a timer-wheel update each time);
@@ -99,7 +101,7 @@ where
                 biased;
                 out = outgoing.recv(&mut batch, WRITE_BATCH) => match out {
                     Outgoing::Frames => {
-                        session.client().frames_out(batch.len());
+                        outgoing.frames_out(batch.len());
                         state.printer().frames_out(socket_id, &app_id, &batch);
                         if let Err(e) = write(&mut ws, &mut batch, &outgoing).await {
                             break (None, format!("write failed: {e}").into(), false);
@@ -281,7 +283,7 @@ mod tests {
     use super::*;
 
     /// The size of what `f` returns, without calling it.
-    fn returned_size<A, B, C, D, F>(_: impl Fn(A, B, C, D) -> F) -> usize {
+    fn returned_size<A, B, C, D, E, F>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

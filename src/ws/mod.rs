@@ -14,6 +14,7 @@ pub mod connection;
 pub mod read_ahead;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,7 +34,6 @@ use self::read_ahead::ReadAhead;
 use crate::accept::Peer;
 use crate::apps::App;
 use crate::error::HandshakeError;
-use crate::registry::{Client, Transport};
 use crate::rest::reply::plain;
 use crate::session::check_protocol;
 use crate::state::AppState;
@@ -155,8 +155,8 @@ fn upgrade(
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
     }
     let config = websocket_config(&state);
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let client = Arc::new(Client::new(Transport::Ws, remote, user_agent));
+    // Copied now: the headers go with the request.
+    let user_agent: Option<Box<str>> = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(Into::into);
     let tracker = state.shutdown().tracker().clone();
     // One task type per transport: each task's single allocation holds only its own stream
     // (a TLS stream is several times a TCP stream's size), so plain sockets stay as small.
@@ -165,7 +165,7 @@ fn upgrade(
             if let Some((io, early)) = unwrap_upgrade::<crate::tls::Stream>(on_upgrade).await {
                 let ws =
                     WebSocketStream::from_partially_read(ReadAhead::new(io), early, Role::Server, Some(config)).await;
-                serve(state, ws, admission, key, client).await;
+                serve(state, ws, admission, key, (remote, user_agent)).await;
             }
         });
     } else {
@@ -176,7 +176,7 @@ fn upgrade(
             if let Some((io, early)) = unwrap_upgrade::<TcpStream>(on_upgrade).await {
                 let ws =
                     WebSocketStream::from_partially_read(ReadAhead::new(io), early, Role::Server, Some(config)).await;
-                serve(state, ws, admission, key, client).await;
+                serve(state, ws, admission, key, (remote, user_agent)).await;
             }
         });
     }
@@ -221,14 +221,14 @@ fn serve<S>(
     ws: WebSocketStream<S>,
     admission: Result<Arc<App>, HandshakeError>,
     key: String,
-    client: Arc<Client>,
+    (remote, user_agent): (Option<SocketAddr>, Option<Box<str>>),
 ) -> Either<impl Future<Output = ()>, impl Future<Output = ()>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     match admission {
-        Ok(app) => Either::Left(connection::run(state, ws, app, client)),
-        Err(error) => Either::Right(connection::refuse(state, ws, key, error, client.remote)),
+        Ok(app) => Either::Left(connection::run(state, ws, app, remote, user_agent)),
+        Err(error) => Either::Right(connection::refuse(state, ws, key, error, remote)),
     }
 }
 

@@ -576,3 +576,49 @@ async fn redis_crashing_keeps_local_delivery_and_the_cluster_comes_back_whole() 
     nodes.stop().await;
     drop(redis);
 }
+
+/// A control-API call to `server` (the fault endpoints).
+async fn control(server: &TestServer, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let url = format!("http://{}/pusher-local/{path}", server.api_addr);
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = tokio::time::timeout(Duration::from_secs(5), request.send()).await.unwrap().unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_down_fault_plays_dead_until_cleared_and_the_cluster_takes_it_back() {
+    let Some(nodes) = Nodes::start(Kind::Redis, 2).await else { return };
+    let (alive, doomed) = (&nodes.servers[0], &nodes.servers[1]);
+    let mut watcher = alive.client().await;
+    watcher.subscribe_signed("presence-fate", Some(&presence_data("watcher"))).await;
+    let mut victim = doomed.client().await;
+    victim.subscribe_signed("presence-fate", Some(&presence_data("victim"))).await;
+    assert_eq!(data_of(&watcher.expect("pusher_internal:member_added").await)["user_id"], "victim");
+
+    let (status, fault) = control(doomed, reqwest::Method::POST, "faults", Some(json!({ "kind": "node_down" }))).await;
+    assert_eq!(status, 201, "{fault}");
+    assert_eq!(victim.expect_close().await, Some(4200));
+    let (status, health) = control(doomed, reqwest::Method::GET, "health", None).await;
+    assert_eq!((status, health["status"].as_str()), (503, Some("node_down")));
+    // A dead node takes no one in: pusher-js backs off on 4100 and comes back later.
+    let (ws, _) = tokio_tungstenite::connect_async(doomed.ws_url(KEY)).await.unwrap();
+    let mut refused = Client { ws, socket_id: String::new() };
+    assert_eq!(refused.expect_error().await["code"], 4100);
+    // The other node finds out the way it would for a real death: the heartbeat stops.
+    let removed = until_event(&mut watcher, "pusher_internal:member_removed", Duration::from_secs(15)).await;
+    assert_eq!(data_of(&removed)["user_id"], "victim");
+
+    let (status, _) = control(doomed, reqwest::Method::DELETE, "faults", None).await;
+    assert_eq!(status, 200);
+    let (status, health) = control(doomed, reqwest::Method::GET, "health", None).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("serving")));
+    let mut back = doomed.client().await;
+    back.subscribe_public("after-death").await;
+    until_delivered(alive, &mut back, "after-death", Duration::from_secs(15)).await;
+    // No ghost: the cluster's roster is the watcher alone.
+    let (_, text) = alive.api().get("/apps/1/channels/presence-fate/users", &[]).await;
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"users": [{"id": "watcher"}]}));
+}
