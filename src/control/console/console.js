@@ -1,0 +1,1 @@
+// The pusher-local debug console.
