@@ -20,6 +20,11 @@ impl AppId {
         Self(id.into())
     }
 
+    /// Whether both are the same id, not only equal ones (a pointer comparison).
+    pub fn same(&self, other: &AppId) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

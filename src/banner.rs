@@ -46,18 +46,10 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
     if let Some(source) = &config.port_source {
         out += &format!("  port {} as the app expects ({source})\n", api.port());
     }
-    let sources = &config.sources;
-    let width = id.len().max(key.len()).max(secret.len());
-    out += &format!("  app_id  {id:<width$}  ({})\n", sources.id);
-    out += &format!("  key     {key:<width$}  ({})\n", sources.key);
-    out += &format!("  secret  {secret:<width$}  ({})\n", sources.secret);
-    if config.apps.len() > 1 {
-        let others: Vec<String> = config.apps[1..].iter().map(|a| format!("{} (key {})", a.id, a.key)).collect();
-        out += &format!("  also serving apps {}\n", others.join(", "));
-    }
-    if let Some(url) = config.redis_url_shown() {
-        out += &format!("  cluster of every node on Redis {url} with prefix {}\n", config.redis_prefix);
-    }
+    out += &credentials(config);
+    out += &format!(
+        "  console http://{api_host}:{api_port}/pusher-local/console (watch and drive the traffic in a browser)\n"
+    );
     if config.dev_auth {
         out += &format!(
             "  {} --dev-auth is on: anyone on this machine can authorize any channel and sign in as any user\n",
@@ -106,6 +98,25 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
         head(".env")
     );
     out += "\nCtrl-C stops; -v shows every frame.";
+    out
+}
+
+/// The first app's credentials and where each came from, the other apps, the cluster.
+fn credentials(config: &Config) -> String {
+    let app = &config.apps[0];
+    let (key, secret, id) = (&app.key, app.secret.expose(), app.id.as_str());
+    let sources = &config.sources;
+    let width = id.len().max(key.len()).max(secret.len());
+    let mut out = format!("  app_id  {id:<width$}  ({})\n", sources.id);
+    out += &format!("  key     {key:<width$}  ({})\n", sources.key);
+    out += &format!("  secret  {secret:<width$}  ({})\n", sources.secret);
+    if config.apps.len() > 1 {
+        let others: Vec<String> = config.apps[1..].iter().map(|a| format!("{} (key {})", a.id, a.key)).collect();
+        out += &format!("  also serving apps {}\n", others.join(", "));
+    }
+    if let Some(url) = config.redis_url_shown() {
+        out += &format!("  cluster of every node on Redis {url} with prefix {}\n", config.redis_prefix);
+    }
     out
 }
 

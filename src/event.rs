@@ -15,6 +15,8 @@ pub enum Source {
     Client,
     /// A fixture replayed by the server itself (`--replay`, the control API).
     Replay,
+    /// The debug console's event creator (`POST /pusher-local/publish`).
+    Console,
 }
 
 impl Source {
@@ -24,6 +26,7 @@ impl Source {
             Source::Api => "api",
             Source::Client => "client",
             Source::Replay => "replay",
+            Source::Console => "console",
         }
     }
 }

@@ -25,6 +25,7 @@
 //!   outboxes.
 //! - [`broker`]: the multi-node seam, five methods (`publish`, `query`, `join`, `leave`,
 //!   `close`): the embedded `LocalBroker` and `RedisBroker` (several nodes as one).
+//!   [`unreached`]: why an event reached no socket, from the registry.
 //! - [`webhook`]: leave delays, batching, signed bodies, the local outbox, the retrying sender.
 //! - [`recorder`]: `--record` (SQLite, group commit), fixtures and the watched folder, replay
 //!   timing, the server's running replays, capture, the URL forms of remote servers.
@@ -92,6 +93,7 @@ pub mod session;
 pub mod shutdown;
 pub mod state;
 pub mod tls;
+pub mod unreached;
 pub mod webhook;
 pub mod ws;
 pub mod xhr;

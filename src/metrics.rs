@@ -4,9 +4,9 @@
 //! counted here but read from the registry when scraped (each socket counts its own frames).
 //!
 //! Each app's counters are made once at start, so counting is an atomic add or a short lock on
-//! that app's own counters, with no lookup in a shared map under a lock.
+//! that app's own counters, found in a short list (apps are few) by their id's pointer first.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,8 @@ use crate::event::Source;
 /// One app's counters.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Events published, by [`Source`] (api, client, replay).
-    published: [AtomicU64; 3],
+    /// Events published, by [`Source`] (api, client, replay, console).
+    published: [AtomicU64; 4],
     /// HTTP API answers by status.
     api_calls: Mutex<BTreeMap<u16, u64>>,
     /// Webhook deliveries by outcome (`delivered`, `failed`, `dropped`, `abandoned`).
@@ -30,6 +30,7 @@ fn index(source: Source) -> usize {
         Source::Api => 0,
         Source::Client => 1,
         Source::Replay => 2,
+        Source::Console => 3,
     }
 }
 
@@ -49,7 +50,7 @@ pub struct Gauges {
 /// Every app's counters (cheap to clone).
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    apps: Arc<HashMap<AppId, Counters>>,
+    apps: Arc<Vec<(AppId, Counters)>>,
     /// API calls that named no known app.
     unknown: Arc<Counters>,
 }
@@ -63,13 +64,28 @@ impl Metrics {
         }
     }
 
+    /// The counters of `app`: the same `AppId` (one pointer comparison) or an equal one.
+    fn find(&self, app: &AppId) -> Option<&Counters> {
+        let apps = self.apps.iter();
+        let mut equal = None;
+        for (id, counters) in apps {
+            if id.same(app) {
+                return Some(counters);
+            }
+            if equal.is_none() && id == app {
+                equal = Some(counters);
+            }
+        }
+        equal
+    }
+
     fn app(&self, app: Option<&AppId>) -> &Counters {
-        app.and_then(|a| self.apps.get(a)).unwrap_or(&self.unknown)
+        app.and_then(|a| self.find(a)).unwrap_or(&self.unknown)
     }
 
     /// An event of `app` was published.
     pub fn published(&self, app: &AppId, source: Source) {
-        if let Some(counters) = self.apps.get(app) {
+        if let Some(counters) = self.find(app) {
             counters.published[index(source)].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -90,7 +106,7 @@ impl Metrics {
     pub fn render(&self, gauges: &BTreeMap<AppId, Gauges>) -> String {
         let mut out = String::new();
         let ids: Vec<&AppId> = {
-            let mut ids: Vec<&AppId> = self.apps.keys().collect();
+            let mut ids: Vec<&AppId> = self.apps.iter().map(|(id, _)| id).collect();
             ids.sort();
             ids
         };
@@ -113,8 +129,8 @@ impl Metrics {
              # TYPE pusher_local_events_published_total counter"
         );
         for id in &ids {
-            for source in [Source::Api, Source::Client, Source::Replay] {
-                let n = self.apps[*id].published[index(source)].load(Ordering::Relaxed);
+            for source in [Source::Api, Source::Client, Source::Replay, Source::Console] {
+                let n = self.app(Some(*id)).published[index(source)].load(Ordering::Relaxed);
                 let (app, label) = (escape(id.as_str()), source.label());
                 let _ = writeln!(out, "pusher_local_events_published_total{{app_id=\"{app}\",source=\"{label}\"}} {n}");
             }
@@ -124,7 +140,7 @@ impl Metrics {
             "# HELP pusher_local_api_calls_total HTTP API calls, by status.\n\
              # TYPE pusher_local_api_calls_total counter"
         );
-        let every = ids.iter().map(|id| (id.as_str(), &self.apps[*id])).chain([("", &*self.unknown)]);
+        let every = ids.iter().map(|id| (id.as_str(), self.app(Some(*id)))).chain([("", &*self.unknown)]);
         for (id, counters) in every.clone() {
             let calls = counters.api_calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for (status, n) in calls.iter() {

@@ -303,6 +303,8 @@ impl AppState {
                 self.inner.webhooks.client_event(app, channel, name, &event.data, socket_id, event.user_id.clone());
             }
         }
+        // Worked out only when the line is shown (`-v`, a console attached).
+        let hint = if delivered == 0 && self.inner.printer.verbose() { self.unreached(&event) } else { None };
         self.inner.printer.line(Line::Published {
             app: event.app_id,
             channel: event.channel,
@@ -310,8 +312,24 @@ impl AppState {
             data: event.data,
             source: event.source,
             delivered,
+            hint,
         });
         (delivered, commit)
+    }
+
+    /// Why `event` reached no socket (`None` with Redis: other nodes' sockets are not seen here).
+    fn unreached(&self, event: &Event) -> Option<String> {
+        if self.inner.config.redis_url.is_some() {
+            return None;
+        }
+        let apps: Vec<AppId> = self.inner.apps.iter().map(|a| a.id.clone()).collect();
+        let missed = crate::unreached::Missed {
+            app: &event.app_id,
+            channel: event.channel.as_str(),
+            source: event.source,
+            excluded: event.except.is_some(),
+        };
+        crate::unreached::hint(&self.inner.registry, &apps, missed)
     }
 
     /// Subscribes a socket (through the broker: cluster-wide, in order with presence

@@ -23,7 +23,7 @@ const ORDER: &[&[&str]] = &[
     &["printer"],
     // This node's channels and sockets, and the multi-node seam over them.
     &["registry"],
-    &["broker"],
+    &["broker", "unreached"],
     // Side effects of the data path: webhooks and recordings.
     &["webhook"],
     &["recorder"],

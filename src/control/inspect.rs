@@ -55,7 +55,8 @@ pub fn source_param(value: Option<&str>) -> Result<Option<Source>, Refusal> {
         Some("api") => Ok(Some(Source::Api)),
         Some("client") => Ok(Some(Source::Client)),
         Some("replay") => Ok(Some(Source::Replay)),
-        Some(other) => Err(Refusal::bad(format!("source must be api, client or replay, not {other:?}"))),
+        Some("console") => Ok(Some(Source::Console)),
+        Some(other) => Err(Refusal::bad(format!("source must be api, client, replay or console, not {other:?}"))),
     }
 }
 

@@ -10,6 +10,7 @@
 //! | `GET /pusher-local/apps`, `/connections`, `/channels`, `/events`, `/metrics` | see [`inspect`] |
 //! | `POST /pusher-local/wait/…` (`subscribers`, `member`, `event`, `client-event`, `webhook`) | see [`wait`] |
 //! | `GET`, `POST`, `DELETE /pusher-local/faults`, `DELETE /pusher-local/faults/{id}` | see [`faults`] |
+//! | `GET /pusher-local/console`, `GET /pusher-local/stream`, `POST /pusher-local/publish` | the debug console: see [`console`] |
 //! | `GET /pusher-local/openapi.json` | all of this as an OpenAPI 3 document ([`OPENAPI`]) |
 //! | `GET /pusher-local/webhooks` | `{"webhooks":[record, …]}`, oldest first |
 //! | `DELETE /pusher-local/webhooks` | forgets every record, `{}` |
@@ -29,6 +30,7 @@
 //! own replays run in `recorder::replays`; [`guard`] decides who may call any of it (this machine's `Host`, no
 //! other web origin, JSON bodies only).
 
+pub mod console;
 pub mod dev_auth;
 pub mod faults;
 pub mod guard;
@@ -221,6 +223,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(wait::routes(&state))
         .unify()
         .or(faults::routes(&state))
+        .unify()
+        .or(console::routes(&state))
         .unify()
         .or(webhook_routes(&state))
         .unify()

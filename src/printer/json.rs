@@ -63,9 +63,10 @@ impl Fields {
                 self.put("status", json!(status));
                 self.put("duration_ms", duration_ms(*elapsed));
             }
-            Line::Published { source, delivered, .. } => {
+            Line::Published { source, delivered, hint, .. } => {
                 self.put("source", json!(source.label()));
                 self.put("delivered", json!(delivered));
+                self.put("hint", json!(hint));
             }
             Line::ClientError { message, .. } | Line::Error(message) => self.put("message", json!(message)),
             Line::Cluster { message, problem } => {

@@ -91,6 +91,8 @@ pub enum Line {
         source: Source,
         /// Deliveries on this node.
         delivered: usize,
+        /// Why it reached nobody, when it did and that can be told (`crate::unreached`).
+        hint: Option<String>,
     },
     /// An HTTP API call.
     Api {

@@ -9,6 +9,8 @@
 //! - [`filter`]: `--filter KEY=GLOB`.
 //! - [`text`], [`json`]: the two renderers.
 //! - [`style`]: colours per kind of line, event family and channel kind; `--color`.
+//! - [`tap`]: the debug console's stream: every line as a JSON record, whatever the terminal
+//!   shows, to each console page through its own bounded queue.
 //!
 //! The banner (`crate::banner`) and what the tool commands print (`commands::terminal`) sit
 //! above: they read the config and the recorder, which the printer does not.
@@ -17,6 +19,7 @@ pub mod filter;
 pub mod json;
 pub mod line;
 pub mod style;
+pub mod tap;
 pub mod text;
 
 use std::io::Write;
@@ -94,6 +97,8 @@ pub struct Printer {
     tx: Option<SyncSender<Message>>,
     verbosity: Verbosity,
     dropped: Arc<AtomicU64>,
+    /// Console pages listening: while there is one, every line is wanted.
+    taps: tap::Taps,
 }
 
 impl Printer {
@@ -104,23 +109,33 @@ impl Printer {
         let (tx, rx) = sync_channel(QUEUE_LINES);
         let dropped = Arc::new(AtomicU64::new(0));
         let counter = dropped.clone();
+        let taps = tap::Taps::default();
+        let tapped = taps.clone();
         // The thread ends when every Printer handle is dropped.
-        if let Err(e) =
-            std::thread::Builder::new().name("printer".into()).spawn(move || write_lines(rx, sinks, &filter, &counter))
+        if let Err(e) = std::thread::Builder::new()
+            .name("printer".into())
+            .spawn(move || write_lines(rx, sinks, &filter, &counter, &tapped))
         {
             eprintln!("pusher-local: cannot start the printer thread: {e}");
         }
-        Self { tx: Some(tx), verbosity, dropped }
+        Self { tx: Some(tx), verbosity, dropped, taps }
     }
 
     /// A printer that prints nothing (tests, benchmarks).
     pub fn silent() -> Self {
-        Self { tx: None, verbosity: Verbosity::Quiet, dropped: Arc::new(AtomicU64::new(0)) }
+        Self { tx: None, verbosity: Verbosity::Quiet, dropped: Arc::new(AtomicU64::new(0)), taps: tap::Taps::default() }
     }
 
-    /// Whether `-v` frame lines are wanted (callers skip building them otherwise).
+    /// Whether `-v` frame lines are wanted (callers skip building them otherwise): with `-v`,
+    /// or while a console page listens.
     pub fn verbose(&self) -> bool {
-        self.tx.is_some() && self.verbosity >= Verbosity::Verbose
+        self.tx.is_some() && (self.verbosity >= Verbosity::Verbose || self.taps.any())
+    }
+
+    /// A console page's stream of every line as a JSON record (`None`: this printer prints
+    /// nothing, so there is nothing to stream).
+    pub fn tap(&self) -> Option<tap::Tap> {
+        self.tx.as_ref().map(|_| self.taps.add())
     }
 
     /// `-v` lines for frames written to one socket (nothing unless verbose).
@@ -144,7 +159,7 @@ impl Printer {
     /// Queues a line if some sink wants it; never blocks.
     pub fn line(&self, line: Line) {
         let Some(tx) = &self.tx else { return };
-        if line.verbosity() > self.verbosity {
+        if line.verbosity() > self.verbosity && !self.taps.any() {
             return;
         }
         match tx.try_send(Message::Line(line)) {
@@ -191,9 +206,11 @@ impl FanOutGroups {
     }
 }
 
-fn write_lines(rx: Receiver<Message>, mut sinks: Vec<Sink>, filter: &Filter, dropped: &AtomicU64) {
+fn write_lines(rx: Receiver<Message>, mut sinks: Vec<Sink>, filter: &Filter, dropped: &AtomicU64, taps: &tap::Taps) {
     let write = |line: Line, sinks: &mut Vec<Sink>| {
         let view = line.view();
+        // Console pages get every line, whatever the terminal's filter and verbosity.
+        taps.send(&line, &view);
         if !filter.matches(line.kind(), &view) {
             return;
         }
@@ -236,7 +253,7 @@ fn write_lines(rx: Receiver<Message>, mut sinks: Vec<Sink>, filter: &Filter, dro
         for sink in &mut sinks {
             let _ = sink.out.flush();
         }
-        if sinks.is_empty() {
+        if sinks.is_empty() && !taps.any() {
             return;
         }
         // Let lines gather before the next drain. While this thread sleeps instead of waiting

@@ -275,9 +275,10 @@ fn frame_tail(line: &Line, view: &View, layout: &Layout, opts: &TextOptions, use
     let channel = layout.fitted(view.channel.as_deref().unwrap_or(""), layout.channel);
     let (c, cw) = column(&channel, layout.channel, |s| style::channel(s, color));
     let suffix = match line {
-        Line::Published { delivered, source, .. } => {
-            format!(" → {} ({})", count(*delivered, "socket"), source.label())
-        }
+        Line::Published { delivered, source, hint, .. } => match hint {
+            Some(hint) => format!(" → {} ({}): {hint}", count(*delivered, "socket"), source.label()),
+            None => format!(" → {} ({})", count(*delivered, "socket"), source.label()),
+        },
         Line::FanOut { sockets, .. } => format!(" (same frame to {})", count(*sockets, "socket")),
         _ => String::new(),
     };
@@ -436,6 +437,7 @@ mod tests {
                     data: "hi".into(),
                     source: crate::event::Source::Api,
                     delivered: 3,
+                    hint: None,
                 },
                 "12:34:56.789 pub                   e                                news                     hi → 3 sockets (api)",
             ),
@@ -522,6 +524,7 @@ mod tests {
                 data: "{}".into(),
                 source: crate::event::Source::Api,
                 delivered: 1,
+                hint: None,
             },
             Line::Api {
                 method: "POST".into(),

@@ -157,6 +157,43 @@ fn check_event(app: &App, body: TriggerBody, single_channel: bool) -> Result<Che
     Ok(Checked { name: name.into(), data: data.into(), channels, except, info })
 }
 
+/// An event [`check_one`] passed.
+#[derive(Debug)]
+pub struct CheckedEvent {
+    /// The event name.
+    pub name: Arc<str>,
+    /// The data.
+    pub data: Arc<str>,
+    /// Its channels.
+    pub channels: Vec<ChannelName>,
+    /// The socket left out.
+    pub except: Option<SocketId>,
+}
+
+/// One event checked as `POST /events` checks it (name, data size, channels, socket_id), for the
+/// console's event creator.
+///
+/// # Errors
+/// The [`ApiError`] the HTTP API would answer.
+pub fn check_one(
+    app: &App,
+    channels: Vec<String>,
+    name: String,
+    data: String,
+    socket_id: Option<String>,
+) -> Result<CheckedEvent, ApiError> {
+    let body = TriggerBody {
+        name: Some(name),
+        data: Some(Value::String(data)),
+        channels: Some(channels),
+        channel: None,
+        socket_id,
+        info: None,
+    };
+    let Checked { name, data, channels, except, .. } = check_event(app, body, false)?;
+    Ok(CheckedEvent { name, data, channels, except })
+}
+
 /// Publishes on every channel; returns once every event is recorded (when recording), so an
 /// acknowledged trigger survives a crash. The commits are awaited together: one group commit.
 /// A recording that fails is the recorder's problem (it said so, loudly, and stopped): the

@@ -202,6 +202,9 @@ async fn the_openapi_document_is_served_and_lists_every_control_path() {
         "/pusher-local/wait/webhook",
         "/pusher-local/faults",
         "/pusher-local/faults/{id}",
+        "/pusher-local/console",
+        "/pusher-local/stream",
+        "/pusher-local/publish",
     ] {
         assert!(paths.contains_key(path), "{path} is missing from openapi.json");
     }

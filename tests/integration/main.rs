@@ -19,6 +19,7 @@
 
 mod broker;
 mod cli;
+mod console;
 mod control;
 mod readme;
 mod recorder;

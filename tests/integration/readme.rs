@@ -74,6 +74,7 @@ fn the_log_lines_in_the_readme_are_the_lines_the_binary_prints() {
             data: r#"{"message":"hello"}"#.into(),
             source: pusher_local::event::Source::Api,
             delivered: 1,
+            hint: None,
         },
         Line::FrameOut {
             socket: other,

@@ -1,0 +1,126 @@
+//! The debug console's server side (issue 12): the page is served from the binary, the stream
+//! carries every log line as a JSON record (frames too, while a page listens, whatever the
+//! terminal shows), and the event creator publishes through the same checks as the HTTP API.
+//! The page itself is driven in Chromium by `tests/sdk/console.test.js`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{Captured, TestServer};
+
+/// Reads Server-Sent Events from `/pusher-local/stream`: `(event, data)` pairs.
+struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Stream {
+    async fn open(server: &TestServer) -> Stream {
+        let url = format!("http://{}/pusher-local/stream", server.api_addr);
+        let response = tokio::time::timeout(Duration::from_secs(5), reqwest::get(url)).await.unwrap().unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Stream { response, buffer: String::new() }
+    }
+
+    /// The next event, within five seconds.
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(name) = line.strip_prefix("event:") {
+                        event = name.trim().to_owned();
+                    } else if let Some(text) = line.strip_prefix("data:") {
+                        data.push_str(text.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return (event, serde_json::from_str(&data).unwrap());
+            }
+            let chunk =
+                tokio::time::timeout(Duration::from_secs(5), self.response.chunk()).await.unwrap().unwrap().unwrap();
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Skips records until one of `kind` matching `want`.
+    async fn until(&mut self, kind: &str, want: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let (event, data) = self.next().await;
+            if event == "record" && data["kind"] == kind && want(&data) {
+                return data;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_page_is_served_from_the_binary() {
+    let server = TestServer::start().await;
+    for (path, kind) in [
+        ("console", "text/html; charset=utf-8"),
+        ("console/console.js", "application/javascript; charset=utf-8"),
+        ("console/console.css", "text/css; charset=utf-8"),
+    ] {
+        let response = reqwest::get(format!("http://{}/pusher-local/{path}", server.api_addr)).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], kind, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("https://") && !body.contains("http://"), "{path} must load nothing from the network");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_stream_carries_frames_publishes_with_hints_and_signature_diagnoses() {
+    let log = Captured::default();
+    let server = TestServer::with_printer(crate::support::config(), log.printer()).await;
+    let mut stream = Stream::open(&server).await;
+    let (event, hello) = stream.next().await;
+    assert_eq!(event, "hello");
+    assert_eq!(hello["apps"][0]["id"], "1");
+
+    // Frames while a page listens, though the terminal (normal verbosity) shows none.
+    let mut client = server.client().await;
+    client.subscribe_public("orders").await;
+    let frame = stream.until("frame_in", |r| r["event"] == "pusher:subscribe").await;
+    assert!(frame["socket"].is_string());
+
+    // A publish that reached nobody says why, in the stream and on the terminal line.
+    assert_eq!(server.api().trigger("private-orders", "e", "{}").await.0, 200);
+    let published = stream.until("publish", |r| r["channel"] == "private-orders").await;
+    assert_eq!(published["delivered"], 0);
+    let hint = published["hint"].as_str().unwrap();
+    assert!(hint.contains("orders is occupied: the same name with another channel type"), "{published}");
+
+    // The event creator goes through the HTTP API's checks and publish.
+    let url = format!("http://{}/pusher-local/publish", server.api_addr);
+    let body = json!({ "channels": ["orders"], "event": "made-here", "data": "{\"n\":1}" });
+    let answer: Value = reqwest::Client::new().post(&url).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer, json!({ "channels": { "orders": 1 } }));
+    assert_eq!(client.expect("made-here").await["data"], "{\"n\":1}");
+    let made = stream.until("publish", |r| r["event"] == "made-here").await;
+    assert_eq!((made["source"].as_str(), made["delivered"].as_u64()), (Some("console"), Some(1)));
+    let refused = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({ "channels": ["bad channel!"], "event": "e", "data": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+
+    // A bad signature's diagnosis, in full.
+    let (status, _) = server.api().with_secret("wrong").trigger("a", "e", "1").await;
+    assert_eq!(status, 401);
+    let diagnosis = stream.until("signature", |_| true).await;
+    assert!(diagnosis["expected_string"].as_str().unwrap().starts_with("POST\n/apps/1/events\n"), "{diagnosis}");
+    assert!(!log.text().contains("pusher:subscribe"), "the terminal stays at its own verbosity");
+    drop(stream);
+    server.stop().await;
+}
