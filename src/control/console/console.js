@@ -80,6 +80,13 @@
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
   }
 
+  /** A local wall-clock time, 24-hour (HH:MM:SS). */
+  function fmtClock(ms) {
+    if (!ms) return '';
+    const d = new Date(ms);
+    return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+  }
+
   function fmtDuration(ms) {
     if (ms === undefined || ms === null) return '';
     const s = Math.round(ms / 1000);
@@ -517,7 +524,8 @@
     sideEffects(record);
     if (state.paused) {
       state.pending.push(record);
-      state.pausedCount++;
+      // Counted as the list would show it (what the filters let through).
+      if (currentFilter()(record)) state.pausedCount++;
       if (state.pending.length > MAX_RECORDS) state.pending.shift();
       $('paused-count').textContent = String(state.pausedCount);
       updatePauseButton();
@@ -609,7 +617,10 @@
     const empty = $('stream-empty');
     show(empty, shown === 0);
     if (shown === 0) {
-      empty.textContent = total === 0 ? 'Waiting for traffic: connect a client, or send an event from the Send tab.' : `No record matches the filters (${plural(total, 'record')} kept).`;
+      empty.textContent =
+        total === 0
+          ? 'Waiting for traffic: connect a client, or send an event from the Send tab.'
+          : `Nothing to show: the filters (or "hide console polling") hide all ${plural(total, 'record')} kept.`;
     }
     const parts = [`${shown} of ${plural(total, 'record')} shown`];
     if (total >= MAX_RECORDS) parts.push(`the list keeps the last ${MAX_RECORDS}`);
@@ -799,7 +810,8 @@
   }
 
   function summary(r) {
-    const s = el('span', { class: 'c-sum', 'data-testid': 'row-summary' });
+    const wraps = !['publish', 'frame_in', 'frame_out'].includes(r.kind);
+    const s = el('span', { class: `c-sum${wraps ? ' wrap' : ''}`, 'data-testid': 'row-summary' });
     const add = (...parts) => s.append(...parts.filter((p) => p !== null && p !== undefined && p !== ''));
     switch (r.kind) {
       case 'publish': {
@@ -1225,7 +1237,7 @@
     setText(f.transport, c.transport || '?');
     f.transport.className = `tag tr-${c.transport || 'unknown'}`;
     setText(f.app, String(c.app_id));
-    setText(f.age, fmtAge(c.age_ms), c.connected_at_ms ? `connected at ${new Date(c.connected_at_ms).toLocaleTimeString()}` : '');
+    setText(f.age, fmtAge(c.age_ms), c.connected_at_ms ? `connected at ${fmtClock(c.connected_at_ms)}` : '');
     setText(f.remote, c.remote_addr || '', 'remote address');
     setText(f.agent, c.user_agent ? ` · ${shortAgent(c.user_agent)}` : '', c.user_agent || '');
     setText(f.frames, ` · frames in ${c.frames_in ?? '?'} / out ${c.frames_out ?? '?'}`, 'frames received from / sent to this socket');
@@ -1466,7 +1478,7 @@
         el(
           'li',
           { 'data-testid': 'recent-send' },
-          el('div', { class: 'recent-head' }, el('span', { class: 'muted' }, new Date(entry.time).toLocaleTimeString()), el('b', null, r.event), el('span', null, ` → ${r.channels.join(', ')}`), r.socket_id ? el('span', { class: 'muted' }, ` (not ${r.socket_id})`) : null, el('span', { class: 'spacer' }), edit, again),
+          el('div', { class: 'recent-head' }, el('span', { class: 'muted' }, fmtClock(entry.time)), el('b', null, r.event), el('span', null, ` → ${r.channels.join(', ')}`), r.socket_id ? el('span', { class: 'muted' }, ` (not ${r.socket_id})`) : null, el('span', { class: 'spacer' }), edit, again),
           el('div', { class: 'recent-data' }, r.data.replace(/\s+/g, ' ').slice(0, 160)),
           el('div', { class: 'recent-outcome' }, outcome),
         ),
@@ -1536,7 +1548,7 @@
         { class: 'webhook-head' },
         el('span', { class: 'toggle-mark' }, state.openWebhooks.has(w.id) ? '▾' : '▸'),
         el('span', { class: 'muted' }, `#${w.id}`),
-        el('span', { class: 'muted' }, w.time_ms ? new Date(w.time_ms).toLocaleTimeString() : ''),
+        el('span', { class: 'muted' }, fmtClock(w.time_ms)),
         el('span', { class: 'webhook-label' }, webhookLabel(w)),
         el('span', { class: 'spacer' }),
         el('span', { class: `outcome ${outcome.cls}`, 'data-testid': 'webhook-outcome' }, outcome.text),
@@ -1570,7 +1582,7 @@
     for (const d of deliveries) {
       const attempts = el('ul', { class: 'attempts' });
       for (const a of d.attempts || []) {
-        attempts.append(el('li', null, `attempt ${a.attempt} at ${a.at_ms ? new Date(a.at_ms).toLocaleTimeString() : '?'}: `, el('span', { class: a.status && a.status < 300 ? 'good' : 'bad' }, a.status ? `HTTP ${a.status}` : a.error || '?'), ` in ${a.elapsed_ms} ms`));
+        attempts.append(el('li', null, `attempt ${a.attempt} at ${fmtClock(a.at_ms) || '?'}: `, el('span', { class: a.status && a.status < 300 ? 'good' : 'bad' }, a.status ? `HTTP ${a.status}` : a.error || '?'), ` in ${a.elapsed_ms} ms`));
       }
       box.append(el('div', { class: 'sub' }, el('b', null, d.state), ` → ${d.url}`), attempts);
     }
@@ -1733,8 +1745,8 @@
 
   function fmtSpeed(speed) {
     if (speed === undefined || speed === null) return '1×';
-    if (typeof speed === 'number' || /^\d+(\.\d+)?$/.test(String(speed))) return `${speed}×`;
-    return String(speed);
+    const m = /^(\d+(?:\.\d+)?)\s*x?$/.exec(String(speed));
+    return m ? `${m[1]}×` : String(speed);
   }
 
   function replayMessage(kind, text) {
@@ -1758,7 +1770,7 @@
     e.preventDefault();
     const fixture = $('replay-fixture').value;
     if (!fixture) return replayMessage('bad', 'Choose a fixture.');
-    const speedText = $('replay-speed').value.trim().toLowerCase().replace(/x$/, '');
+    const speedText = $('replay-speed').value.trim().toLowerCase().replace(/^([\d.]+)\s*[x×]$/, '$1');
     let speed;
     if (speedText === 'max') speed = 'max';
     else if (speedText) {
@@ -1837,5 +1849,5 @@
   for (const p of Object.values(pollers)) runPoll(p);
 
   // For tests and the curious: the page's state, read-only by convention.
-  window.pusherLocalConsole = { state, validateJson };
+  window.pusherLocalConsole = { state, validateJson, onMissed };
 })();
