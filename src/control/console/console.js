@@ -22,7 +22,7 @@
   const KIND_LABEL = {
     text: 'text',
     connect: 'connect',
-    disconnect: 'disconnect',
+    disconnect: 'closed',
     refused: 'refused',
     frame_in: 'c→s',
     frame_out: 's→c',
@@ -764,10 +764,19 @@
       el('span', { class: 'c-kind' }, el('span', { class: 'badge' }, KIND_LABEL[r.kind] || r.kind)),
       socketCell,
       el('span', { class: 'c-app' }, r.app === undefined ? '' : String(r.app)),
-      el('span', { class: 'c-ev', title: r.event || '' }, r.event || ''),
-      el('span', { class: 'c-ch', title: r.channel || '' }, r.channel || ''),
-      summary(r),
     );
+    if (r.event === undefined && r.channel === undefined) {
+      // No event, no channel (connections, API calls, messages): the details get their columns.
+      const details = summary(r);
+      details.classList.add('span-wide');
+      main.append(details);
+    } else {
+      main.append(
+        el('span', { class: 'c-ev', title: r.event || '' }, r.event || ''),
+        el('span', { class: 'c-ch', title: r.channel || '' }, r.channel || ''),
+        summary(r),
+      );
+    }
     row.append(main);
 
     if (r.kind === 'publish' && r.hint) {
