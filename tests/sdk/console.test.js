@@ -541,6 +541,33 @@ consoleTest('pause counts what arrives, resume shows it; order, kind filter, sea
   assert.match(await ui.text(ui.$('stream-foot')), /^0 of \d+ records? shown/);
 });
 
+consoleTest('a burst of 3000 events keeps the list bounded to the last 2000 records', 'burst', async (s, ui) => {
+  const { page } = ui;
+  const batches = [];
+  for (let b = 0; b < 300; b++) {
+    batches.push(
+      s.api.triggerBatch(Array.from({ length: 10 }, (_, i) => ({ channel: 'console-burst', name: `burst-${b * 10 + i}`, data: { n: b * 10 + i } }))),
+    );
+    if (batches.length >= 16) await Promise.all(batches.splice(0));
+  }
+  await Promise.all(batches);
+  await until('the last event to be listed', async () => (await ui.rows({ kind: 'publish', event: 'burst-2999' }).count()) === 1, 30_000);
+  const counts = await page.evaluate(() => ({
+    records: window.pusherLocalConsole.state.records.length,
+    rows: document.querySelectorAll('[data-testid="stream-row"]').length,
+  }));
+  assert.equal(counts.records, 2000, JSON.stringify(counts));
+  assert.ok(counts.rows <= 2000, JSON.stringify(counts));
+  // A filter redraws from the kept records, all of them.
+  await page.fill(sel('filter-event'), 'burst-*');
+  await until('the kept publish rows', async () => {
+    const kept = await page.evaluate(() => window.pusherLocalConsole.state.records.filter((r) => r.kind === 'publish' && /^burst-/.test(r.event)).length);
+    return kept > 1000 && (await ui.rows({ kind: 'publish' }).count()) === kept;
+  });
+  assert.equal(await ui.rows({ event: 'burst-0' }).count(), 0, 'the oldest were let go');
+  await ui.shot('burst');
+});
+
 consoleTest("the webhook outbox shows a webhook's body and headers, and resends it to a URL", 'webhooks', async (s, ui) => {
   const received = [];
   const receiver = http.createServer((req, res) => {

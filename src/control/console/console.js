@@ -13,6 +13,8 @@
 
   const MAX_RECORDS = 2000;
   const MAX_RECENT_SENDS = 15;
+  // Rows drawn in one go (every 16 ms); a burst beyond it is summarised in one row.
+  const MAX_DRAW_PER_FLUSH = 400;
   const POLL_FAST_MS = 1000;
   const POLL_SLOW_MS = 3000;
   const STORAGE_PREFIX = 'pusher-local-console.';
@@ -572,19 +574,25 @@
     return list.scrollHeight - list.scrollTop - list.clientHeight <= 24;
   }
 
-  function flush() {
+  function flush(all) {
     flushTimer = null;
     const queue = state.queue;
     state.queue = [];
     const stick = atNewestEnd();
     const filter = currentFilter();
     const frag = document.createDocumentFragment();
-    for (const record of queue) {
-      if (record._dropped || record._el || !filter(record)) continue;
-      const row = buildRow(record);
+    const place = (row) => {
       if (state.newestFirst) frag.insertBefore(row, frag.firstChild);
       else frag.append(row);
+    };
+    let matching = queue.filter((record) => !record._dropped && !record._el && filter(record));
+    // A burst: draw the newest, say how many were not drawn (a filter change or clear redraws).
+    if (!all && matching.length > MAX_DRAW_PER_FLUSH) {
+      const skipped = matching.length - MAX_DRAW_PER_FLUSH;
+      matching = matching.slice(skipped);
+      place(skippedRow(skipped));
     }
+    for (const record of matching) place(buildRow(record));
     if (frag.firstChild) {
       if (state.newestFirst) list.insertBefore(frag, list.firstChild);
       else list.append(frag);
@@ -606,7 +614,7 @@
     list.textContent = '';
     state.queue = state.records.slice();
     if (flushTimer !== null) clearTimeout(flushTimer);
-    flush();
+    flush(true);
     if (state.newestFirst) list.scrollTop = 0;
     else list.scrollTop = list.scrollHeight;
   }
@@ -807,6 +815,14 @@
       open();
     }
     return row;
+  }
+
+  function skippedRow(n) {
+    return el(
+      'div',
+      { class: 'row k-missed', 'data-testid': 'stream-skipped', 'data-count': n },
+      el('div', { class: 'row-main' }, el('span'), el('span', { class: 'c-time' }, fmtTime(nowIso())), el('span', { class: 'c-kind' }, el('span', { class: 'badge' }, 'burst')), el('span', { class: 'c-wide' }, `${plural(n, 'record')} arrived too fast to draw here; they are kept: pause, filter or change the order to see them`)),
+    );
   }
 
   function countBadge(n, label) {
