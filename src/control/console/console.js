@@ -474,8 +474,19 @@
     source.addEventListener('error', () => {
       if (mine !== source) return;
       if (source.readyState === EventSource.CLOSED) {
-        // Refused outright (not an event stream): try again ourselves.
+        // Refused outright (not an event stream): say why, and try again ourselves.
         setStreamState('down', 'no stream: retrying…');
+        fetch('/pusher-local/stream', { headers: { Accept: 'application/json' }, cache: 'no-store' })
+          .then(async (response) => {
+            if (response.ok) {
+              if (response.body) response.body.cancel();
+              return;
+            }
+            const answer = await response.json().catch(() => null);
+            const why = answer && answer.error ? answer.error : `HTTP ${response.status}`;
+            if (mine === source) setStreamState('down', `no stream: ${why} (retrying)`);
+          })
+          .catch(() => {});
         setTimeout(() => {
           if (mine === source) connectStream();
         }, 3000);
