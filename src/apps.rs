@@ -138,6 +138,10 @@ pub struct App {
     /// hosted Pusher does for an app that only accepts TLS (`--tls-only` sets it on every app).
     #[serde(default)]
     pub tls_only: bool,
+    /// The 32-byte key (base64) the app's server SDK encrypts `private-encrypted-` channels with
+    /// (`encryptionMasterKeyBase64`): `--dev-auth` needs it to hand out their `shared_secret`.
+    #[serde(default)]
+    pub encryption_master_key_base64: Option<Secret>,
 }
 
 /// One endpoint of an app (`[[apps.webhooks]]`).
@@ -265,6 +269,7 @@ impl App {
             webhooks: Vec::new(),
             webhook_batching: false,
             tls_only: false,
+            encryption_master_key_base64: None,
         }
     }
 }

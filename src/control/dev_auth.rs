@@ -11,13 +11,16 @@
 
 use std::collections::HashMap;
 
+use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::{error, json_reply, with};
+use crate::apps::Secret;
 use crate::auth::channel::{auth_value, signin_string, subscription_string};
 use crate::protocol::channel::{ChannelKind, ChannelName};
 use crate::state::AppState;
@@ -38,12 +41,26 @@ pub struct User {
     pub info: Value,
 }
 
-/// `{"auth"}` for a private channel, `{"auth","channel_data"}` for a presence channel, as the
-/// SDKs' `authorizeChannel` returns them.
+/// What signs a channel authorization: the app's key and secret, and its encryption master key
+/// (base64) when it has one.
+#[derive(Debug, Clone, Copy)]
+pub struct Signer<'a> {
+    /// The app key.
+    pub key: &'a str,
+    /// The app secret.
+    pub secret: &'a str,
+    /// `encryption_master_key_base64`.
+    pub master_key: Option<&'a str>,
+}
+
+/// `{"auth"}` for a private channel, `{"auth","channel_data"}` for a presence channel and
+/// `{"auth","shared_secret"}` for an encrypted one, as the SDKs' `authorizeChannel` returns them.
 ///
 /// # Errors
-/// A message for a 400: a bad socket id or channel, a public or encrypted channel.
-pub fn channel_auth(key: &str, secret: &str, socket_id: &str, channel: &str, user: &User) -> Result<Value, String> {
+/// A message for a 400: a bad socket id or channel, a public channel, an encrypted channel of an
+/// app with no (or a bad) encryption master key.
+pub fn channel_auth(signer: Signer<'_>, socket_id: &str, channel: &str, user: &User) -> Result<Value, String> {
+    let Signer { key, secret, master_key } = signer;
     check_socket_id(socket_id)?;
     let name = ChannelName::parse(channel, usize::MAX).map_err(|e| e.to_string())?;
     match name.kind() {
@@ -56,7 +73,21 @@ pub fn channel_auth(key: &str, secret: &str, socket_id: &str, channel: &str, use
             Ok(json!({ "auth": auth, "channel_data": data }))
         }
         ChannelKind::PrivateEncrypted => {
-            Err(format!("{channel}: private-encrypted channels are not supported by --dev-auth yet"))
+            let master = master_key.ok_or_else(|| {
+                format!(
+                    "{channel}: set encryption_master_key_base64 on the app in pusher-local.toml (the same 32-byte \
+                     key your server SDK encrypts with) so --dev-auth can hand out the channel's shared_secret"
+                )
+            })?;
+            let master = base64::engine::general_purpose::STANDARD
+                .decode(master.trim())
+                .ok()
+                .filter(|k| k.len() == 32)
+                .ok_or("encryption_master_key_base64 must be 32 bytes in base64")?;
+            // As the SDKs derive it: SHA-256 of the channel name followed by the master key.
+            let shared = Sha256::new().chain_update(channel.as_bytes()).chain_update(&master).finalize();
+            let auth = auth_value(key, secret, &subscription_string(socket_id, channel, None));
+            Ok(json!({ "auth": auth, "shared_secret": base64::engine::general_purpose::STANDARD.encode(shared) }))
         }
         ChannelKind::Public | ChannelKind::ServerToUser => {
             Err(format!("{channel} needs no authorization: only private- and presence- channels do"))
@@ -123,12 +154,13 @@ fn answer(state: &AppState, user_auth_path: bool, body: &[u8], headers: &HeaderM
     let user = user_for(state, &form, headers);
     let app = &state.config().apps[0];
     let (key, secret) = (app.key.as_str(), app.secret.expose());
+    let master_key = app.encryption_master_key_base64.as_ref().map(Secret::expose);
     let socket_id = form.get("socket_id").map_or("", String::as_str);
     let result = if user_auth_path {
         user_auth(key, secret, socket_id, &user)
     } else {
         match form.get("channel_name") {
-            Some(channel) => channel_auth(key, secret, socket_id, channel, &user),
+            Some(channel) => channel_auth(Signer { key, secret, master_key }, socket_id, channel, &user),
             None => Err("send channel_name (and socket_id) as form fields, as pusher-js does".into()),
         }
     };
@@ -182,6 +214,29 @@ mod tests {
 
     const KEY: &str = "278d425bdf160c739803";
     const SECRET: &str = "7ad3773142a6692b25b8";
+    const SIGNER: Signer<'static> = Signer { key: KEY, secret: SECRET, master_key: None };
+
+    #[test]
+    fn an_encrypted_channel_gets_the_shared_secret_the_node_sdk_gives() {
+        // pusher 5 (Node): new Pusher({ appId: '1', key: 'app-key', secret: 'app-secret',
+        // encryptionMasterKeyBase64: Buffer.alloc(32, 7).toString('base64') })
+        //   .authorizeChannel('123.456', 'private-encrypted-room')
+        let signer = Signer {
+            key: "app-key",
+            secret: "app-secret",
+            master_key: Some("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="),
+        };
+        let value = channel_auth(signer, "123.456", "private-encrypted-room", &user()).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "auth": "app-key:25f93c7ef55bbb8f8f2d33f7f1848f0f3b31d99d77f4363acf12914e5451f553",
+                "shared_secret": "KXpzU7x7m1mlSYZdKpG3V5uOThnYXRV95gd0BXYycC4="
+            })
+        );
+        let short = Signer { master_key: Some("c2hvcnQ="), ..signer };
+        assert!(channel_auth(short, "1.2", "private-encrypted-a", &user()).unwrap_err().contains("32 bytes"));
+    }
 
     fn user() -> User {
         User { id: "10".into(), info: json!({ "name": "Mr. Channels" }) }
@@ -189,7 +244,7 @@ mod tests {
 
     #[test]
     fn private_channels_get_the_sdk_answer() {
-        let value = channel_auth(KEY, SECRET, "1234.1234", "private-foobar", &user()).unwrap();
+        let value = channel_auth(SIGNER, "1234.1234", "private-foobar", &user()).unwrap();
         assert_eq!(
             value,
             json!({ "auth": "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4" })
@@ -198,7 +253,7 @@ mod tests {
 
     #[test]
     fn presence_channels_sign_the_channel_data_they_return() {
-        let value = channel_auth(KEY, SECRET, "1.2", "presence-room", &user()).unwrap();
+        let value = channel_auth(SIGNER, "1.2", "presence-room", &user()).unwrap();
         let data = value["channel_data"].as_str().unwrap();
         assert_eq!(data, r#"{"user_id":"10","user_info":{"name":"Mr. Channels"}}"#);
         let signed = subscription_string("1.2", "presence-room", Some(data));
@@ -216,10 +271,10 @@ mod tests {
 
     #[test]
     fn bad_requests_say_why() {
-        assert!(channel_auth(KEY, SECRET, "x", "private-a", &user()).unwrap_err().contains("socket id"));
-        assert!(channel_auth(KEY, SECRET, "1.2", "public", &user()).unwrap_err().contains("needs no authorization"));
-        let encrypted = channel_auth(KEY, SECRET, "1.2", "private-encrypted-a", &user()).unwrap_err();
-        assert!(encrypted.contains("not supported by --dev-auth yet"));
+        assert!(channel_auth(SIGNER, "x", "private-a", &user()).unwrap_err().contains("socket id"));
+        assert!(channel_auth(SIGNER, "1.2", "public", &user()).unwrap_err().contains("needs no authorization"));
+        let encrypted = channel_auth(SIGNER, "1.2", "private-encrypted-a", &user()).unwrap_err();
+        assert!(encrypted.contains("encryption_master_key_base64"), "{encrypted}");
         assert!(user_auth(KEY, SECRET, "1.", &user()).is_err());
     }
 
