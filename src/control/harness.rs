@@ -16,8 +16,8 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use super::inspect::app_param;
 use super::{error, json_reply, Refusal};
-use crate::apps::AppId;
 use crate::protocol::{codes, SocketId};
 use crate::registry::Which;
 use crate::state::AppState;
@@ -62,22 +62,11 @@ fn close_code(code: Option<u16>) -> Result<u16, Refusal> {
     }
 }
 
-/// The app the request names, which must exist; `None` for every app.
-fn app(state: &AppState, app_id: Option<&str>) -> Result<Option<AppId>, Refusal> {
-    match app_id {
-        None => Ok(None),
-        Some(id) => match state.apps().find_by_id(id) {
-            Some(app) => Ok(Some(app.id.clone())),
-            None => Err(Refusal(StatusCode::NOT_FOUND, format!("no app with id {id:?}"))),
-        },
-    }
-}
-
 /// `POST /pusher-local/reset`.
 pub fn reset(state: &AppState, body: &[u8]) -> Response {
     let answer = || -> Result<Response, Refusal> {
         let request: ResetRequest = parse(body, r#"{"app_id":"…","code":4200}"#)?;
-        let app = app(state, request.app_id.as_deref())?;
+        let app = app_param(state, request.app_id.as_deref())?;
         let code = close_code(request.code)?;
         let closed = state.registry().close_where(app.as_ref(), &Which::All, code, "reset by pusher-local");
         let cache_cleared = state.registry().clear_cache(app.as_ref());
@@ -105,7 +94,7 @@ pub fn disconnect(state: &AppState, body: &[u8]) -> Response {
     let answer = || -> Result<Response, Refusal> {
         let request: DisconnectRequest =
             parse(body, r#"{"socket_id":"…"} or {"user_id":"…"} or {"channel":"…"}, with "code" and "reason""#)?;
-        let app = app(state, request.app_id.as_deref())?;
+        let app = app_param(state, request.app_id.as_deref())?;
         let code = close_code(request.code)?;
         let which = match (&request.socket_id, &request.user_id, &request.channel) {
             (None, None, None) => Which::All,

@@ -186,7 +186,7 @@ async fn members(state: &AppState, app_id: &AppId, channel: &ChannelName) -> Val
     )
 }
 
-/// The history query of `params` (also the waits' event match).
+/// The history query of `params`.
 fn history_query(state: &AppState, params: &Params) -> Result<Query, Refusal> {
     Ok(Query {
         app: app_param(state, params.get("app_id").map(String::as_str))?,

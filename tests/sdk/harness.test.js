@@ -62,17 +62,17 @@ function test(name, fn) {
   });
 }
 
+/** pusher-js on the WebSocket of server `s`, as the banner's snippet configures it. */
+function clientOptions(s) {
+  return { cluster: 'local', wsHost: '127.0.0.1', wsPort: s.port, forceTLS: false, enabledTransports: ['ws'], disableStats: true };
+}
+
 /** pusher-js authorizing through --dev-auth's endpoints as `user` (as in dev-auth.test.js). */
 function devClient(s, user) {
   const base = `http://127.0.0.1:${s.port}/pusher-local`;
   const headers = { 'X-Pusher-Local-User': user };
   const pusher = new PusherClient(APP.key, {
-    cluster: 'local',
-    wsHost: '127.0.0.1',
-    wsPort: s.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
+    ...clientOptions(s),
     channelAuthorization: { endpoint: `${base}/auth`, headers },
     userAuthentication: { endpoint: `${base}/user-auth`, headers },
   });
@@ -245,14 +245,7 @@ test('a refuse_connections fault gives pusher-js a 4004 error', async (s) => {
   const listed = await ok(control(s.port, 'GET', 'faults'));
   assert.deepEqual(listed.faults.map((f) => [f.id, f.kind, f.code]), [[fault.id, 'refuse_connections', 4004]]);
 
-  const pusher = new PusherClient(APP.key, {
-    cluster: 'local',
-    wsHost: '127.0.0.1',
-    wsPort: s.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
-  });
+  const pusher = new PusherClient(APP.key, clientOptions(s));
   opened.push(pusher);
   // pusher-js reports a refusal in the handshake as a WebSocketError wrapping the PusherError.
   const codeOf = (e) => (e && e.data && e.data.code) || (e && e.error && e.error.data && e.error.data.code);
