@@ -539,6 +539,8 @@ async fn redis_crashing_keeps_local_delivery_and_the_cluster_comes_back_whole() 
     let log = Captured::default();
     let watched =
         TestServer::with_printer(redis_config(&nodes.redis.as_ref().unwrap().url(), "watched"), log.printer()).await;
+    // Its start-up (connecting to Redis) runs in a task of its own: let it finish before the kill.
+    watched.ready().await;
     let mut near = nodes.node(0).client().await;
     let mut far = nodes.node(1).client().await;
     near.subscribe_public("news").await;

@@ -74,6 +74,20 @@ impl TestServer {
         TestServer { addr, api_addr, shutdown, task }
     }
 
+    /// Waits (bounded) until the server answers its health check: start-up, the Redis
+    /// connection included, is over. `with` returns as soon as the task is spawned.
+    pub async fn ready(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, text) = self.api().get("/pusher-local/health", &[]).await;
+            if status == 200 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "not serving within 10 s: {status} {text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Fires the shutdown and waits for the server to finish draining.
     pub async fn stop(self) {
         self.shutdown.cancel();
