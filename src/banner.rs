@@ -21,6 +21,23 @@ fn client_host(addr: SocketAddr) -> String {
     }
 }
 
+/// The console's link, with the control token when the server asks for one, and why it does.
+fn console(config: &Config, api: SocketAddr, api_host: &str, color: bool) -> String {
+    let url = format!("http://{api_host}:{}/pusher-local/console", api.port());
+    let Some(token) = &config.control_token else {
+        return format!("  console {url} (watch and drive the traffic in a browser)\n");
+    };
+    let token = token.token.expose();
+    let why = match config.control_token.as_ref().is_some_and(|t| t.generated) {
+        true => format!("the HTTP API listens on {api}, beyond this machine"),
+        false => "--control-token is set".to_owned(),
+    };
+    format!(
+        "  console {url}?token={token} (watch and drive the traffic in a browser)\n  {} the console and          /pusher-local/… ask for the control token {token} because {why} (scripts: Authorization: Bearer TOKEN)\n",
+        style::kind(Kind::Connect, "token:", color),
+    )
+}
+
 /// Renders the banner for the bound `(api, websocket)` addresses, with the TLS block when the
 /// server has a certificate.
 pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Option<&Identity>, color: bool) -> String {
@@ -47,9 +64,7 @@ pub fn render(config: &Config, api: SocketAddr, websocket: SocketAddr, tls: Opti
         out += &format!("  port {} as the app expects ({source})\n", api.port());
     }
     out += &credentials(config);
-    out += &format!(
-        "  console http://{api_host}:{api_port}/pusher-local/console (watch and drive the traffic in a browser)\n"
-    );
+    out += &console(config, api, &api_host, color);
     if config.dev_auth {
         out += &format!(
             "  {} --dev-auth is on: anyone on this machine can authorize any channel and sign in as any user\n",
@@ -247,6 +262,22 @@ mod tests {
         let https = with_tls.lines().find(|l| l.contains("(pages on https)")).unwrap();
         assert!(https.contains("endpoint: 'https://127.0.0.1:6001/pusher-local/auth'"), "{https}");
         assert_eq!(text.matches("channelAuthorization").count(), 2, "pusher-js and Echo");
+    }
+
+    #[test]
+    fn the_console_link_carries_the_control_token_and_says_why_it_is_asked_for() {
+        let wide: SocketAddr = "0.0.0.0:6001".parse().unwrap();
+        let mut config = Config::default();
+        config.control_token =
+            Some(crate::config::ControlToken { token: crate::apps::Secret::new("abc123"), generated: true });
+        let text = render(&config, wide, wide, None, false);
+        assert!(text.contains("  console http://127.0.0.1:6001/pusher-local/console?token=abc123 ("), "{text}");
+        assert!(text.contains("the control token abc123 because the HTTP API listens on 0.0.0.0:6001"), "{text}");
+        config.control_token.as_mut().unwrap().generated = false;
+        let text = render(&config, "127.0.0.1:6001".parse().unwrap(), wide, None, false);
+        assert!(text.contains("because --control-token is set"), "{text}");
+        let open = render(&Config::default(), wide, wide, None, false);
+        assert!(open.contains("/pusher-local/console (") && !open.contains("token"), "{open}");
     }
 
     #[test]

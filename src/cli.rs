@@ -117,6 +117,10 @@ pub struct Cli {
     #[arg(long = "dev-auth", env = "PUSHER_LOCAL_DEV_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     pub dev_auth: bool,
 
+    /// The token the debug console and the control API (/pusher-local/…) ask for; without it one is made up and printed when the HTTP API listens beyond loopback (--host 0.0.0.0), and none is needed on loopback
+    #[arg(long = "control-token", env = "PUSHER_LOCAL_CONTROL_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
+
     /// The user id --dev-auth signs for (a request's user_id parameter or X-Pusher-Local-User header overrides it) [default: dev-user]
     #[arg(long = "dev-user", env = "PUSHER_LOCAL_DEV_USER", value_name = "ID")]
     pub dev_user: Option<String>,
@@ -397,6 +401,7 @@ impl Cli {
             dev_auth: self.dev_auth.then_some(true),
             dev_user: self.dev_user.clone(),
             dev_user_info: self.dev_user_info.clone(),
+            control_token: self.control_token.clone(),
             record: self.record.clone().map(|name| name.unwrap_or_else(crate::recorder::default_name)),
             db: self.db.clone(),
             fixtures: self.fixtures.clone(),

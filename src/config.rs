@@ -91,6 +91,24 @@ impl Listen {
     }
 }
 
+/// The token the console and the control API ask for ([`Config::control_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlToken {
+    /// The token.
+    pub token: Secret,
+    /// Made up at start-up (the server listens beyond loopback and none was given).
+    pub generated: bool,
+}
+
+impl ControlToken {
+    /// 128 random bits, in hex.
+    pub fn generate() -> Self {
+        let bytes: [u8; 16] = rand::random();
+        let token = bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        Self { token: Secret::new(token), generated: true }
+    }
+}
+
 /// The resolved settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -142,6 +160,9 @@ pub struct Config {
     pub dev_auth: bool,
     /// `--dev-user`: the user `--dev-auth` signs for when a request names none.
     pub dev_user: String,
+    /// `--control-token`, or one made up at start-up when the HTTP API listens beyond loopback:
+    /// then the console and the control API (`/pusher-local/…`) answer only with it.
+    pub control_token: Option<ControlToken>,
     /// `--dev-user-info`: that user's `user_info` (none: `{"name": <user id>}`).
     pub dev_user_info: Option<serde_json::Value>,
     /// Webhook delivery timing and sizes (the URLs are per app).
@@ -256,6 +277,7 @@ impl Default for Config {
             print_ready: false,
             dev_auth: false,
             dev_user: DEFAULT_DEV_USER.into(),
+            control_token: None,
             dev_user_info: None,
             webhooks: crate::webhook::Settings::default(),
             record: None,
@@ -308,6 +330,8 @@ pub struct FileConfig {
     /// Extra names for the generated certificate.
     #[serde(default)]
     pub tls_names: Vec<String>,
+    /// The token the console and the control API ask for.
+    pub control_token: Option<String>,
     /// Apps; when given they replace the default app.
     #[serde(default)]
     pub apps: Vec<App>,
@@ -387,6 +411,8 @@ pub struct Layer {
     pub dev_user: Option<String>,
     /// The dev auth user's `user_info`.
     pub dev_user_info: Option<serde_json::Value>,
+    /// The token the console and the control API ask for.
+    pub control_token: Option<String>,
     /// Record, under this name.
     pub record: Option<String>,
     /// The recordings database.
@@ -711,6 +737,7 @@ impl FileConfig {
             tls_cert: self.tls_cert.map(beside),
             tls_key: self.tls_key.map(beside),
             tls_names: self.tls_names,
+            control_token: self.control_token,
             ..Layer::default()
         }
     }
@@ -735,6 +762,7 @@ struct Draft<'a> {
     websocket_host: Option<String>,
     redis_url: Option<(String, &'static str)>,
     filter: Vec<String>,
+    control_token: Option<String>,
 }
 
 impl<'a> Draft<'a> {
@@ -751,6 +779,7 @@ impl<'a> Draft<'a> {
             api_host: None,
             websocket_host: None,
             redis_url: None,
+            control_token: None,
             filter: vec![],
         }
     }
@@ -808,6 +837,7 @@ impl<'a> Draft<'a> {
         set(&mut c.dev_auth, layer.dev_auth);
         set(&mut c.dev_user, layer.dev_user);
         set(&mut c.dev_user_info, layer.dev_user_info.map(Some));
+        self.control_token = layer.control_token.or(self.control_token.take());
         set(&mut c.record, layer.record.map(Some));
         set(&mut c.db, layer.db.map(in_cwd));
         set(&mut c.fixtures, layer.fixtures.map(in_cwd));
@@ -839,6 +869,14 @@ impl<'a> Draft<'a> {
         }
         self.config.app_endpoint = app_endpoint;
         self.config.listen = self.listen()?;
+        self.config.control_token = match self.control_token {
+            Some(token) if token.trim().is_empty() => {
+                return Err(ConfigError::Invalid { setting: "control_token", problem: "must not be empty".into() })
+            }
+            Some(token) => Some(ControlToken { token: Secret::new(token), generated: false }),
+            None if !self.config.listen.addrs().0.ip().is_loopback() => Some(ControlToken::generate()),
+            None => None,
+        };
         if let Some((url, setting)) = self.redis_url {
             check_redis_url(setting, &url)?;
             self.config.redis_url = Some(url);
@@ -1054,6 +1092,28 @@ mod tests {
         assert!(c.apps[0].id.as_str().bytes().all(|b| b.is_ascii_digit()));
         assert_eq!(c.sources.key, Source::Default);
         assert!(c.apps[0].client_events && c.apps[0].user_authentication);
+    }
+
+    #[test]
+    fn a_control_token_is_made_up_beyond_loopback_and_kept_when_given() {
+        let dir = tempfile::tempdir().unwrap();
+        for loopback in [&[][..], &["--host", "::1"], &["--host", "localhost"]] {
+            assert_eq!(resolve(loopback, &[], dir.path()).control_token, None, "{loopback:?}");
+        }
+        let exposed = resolve(&["--host", "0.0.0.0"], &[], dir.path()).control_token.unwrap();
+        assert!(exposed.generated);
+        assert_eq!(exposed.token.expose().len(), 32);
+        let other = resolve(&["--host", "0.0.0.0"], &[], dir.path()).control_token.unwrap();
+        assert_ne!(exposed.token, other.token, "a new one each start");
+        let split = resolve(&["--api-host", "192.0.2.1:6001"], &[], dir.path()).control_token;
+        assert!(split.is_some_and(|t| t.generated), "the HTTP API is what counts");
+        let given = resolve(&["--control-token", "mine"], &[], dir.path()).control_token.unwrap();
+        assert_eq!((given.token.expose(), given.generated), ("mine", false));
+        std::fs::write(dir.path().join("t.toml"), "control_token = \"from-file\"\n").unwrap();
+        let c = resolve(&["--config", "t.toml", "--host", "0.0.0.0"], &[], dir.path());
+        assert_eq!(c.control_token.unwrap().token.expose(), "from-file");
+        let empty = Config::resolve(flags(&["--control-token", " "]), &env(&[]), dir.path()).unwrap_err();
+        assert_eq!(empty.to_string(), "control_token must not be empty");
     }
 
     #[test]

@@ -38,13 +38,23 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// A client for `base` (`http://…` or `https://…`, checked against `trust`).
+    /// A client for `base` (`http://…` or `https://…`, checked against `trust`), sending
+    /// `token` (`--control-token`) when the server asks for one.
     ///
     /// # Errors
     /// [`ControlError::Tls`] when `trust` names an unreadable CA file.
-    pub fn new(base: impl Into<String>, trust: &crate::tls::ClientTrust) -> Result<Self, ControlError> {
+    pub fn new(
+        base: impl Into<String>,
+        trust: &crate::tls::ClientTrust,
+        token: Option<&str>,
+    ) -> Result<Self, ControlError> {
         let base = base.into().trim_end_matches('/').to_owned();
         let mut builder = reqwest::Client::builder();
+        if let Some(Ok(value)) = token.map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))) {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
         if base.starts_with("https:") {
             builder = builder.use_preconfigured_tls((*trust.config()?).clone());
         }

@@ -98,6 +98,10 @@ pub struct ReadyInfo {
     pub secret: String,
     /// This process.
     pub pid: u32,
+    /// The control token, when the server asks for one (`--control-token`, or listening
+    /// beyond loopback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_token: Option<String>,
 }
 
 impl ReadyInfo {
@@ -123,6 +127,7 @@ impl ReadyInfo {
             key: app.key.clone(),
             secret: app.secret.expose().to_owned(),
             pid,
+            control_token: config.control_token.as_ref().map(|t| t.token.expose().to_owned()),
         }
     }
 
@@ -282,6 +287,10 @@ mod tests {
             })
         );
         assert!(!info.to_json().contains('\n'), "one line");
+        config.control_token =
+            Some(crate::config::ControlToken { token: crate::apps::Secret::new("t0k"), generated: false });
+        let info = ReadyInfo::new(&config, "127.0.0.1:4100".parse().unwrap(), "127.0.0.1:4100".parse().unwrap(), 7);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&info.to_json()).unwrap()["control_token"], "t0k");
         let split = ReadyInfo::new(&config, "[::]:4001".parse().unwrap(), "127.0.0.2:4002".parse().unwrap(), 7);
         assert_eq!((split.url.as_str(), split.ws_url.as_str()), ("http://[::1]:4001", "ws://127.0.0.2:4002"));
         assert_eq!((split.http_port, split.ws_port, split.host.as_str()), (4001, 4002, "::1"));

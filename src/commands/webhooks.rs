@@ -16,7 +16,9 @@ pub fn run(cli: &Cli, action: WebhooksAction, url: Option<String>, json: bool) -
     };
     let trust = config.tls.client_trust();
     warn_insecure(&trust, &base);
-    let client = ControlClient::new(base, &trust)?;
+    // A token the server made up is not known here: it is in its banner (--control-token).
+    let token = config.control_token.as_ref().filter(|t| !t.generated).map(|t| t.token.expose());
+    let client = ControlClient::new(base, &trust, token)?;
     current_thread_runtime()?.block_on(async {
         let (answer, text) = match action {
             WebhooksAction::List => {

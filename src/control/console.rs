@@ -3,7 +3,7 @@
 //!
 //! | Method and path | Answer |
 //! |---|---|
-//! | `GET /pusher-local/console` | the page (`console/index.html`); `console/console.js` and `console/console.css` beside it |
+//! | `GET /pusher-local/console` | the page (`console/index.html`); `console/console.js` and `console/console.css` beside it; `/pusher-local/` redirects to it |
 //! | `GET /pusher-local/stream` | Server-Sent Events: `hello` (`{"apps":[{id, key}]}`), then a `record` per log line (the JSON of `--log-format json`), `missed` (`{"missed":N}`) when the page fell behind |
 //! | `POST /pusher-local/publish` | `{"app_id", "channels", "event", "data", "socket_id"}` → `{"channels":{name: sockets}}`, through the same checks and publish as the HTTP API (source `console`) |
 //!
@@ -139,5 +139,12 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = wa
         .and(warp::body::bytes())
         .and(with(state))
         .then(|body: bytes::Bytes, s: AppState| publish(s, body));
-    page.or(script).unify().or(style).unify().or(stream).unify().or(publish).unify()
+    // `/pusher-local` and `/pusher-local/`: the console.
+    let root = warp::path("pusher-local").and(warp::path::end()).and(warp::get()).map(|| {
+        let mut response = Response::new("".into());
+        *response.status_mut() = StatusCode::SEE_OTHER;
+        response.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/pusher-local/console"));
+        response
+    });
+    page.or(root).unify().or(script).unify().or(style).unify().or(stream).unify().or(publish).unify()
 }

@@ -36,6 +36,7 @@ pub mod faults;
 pub mod guard;
 pub mod harness;
 pub mod inspect;
+pub mod token;
 pub mod wait;
 
 use std::collections::BTreeMap;
@@ -207,7 +208,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             }
         })
         .untuple_one();
-    let routes = refused(state.config().tls.names.clone())
+    let routes = refused(&state)
         .or(health)
         .unify()
         .or(openapi)
@@ -258,30 +259,40 @@ fn with(state: &AppState) -> impl Filter<Extract = (AppState,), Error = std::con
     warp::any().map(move || state.clone())
 }
 
-/// Every request under the prefix is checked first ([`guard`]); one that passes falls through
-/// to the routes (a plain rejection), one that fails is answered here.
-fn refused(names: Vec<String>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+/// Every request under the prefix is checked first ([`guard`], then the [`token`] when the
+/// server asks for one); one that passes falls through to the routes (a plain rejection), one
+/// that fails is answered here, and so is the console link that sets the token's cookie.
+fn refused(state: &AppState) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let names = state.config().tls.names.clone();
+    let token = state.config().control_token.as_ref().map(|t| std::sync::Arc::<str>::from(t.token.expose()));
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path(PREFIX)
         .and(warp::path::full())
         .and(warp::method())
+        .and(query)
         .and(warp::header::headers_cloned())
         .and(crate::accept::secure())
         .and_then(
             move |path: warp::path::FullPath,
                   method: warp::http::Method,
+                  query: String,
                   headers: warp::http::HeaderMap,
                   secure: bool| {
-                let verdict = if guard::DEV_AUTH_PATHS.contains(&path.as_str()) {
+                let path = path.as_str();
+                let verdict = if guard::DEV_AUTH_PATHS.contains(&path) {
                     guard::check_dev_auth(&headers, &names)
                 } else {
                     guard::check(&method, &headers, secure, &names)
                 };
-                async move {
-                    match verdict {
-                        Ok(()) => Err(warp::reject::not_found()),
-                        Err((status, message)) => Ok(guard::refusal(status, &message)),
-                    }
-                }
+                let answer = match (verdict, &token) {
+                    (Err((status, message)), _) => Some(guard::refusal(status, &message)),
+                    (Ok(()), None) => None,
+                    (Ok(()), Some(token)) => match token::check(path, &method, &query, &headers, secure, token) {
+                        token::Verdict::Pass => None,
+                        token::Verdict::Login(response) | token::Verdict::Refused(response) => Some(response),
+                    },
+                };
+                async move { answer.ok_or_else(warp::reject::not_found) }
             },
         )
 }

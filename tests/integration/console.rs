@@ -136,3 +136,79 @@ async fn the_stream_carries_frames_publishes_with_hints_and_signature_diagnoses(
     drop(stream);
     server.stop().await;
 }
+
+/// A raw request to `server`'s HTTP port: `(status, headers, body)`; redirects are not followed.
+async fn raw(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut request = client.request(method, format!("http://{}{path}", server.api_addr));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = tokio::time::timeout(Duration::from_secs(5), request.send()).await.unwrap().unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, headers, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn with_a_control_token_the_console_and_the_control_api_ask_for_it_and_pusher_does_not() {
+    use reqwest::Method;
+    let mut config = crate::support::config();
+    config.control_token =
+        Some(pusher_local::config::ControlToken { token: pusher_local::apps::Secret::new("s3cret"), generated: false });
+    let server = TestServer::with(config).await;
+    let (status, headers, page) = raw(&server, Method::GET, "/pusher-local/console", &[]).await;
+    assert_eq!(status, 401);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"), "{headers:?}");
+    assert!(page.contains("a control token is needed"), "{page}");
+    assert_eq!(raw(&server, Method::GET, "/pusher-local/", &[]).await.0, 401, "the console's other address too");
+    let (status, _, _) = raw(&server, Method::GET, "/pusher-local/console?token=wrong", &[]).await;
+    assert_eq!(status, 401);
+
+    // The link from the banner: a cookie, and the token leaves the address bar.
+    let (status, headers, _) = raw(&server, Method::GET, "/pusher-local/console?token=s3cret", &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/pusher-local/console");
+    let cookie = headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let (status, _, page) = raw(&server, Method::GET, "/pusher-local/console", &[("cookie", &cookie)]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>"), "the console page");
+    assert_eq!(raw(&server, Method::GET, "/pusher-local/apps", &[("cookie", &cookie)]).await.0, 200);
+
+    // Scripts: a header; every endpoint asks, reading ones too (the apps show their secrets).
+    let (status, headers, body) = raw(&server, Method::GET, "/pusher-local/apps", &[]).await;
+    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, "Bearer realm=\"pusher-local\""));
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].as_str().unwrap().contains("Authorization: Bearer"));
+    let bearer = [("authorization", "Bearer s3cret"), ("content-type", "application/json")];
+    assert_eq!(raw(&server, Method::POST, "/pusher-local/reset", &bearer).await.0, 200);
+    assert_eq!(raw(&server, Method::POST, "/pusher-local/reset", &[("x-pusher-local-token", "s3cret")]).await.0, 200);
+    assert_eq!(raw(&server, Method::POST, "/pusher-local/reset", &[("x-pusher-local-token", "s3cre")]).await.0, 401);
+    // The guard still comes first: the token does not let another origin in.
+    let foreign = [("authorization", "Bearer s3cret"), ("origin", "http://evil.example")];
+    assert_eq!(raw(&server, Method::POST, "/pusher-local/reset", &foreign).await.0, 403);
+
+    // Open without it: the health check, the API's description; and Pusher itself.
+    assert_eq!(raw(&server, Method::GET, "/pusher-local/health", &[]).await.0, 200);
+    assert_eq!(raw(&server, Method::GET, "/pusher-local/openapi.json", &[]).await.0, 200);
+    let mut client = server.client().await;
+    client.subscribe_public("open").await;
+    assert_eq!(server.api().trigger("open", "still", "1").await.0, 200);
+    assert_eq!(client.expect("still").await["data"], "1");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn on_loopback_with_no_token_the_console_is_open_and_its_short_address_redirects() {
+    let server = TestServer::with(crate::support::config()).await;
+    for path in ["/pusher-local", "/pusher-local/"] {
+        let (status, headers, _) = raw(&server, reqwest::Method::GET, path, &[]).await;
+        assert_eq!((status, headers["location"].to_str().unwrap()), (303, "/pusher-local/console"), "{path}");
+    }
+    assert_eq!(raw(&server, reqwest::Method::GET, "/pusher-local/console", &[]).await.0, 200);
+    assert_eq!(raw(&server, reqwest::Method::GET, "/pusher-local/apps", &[]).await.0, 200);
+    server.stop().await;
+}

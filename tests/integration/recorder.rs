@@ -165,7 +165,7 @@ async fn the_server_replays_fixtures_from_its_folder_through_the_control_api_and
     cfg.record = Some("with-replays".into());
     cfg.db = dir.path().join("rec.db");
     let server = TestServer::with(cfg).await;
-    let control = ControlClient::new(format!("http://{}", server.api_addr), &Default::default()).unwrap();
+    let control = ControlClient::new(format!("http://{}", server.api_addr), &Default::default(), None).unwrap();
     let list = control.fixtures().await.unwrap();
     assert_eq!(list["fixtures"][0]["name"], "ticks");
     assert_eq!(list["fixtures"][0]["events"], 2);

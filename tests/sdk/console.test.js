@@ -9,14 +9,14 @@
 // chromium the tests skip loudly, except under CI=true, where they fail.
 
 const assert = require('node:assert/strict');
-const { before, after } = require('node:test');
+const { before, after, test } = require('node:test');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 
-const { withServer, missingTools, expectStatus } = require('./support');
+const { withServer, startServer, missingTools, expectStatus } = require('./support');
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -641,4 +641,71 @@ consoleTest('a page on another origin can neither start a replay nor resend a we
   } finally {
     await new Promise((resolve) => foreign.close(resolve));
   }
+});
+
+/** A GET to 127.0.0.1:`port` with a `Host` header of our choosing (fetch() may not set one). */
+function getWithHost(port, route, host) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: route, headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+    req.setTimeout(UI_TIMEOUT_MS, () => req.destroy(new Error('no answer')));
+    req.end();
+  });
+}
+
+// A server that asks for a control token: what one bound beyond loopback does (it makes one up
+// and prints it). Tests bind loopback only, so this one is given its token with --control-token,
+// which takes the same path through the server.
+test('with a control token the console opens only from the banner link; a foreign Host is refused', async (t) => {
+  if (missing.length) return t.skip(`${missing.join(', ')} missing`);
+  const token = 'console-test-token-5d1f';
+  const server = await startServer({ extraArgs: ['--control-token', token] });
+  const context = await browser.newContext({ viewport: VIEWPORT, colorScheme: 'light' });
+  const page = await context.newPage();
+  const origin = `http://127.0.0.1:${server.port}`;
+  const shot = async (name) => {
+    const file = path.join(ARTIFACTS, `console-${name}.png`);
+    await page.screenshot({ path: file });
+    process.stdout.write(`# screenshot: ${path.relative(ROOT, file)} (${chromiumVersion})\n`);
+  };
+  try {
+    server.mark = 0;
+    await server.waitForOutput(new RegExp(`console http://127\\.0\\.0\\.1:${server.port}/pusher-local/console\\?token=${token} `));
+
+    const refused = await page.goto(`${origin}/pusher-local/console`, { timeout: UI_TIMEOUT_MS });
+    assert.equal(refused.status(), 401);
+    assert.match(await page.locator(sel('token-help')).textContent({ timeout: UI_TIMEOUT_MS }), /link printed in pusher-local's banner/);
+    await shot('token-refused');
+    const apps = await fetch(`${origin}/pusher-local/apps`);
+    assert.equal(apps.status, 401, 'the control API asks too');
+    const signed = await server.api.trigger('token-open', 'still', { n: 1 });
+    assert.equal(signed.status, 200, 'the signed HTTP API does not');
+
+    // The banner's link: the cookie is set, the token leaves the address bar, the page works.
+    await page.goto(`${origin}/pusher-local/console?token=${token}`, { timeout: UI_TIMEOUT_MS });
+    assert.equal(page.url(), `${origin}/pusher-local/console`);
+    await page.waitForSelector(sel('stream-status', { state: 'live' }), { timeout: UI_TIMEOUT_MS });
+    const alice = await server.connect('alice');
+    await alice.subscribe('token-orders');
+    await page.click(sel('tab-channels'));
+    await page.locator(sel('channel-row', { channel: 'token-orders' })).waitFor({ timeout: UI_TIMEOUT_MS });
+    await shot('token');
+
+    // DNS rebinding: a page on another name that resolves here sends its own Host.
+    const rebound = await getWithHost(server.port, '/pusher-local/console', `evil.example:${server.port}`);
+    assert.equal(rebound.status, 403);
+    assert.match(JSON.parse(rebound.body).error, /only requests addressed to this machine, not Host "evil\.example:\d+"/);
+    assert.equal((await getWithHost(server.port, '/pusher-local/health', `localhost:${server.port}`)).status, 200);
+  } catch (err) {
+    await shot('token-failed').catch(() => {});
+    throw err;
+  } finally {
+    await context.close();
+    await server.stop();
+  }
+  return undefined;
 });
