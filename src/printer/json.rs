@@ -18,17 +18,49 @@ pub fn render(line: &Line, view: &View, now: DateTime<Local>) -> String {
     fields.put("app", json!(view.app));
     fields.put("event", json!(view.event));
     fields.put("channel", json!(view.channel));
+    // A JSON payload goes in as its own text (minified), not re-encoded: its keys keep the
+    // order the app sent them in, and nothing is parsed.
+    let mut raw = None;
     if let Some(payload) = &view.payload {
-        let data = if view.payload_is_json {
-            serde_json::from_str(payload).unwrap_or_else(|_| json!(payload))
-        } else {
-            json!(payload)
-        };
-        fields.put("data", data);
+        match view.payload_is_json {
+            true => raw = Some(minified(payload)),
+            false => fields.put("data", json!(payload)),
+        }
         fields.put("bytes", json!(view.bytes));
     }
     fields.line(line);
-    Value::Object(fields.0).to_string()
+    let mut out = Value::Object(fields.0).to_string();
+    if let Some(raw) = raw {
+        // `out` is an object with at least `time` and `kind`: `{…}` becomes `{…,"data":RAW}`.
+        out.pop();
+        out.push_str(",\"data\":");
+        out.push_str(&raw);
+        out.push('}');
+    }
+    out
+}
+
+/// `json` (valid JSON) without the whitespace between its tokens, so a line stays one line.
+fn minified(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The object being built; a null value leaves its key out.
@@ -138,6 +170,19 @@ mod tests {
         assert_eq!(v["channel"], "c");
         assert_eq!(v["data"], json!({"a": 1}));
         assert!(v["time"].as_str().unwrap().starts_with("2026-01-02T03:04:05.000"));
+    }
+
+    #[test]
+    fn a_json_payload_keeps_its_key_order_and_becomes_one_line() {
+        let data = "{\\\"zebra\\\": 1,\\n  \\\"apple\\\": {\\\"s\\\": \\\"a \\\\\\\" b\\\\n\\\"}, \\\"mid\\\": [1, 2]}";
+        let frame = format!(r#"{{"event":"e","channel":"c","data":"{data}"}}"#);
+        let line = Line::FrameOut { socket: SocketId::new(1, 2), app: AppId::new("1"), frame: Frame::from(frame) };
+        let text = render(&line, &line.view(), Local::now());
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.ends_with(r#","data":{"zebra":1,"apple":{"s":"a \" b\n"},"mid":[1,2]}}"#), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["data"]["apple"]["s"], "a \" b\n");
+        assert_eq!(minified("[ \"x y\" ,\t{ } ]"), r#"["x y",{}]"#);
     }
 
     #[test]
