@@ -1,7 +1,7 @@
 //! `AppState`: the shared handle every edge holds, and [`AppState::publish`], the single choke
 //! point every event goes through, whether it came from the HTTP API, a client or a replay.
 //!
-//! publish: hand to the recorder (when `--record` is on) → encode once → broker (→ registry
+//! publish: hand to the recorder (while a recording runs) → encode once → broker (→ registry
 //! fan-out on each node) → printer → the `client_event` webhook for client events.
 //!
 //! Membership goes the same one way: [`AppState::join`] and [`AppState::leave`] (called by the
@@ -26,6 +26,7 @@ use crate::printer::{Line, Printer};
 use crate::protocol::{server, ChannelKind, ChannelName, Frame, SocketId, SocketIds};
 use crate::recorder::replay::{Publisher, ReplayError};
 use crate::recorder::replays::{Job, Replays};
+use crate::recorder::slot::Slot;
 use crate::recorder::watch::Fixtures;
 use crate::recorder::{Commit, Entry, FixtureEvent, Recorder};
 use crate::registry::{CachedEvent, ChannelInfo, ChannelRegistry, Delivery, Joining, Leaving};
@@ -71,7 +72,7 @@ struct Inner {
     socket_ids: SocketIds,
     shutdown: Shutdown,
     webhooks: Webhooks,
-    recorder: Option<Recorder>,
+    recording: Slot,
     fixtures: Fixtures,
     replays: Replays,
     /// The last events of each app (the control API's history and waits).
@@ -110,8 +111,8 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Assembles the state and starts the webhook sender. `recorder` is the recording in
-    /// progress (`--record`), `fixtures` the fixtures folder.
+    /// Assembles the state and starts the webhook sender. `recording` holds the recording in
+    /// progress (`--record`) and those started later, `fixtures` is the fixtures folder.
     ///
     /// # Panics
     /// When called outside a Tokio runtime.
@@ -121,7 +122,7 @@ impl AppState {
         broker: Arc<dyn Broker>,
         printer: Printer,
         shutdown: Shutdown,
-        recorder: Option<Recorder>,
+        recording: Slot,
         fixtures: Fixtures,
     ) -> Self {
         let apps = config.app_table();
@@ -145,7 +146,7 @@ impl AppState {
                 socket_ids: SocketIds::random(),
                 shutdown,
                 webhooks,
-                recorder,
+                recording,
                 fixtures,
                 replays: Replays::default(),
                 history,
@@ -203,8 +204,13 @@ impl AppState {
     }
 
     /// The recording in progress, if any.
-    pub fn recorder(&self) -> Option<&Recorder> {
-        self.inner.recorder.as_ref()
+    pub fn recorder(&self) -> Option<Recorder> {
+        self.inner.recording.current()
+    }
+
+    /// Where recordings start and stop while the server runs.
+    pub fn recording(&self) -> &Slot {
+        &self.inner.recording
     }
 
     /// The fixtures folder.
@@ -271,21 +277,19 @@ impl AppState {
     /// publish order; HTTP API and replayed events get a commit to wait for, client events are
     /// not waited for ("committed as fast as they arrive").
     pub async fn publish(&self, event: Event) -> (usize, Commit) {
-        let commit = match &self.inner.recorder {
-            Some(recorder) => recorder.record(
-                Entry {
-                    app_id: event.app_id.to_string(),
-                    channel: event.channel.to_string(),
-                    event: event.name.to_string(),
-                    data: event.data.clone(),
-                    socket_id: event.except.map(|s| s.to_string()),
-                    user_id: event.user_id.clone(),
-                    source: event.source.label(),
-                },
-                event.source != Source::Client,
-            ),
-            None => Commit::none(),
-        };
+        // One atomic load when nothing is recorded: the entry is made only while recording.
+        let commit = self.inner.recording.record(
+            || Entry {
+                app_id: event.app_id.to_string(),
+                channel: event.channel.to_string(),
+                event: event.name.to_string(),
+                data: event.data.clone(),
+                socket_id: event.except.map(|s| s.to_string()),
+                user_id: event.user_id.clone(),
+                source: event.source.label(),
+            },
+            event.source != Source::Client,
+        );
         let frame = server::event(event.channel.as_str(), &event.name, &event.data, event.user_id.as_deref());
         // Client events are relayed but never cached (Pusher cache channels FAQ).
         let cache = (event.channel.is_cache() && event.source != Source::Client)

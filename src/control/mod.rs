@@ -21,6 +21,7 @@
 //! | `POST /pusher-local/replays` | body [`ReplayRequest`]; 202 `{"id","fixture","events"}`, 404 unknown fixture |
 //! | `DELETE /pusher-local/replays/{id}` | stops it, `{"id","stopped":true}`, or 404 |
 //! | `DELETE /pusher-local/replays` | stops every replay, `{"stopped":N}` |
+//! | `GET /pusher-local/recordings`, `POST`, `DELETE /pusher-local/recording`, `POST /pusher-local/recordings/{name}/export` | recording from the console: see [`recordings`] |
 //! | `POST /pusher-local/auth` | `--dev-auth` only: form `socket_id`, `channel_name`; `{"auth"[, "channel_data"]}` |
 //! | `POST /pusher-local/user-auth` | `--dev-auth` only: form `socket_id`; `{"auth","user_data"}` |
 //!
@@ -36,6 +37,7 @@ pub mod faults;
 pub mod guard;
 pub mod harness;
 pub mod inspect;
+pub mod recordings;
 pub mod token;
 pub mod wait;
 
@@ -232,6 +234,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(fixtures)
         .unify()
         .or(replay_routes(&state))
+        .unify()
+        .or(recordings::routes(&state))
         .unify();
     gate.and(routes).boxed()
 }

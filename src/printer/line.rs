@@ -155,14 +155,14 @@ pub enum Line {
 /// News from recording, the fixtures folder and replays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecorderLine {
-    /// `--record` started.
+    /// A recording started (`--record`, or from the console).
     Recording {
         /// The recording's name.
         name: String,
         /// The database.
         db: PathBuf,
     },
-    /// The recording ended at shutdown.
+    /// A recording ended (stopped from the console, or at shutdown).
     Saved {
         /// Its name.
         name: String,

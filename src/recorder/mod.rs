@@ -1,6 +1,7 @@
 //! Record, export, replay and capture of event fixtures.
 //!
-//! - [`Recorder`] (here): taps `AppState::publish` while `--record` is on. Every event goes to
+//! - [`Recorder`] (here): taps `AppState::publish` while a recording runs (`--record`, or one
+//!   started from the console: [`slot`] holds it). Every event goes to
 //!   one writer thread that owns the SQLite connection ([`store`]); the thread drains whatever
 //!   has queued up and commits it as one transaction (group commit), then acknowledges. A
 //!   REST trigger waits for that acknowledgement before it answers, so an acknowledged event is
@@ -18,6 +19,7 @@ pub mod fixture;
 pub mod remote;
 pub mod replay;
 pub mod replays;
+pub mod slot;
 pub mod store;
 pub mod watch;
 

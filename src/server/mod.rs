@@ -25,8 +25,9 @@ use crate::control;
 use crate::printer::{Line, Printer, RecorderLine};
 use crate::recorder::replay::Plan;
 use crate::recorder::replays::Job;
+use crate::recorder::slot::{Slot, StartError};
 use crate::recorder::watch::{Change, Fixtures, WatchGuard};
-use crate::recorder::{Fixture, Recorder};
+use crate::recorder::Fixture;
 use crate::registry::ChannelRegistry;
 use crate::rest;
 use crate::shutdown::Shutdown;
@@ -109,24 +110,18 @@ fn fixture_line(change: Change) -> Line {
     })
 }
 
-/// `--record`: opens the database on the recorder's thread and starts the recording. The line
-/// that says so is returned, for after the banner.
-async fn start_recorder(config: &Config, printer: &Printer, listening: &str) -> Result<(Option<Recorder>, Vec<Line>)> {
-    let Some(name) = &config.record else { return Ok((None, Vec::new())) };
-    let report = printer.clone();
-    let recording = name.clone();
-    let on_error = Box::new(move |e: &crate::recorder::StoreError| {
-        report.line(Line::Recorder(RecorderLine::Failed {
-            message: format!(
-                "recording {recording:?} failed and has stopped: {e}. Events are still delivered; what was \
-                 committed before stays in the database."
-            ),
-        }));
-    });
+/// The recording slot, started with `--record NAME`: opens the database on the recorder's
+/// thread. The line that says so is returned, for after the banner.
+async fn start_recorder(config: &Config, printer: &Printer, listening: &str) -> Result<(Slot, Vec<Line>)> {
     let holder = format!("pid {}, listening on {listening}", std::process::id());
-    let recorder = Recorder::start(config.db.clone(), name.clone(), holder, on_error).await.map_err(Error::Record)?;
+    let slot = Slot::new(config.db.clone(), holder, printer.clone());
+    let Some(name) = &config.record else { return Ok((slot, Vec::new())) };
+    slot.start(name.clone()).await.map_err(|e| match e {
+        StartError::Store(e) => Error::Record(e),
+        StartError::Running(_) => unreachable!("a new slot has no recording"),
+    })?;
     let line = Line::Recorder(RecorderLine::Recording { name: name.clone(), db: config.db.clone() });
-    Ok((Some(recorder), vec![line]))
+    Ok((slot, vec![line]))
 }
 
 /// Loads the fixtures folder and watches it when it exists; returns what it found as lines to
@@ -246,7 +241,7 @@ pub async fn serve(
         (api, websocket) if api == websocket => api.to_string(),
         (api, websocket) => format!("{websocket} and {api}"),
     };
-    let (recorder, mut lines) = start_recorder(&config, &printer, &listening).await?;
+    let (recording, mut lines) = start_recorder(&config, &printer, &listening).await?;
     let (fixtures, _watch, found) = open_fixtures(&config, &printer, &shutdown).await?;
     lines.extend(found);
     let mut replays = Vec::new();
@@ -264,7 +259,7 @@ pub async fn serve(
         broker.clone(),
         printer.clone(),
         shutdown.clone(),
-        recorder.clone(),
+        recording,
         fixtures,
     );
     // What the cluster reports (Redis lost or back, a node gone): until `broker.close()` drops
@@ -294,9 +289,9 @@ pub async fn serve(
         printer.line(Line::Error(format!("{} connections did not close in time", tracker.len())));
     }
     state.replays().stop_all();
-    if let Some(recorder) = recorder {
-        finish_recording(&recorder, &printer).await;
-    }
+    // Whichever recording runs now (`--record`'s, or one started from the console) is
+    // committed in full and ended; the slot prints how.
+    let _ended = state.recording().stop().await;
     broker.close().await;
     // The broker dropped its sender: the loop ends after the last notice.
     let _ = tokio::time::timeout(state.config().shutdown_grace, notice_task).await;
@@ -360,15 +355,4 @@ async fn accept_until_shutdown(listeners: Listeners, state: &AppState, tls: &Ser
             );
         }
     }
-}
-
-/// Commits what is queued and says how the recording ended.
-async fn finish_recording(recorder: &Recorder, printer: &Printer) {
-    let line = match recorder.finish().await {
-        Ok(events) => RecorderLine::Saved { name: recorder.name().to_owned(), events },
-        Err(e) => {
-            RecorderLine::Failed { message: format!("recording {:?} was not saved in full: {e}", recorder.name()) }
-        }
-    };
-    printer.line(Line::Recorder(line));
 }

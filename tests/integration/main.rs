@@ -10,6 +10,8 @@
 //!   `webhook.rs`;
 //! - recording, fixtures, replay and capture (the store, the fixtures folder, replay timing,
 //!   the replay control endpoints): `recorder.rs`; the commands and `kill -9`: `cli.rs`;
+//! - recording from the console (start, stop, list, export through the control API):
+//!   `recordings.rs`;
 //! - the test-suite controls under `/pusher-local/` (health, and what issue 13 adds): `control.rs`;
 //! - TLS on the one port (wss/https, certificates, TLS-only apps): `tls.rs`;
 //! - the README's banner and log-line examples against what the binary renders: `readme.rs`.
@@ -23,6 +25,7 @@ mod console;
 mod control;
 mod readme;
 mod recorder;
+mod recordings;
 mod rest;
 mod support;
 mod tls;

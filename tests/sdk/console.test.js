@@ -606,7 +606,7 @@ consoleTest("the webhook outbox shows a webhook's body and headers, and resends 
   }
 });
 
-consoleTest('a page on another origin can neither start a replay nor resend a webhook', 'foreign-origin', async (s, ui) => {
+consoleTest('a page on another origin can neither start a replay or a recording nor resend a webhook', 'foreign-origin', async (s, ui) => {
   // A page served by another local server (another origin: other port) tries the control API.
   const foreign = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>elsewhere</title>'));
   await new Promise((resolve) => foreign.listen(0, '127.0.0.1', resolve));
@@ -627,6 +627,7 @@ consoleTest('a page on another origin can neither start a replay nor resend a we
       await attempt('json', { method: 'POST', headers: { 'content-type': 'application/json' }, body: replay }, '/pusher-local/replays');
       await attempt('simple', { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: replay }, '/pusher-local/replays');
       await attempt('resend', { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: '{}' }, '/pusher-local/webhooks/1/resend');
+      await attempt('record', { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: '{}' }, '/pusher-local/recording');
       return tries;
     }, ui.origin);
     assert.match(String(outcome.json), /^blocked: TypeError$/, JSON.stringify(outcome));
@@ -634,6 +635,7 @@ consoleTest('a page on another origin can neither start a replay nor resend a we
     assert.deepEqual(replays.body.replays, [], 'no replay started');
     const events = await control(s, 'GET', '/pusher-local/events?source=replay&channel=notifications');
     assert.deepEqual(events.body.events, [], 'nothing was replayed');
+    assert.equal((await control(s, 'GET', '/pusher-local/recordings')).body.recording, null, 'no recording started');
     await page.close();
     // The same requests from the console itself (same origin) are accepted.
     assert.equal((await control(s, 'GET', '/pusher-local/replays')).status, 200);
@@ -641,6 +643,60 @@ consoleTest('a page on another origin can neither start a replay nor resend a we
   } finally {
     await new Promise((resolve) => foreign.close(resolve));
   }
+});
+
+consoleTest('a recording started and stopped from the console exports as a fixture that replays to pusher-js', 'record', async (s, ui) => {
+  const { page } = ui;
+  await ui.tab('replay');
+  assert.match(await page.getAttribute(sel('record-name'), 'placeholder'), /^rec-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d$/);
+  await page.fill(sel('record-name'), 'console-session');
+  await page.click(sel('record-start'));
+  const live = ui.$('recording-live', { name: 'console-session' });
+  await live.waitFor({ timeout: UI_TIMEOUT_MS });
+  await until('the page to confirm', async () => /^Recording console-session into .*pusher-local\.db\.$/.test(await ui.text(ui.$('record-result'))));
+  assert.ok(await page.isDisabled(sel('record-start')), 'one recording at a time');
+
+  // Two events through the server SDK, while a pusher-js client listens.
+  const hana = await s.connect('hana');
+  const heard = hana.record(await hana.subscribe('console-recorded'));
+  await s.api.trigger('console-recorded', 'order-placed', { n: 1 });
+  await s.api.trigger('console-recorded', 'order-placed', { n: 2, note: 'ünïcode ✓' });
+  await until('the live count', async () => (await live.getAttribute('data-events')) === '2');
+  assert.equal(await ui.text(ui.$('recording-live-text')), 'recording console-session — 2 events');
+  assert.equal(await ui.text(ui.$('rec-indicator-text')), 'REC console-session · 2 events');
+  await ui.shot('record');
+
+  await page.click(sel('record-stop'));
+  await until('the page to confirm the stop', async () => (await ui.text(ui.$('record-result'))) === 'Stopped console-session: 2 events saved.');
+  await live.waitFor({ state: 'hidden', timeout: UI_TIMEOUT_MS });
+  await ui.$('rec-indicator').waitFor({ state: 'hidden', timeout: UI_TIMEOUT_MS });
+  const row = ui.$('recording-row', { name: 'console-session', running: 'false' });
+  await row.waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.equal(await ui.text(row.locator(sel('recording-events'))), '2');
+
+  // Export: the fixture is listed, and a second export says the file exists.
+  await row.locator(sel('recording-export')).click();
+  await until('the page to confirm the export', async () => /^Exported as .*console-session\.json \(2 events\)/.test(await ui.text(ui.$('record-result'))));
+  const fixtureRow = ui.$('fixture-row', { name: 'console-session' });
+  await fixtureRow.waitFor({ timeout: UI_TIMEOUT_MS });
+  await row.locator(sel('recording-export')).click();
+  await until('the conflict', async () => /^Not exported: 409: .*console-session\.json exists already/.test(await ui.text(ui.$('record-result'))));
+  await ui.$('recording-overwrite').click();
+  await until('the overwrite', async () => /^Exported as /.test(await ui.text(ui.$('record-result'))));
+
+  // Replayed from the page, pusher-js receives the same events again.
+  await page.fill(sel('replay-speed'), 'max');
+  await fixtureRow.locator(sel('fixture-replay')).click();
+  await until('the page to confirm the replay', async () => /^Replaying console-session \(2 events\) as #\d+\.$/.test(await ui.text(ui.$('replay-result'))));
+  await until('the replayed events', () => heard.filter('order-placed').length === 4);
+  assert.deepEqual(
+    heard.filter('order-placed').map((e) => e.data),
+    [{ n: 1 }, { n: 2, note: 'ünïcode ✓' }, { n: 1 }, { n: 2, note: 'ünïcode ✓' }],
+  );
+  await ui.rows({ kind: 'publish', channel: 'console-recorded', source: 'replay' }).nth(1).waitFor({ timeout: UI_TIMEOUT_MS });
+  assert.equal((await control(s, 'GET', '/pusher-local/recordings')).body.recording, null);
+  await row.scrollIntoViewIfNeeded();
+  await ui.shot('record-exported');
 });
 
 /** A GET to 127.0.0.1:`port` with a `Host` header of our choosing (fetch() may not set one). */

@@ -2,9 +2,10 @@
 // loaded from the network. The server serves this file at /pusher-local/console/console.js.
 //
 // Data in:  EventSource /pusher-local/stream (`hello`, `record`, `missed`), and polling of
-//           /pusher-local/channels, /connections, /webhooks, /replays, /fixtures.
-// Data out: POST /pusher-local/publish, /disconnect, /webhooks/{id}/resend, /replays;
-//           DELETE /pusher-local/replays[/{id}] (same origin, JSON bodies).
+//           /pusher-local/channels, /connections, /webhooks, /replays, /fixtures, /recordings.
+// Data out: POST /pusher-local/publish, /disconnect, /webhooks/{id}/resend, /replays,
+//           /recording, /recordings/{name}/export; DELETE /pusher-local/replays[/{id}],
+//           /recording (same origin, JSON bodies).
 //
 // Everything that comes from the server or from clients is put in the page with textContent,
 // never as HTML. The stream keeps at most MAX_RECORDS records (and as many rows).
@@ -19,7 +20,7 @@
   const POLL_SLOW_MS = 3000;
   const STORAGE_PREFIX = 'pusher-local-console.';
   // The GETs this page makes to refresh its panels; "hide console polling" hides their api records.
-  const OWN_POLL_RE = /^\/pusher-local\/(channels|connections|webhooks|replays|fixtures|apps|stream|console)(\/|\?|$)/;
+  const OWN_POLL_RE = /^\/pusher-local\/(channels|connections|webhooks|replays|fixtures|recordings|apps|stream|console)(\/|\?|$)/;
 
   const KIND_LABEL = {
     text: 'text',
@@ -419,6 +420,7 @@
     replays: [],
     finishedReplays: [],
     stoppedReplays: new Set(),
+    recordings: null,
     sendChannels: [],
     recentSends: storageGet('recentSends', []),
     activeTab: 'channels',
@@ -1037,6 +1039,7 @@
       case 'recorder':
         refreshSoon('fixtures', 300);
         refreshSoon('replays', 300);
+        refreshSoon('recordings', 300);
         break;
       default:
     }
@@ -1098,6 +1101,7 @@
     if (name === 'replay') {
       refreshSoon('fixtures', 0);
       refreshSoon('replays', 0);
+      refreshSoon('recordings', 0);
     }
   }
   for (const tab of tabs) tab.addEventListener('click', () => selectTab(tab.dataset.tab));
@@ -1690,7 +1694,8 @@
           el('td', null, el('b', null, f.name), f.error ? el('div', { class: 'bad small-text', 'data-testid': 'fixture-error' }, f.error) : null),
           el('td', { class: 'num' }, String(f.events ?? '')),
           el('td', { class: 'num' }, fmtDuration(f.duration_ms)),
-          el('td', { class: 'muted small-text', title: f.file || '' }, f.built_in ? 'built in' : f.file || ''),
+          // The folder is in the heading: the file's own name is enough here (the path in its title).
+          el('td', { class: 'muted small-text', title: f.file || '' }, f.built_in ? 'built in' : (f.file || '').split(/[\\/]/).pop()),
           el('td', null, f.error && !f.events ? null : play),
         ),
       );
@@ -1846,6 +1851,138 @@
       replayMessage('bad', `Could not stop: ${err.message}`);
     }
     refreshSoon('replays', 0);
+  });
+
+  // ---------------------------------------------------------------------------------------
+  // Recording: start and stop, the recordings, export as a fixture
+
+  /** The server's default name for a recording started now, `rec-2026-12-01-18-30-05`. */
+  function defaultRecordingName() {
+    const d = new Date();
+    const pad = (n) => String(n).padStart(2, '0');
+    return `rec-${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}-${pad(d.getHours())}-${pad(d.getMinutes())}-${pad(d.getSeconds())}`;
+  }
+
+  let recordingsJson = '';
+  poller('recordings', async () => {
+    const answer = await api('GET', '/pusher-local/recordings');
+    const json = JSON.stringify(answer);
+    if (json === recordingsJson) return;
+    recordingsJson = json;
+    state.recordings = answer;
+    renderRecordings();
+  }, () => (state.recordings && state.recordings.recording ? POLL_FAST_MS : state.activeTab === 'replay' ? POLL_SLOW_MS : 15000));
+
+  function renderRecordings() {
+    const answer = state.recordings || { recordings: [] };
+    const running = answer.recording || null;
+    $('recordings-db').textContent = answer.db ? `database ${answer.db}` : '';
+    $('record-start').disabled = Boolean(running);
+    $('record-stop').disabled = !running;
+    $('record-name').disabled = Boolean(running);
+    $('record-name').placeholder = defaultRecordingName();
+    const live = $('recording-live');
+    const indicator = $('rec-indicator');
+    show(live, Boolean(running));
+    show(indicator, Boolean(running));
+    show($('tab-replay-rec'), Boolean(running));
+    if (running) {
+      const events = plural(running.events || 0, 'event');
+      live.dataset.name = running.name;
+      live.dataset.events = String(running.events || 0);
+      setText($('recording-live-text'), `recording ${running.name} — ${events}`);
+      setText($('rec-indicator-text'), `REC ${running.name} · ${events}`);
+    }
+    const recordings = (answer.recordings || []).slice().reverse();
+    show($('recordings-table'), recordings.length > 0);
+    show($('recordings-empty'), recordings.length === 0);
+    const body = $('recordings-list');
+    body.textContent = '';
+    for (const r of recordings) body.append(recordingRow(r));
+  }
+
+  function recordingRow(r) {
+    const exportButton = el('button', { type: 'button', class: 'small', 'data-testid': 'recording-export', title: r.running ? 'Stop the recording first' : 'Write it into the fixtures folder, to replay it' }, 'Export as fixture');
+    exportButton.disabled = Boolean(r.running);
+    exportButton.addEventListener('click', () => exportRecording(r.name, exportButton, false));
+    const length = r.ended_at_ms ? fmtDuration(r.duration_ms) : r.running ? fmtDuration(r.duration_ms) : `${fmtDuration(r.duration_ms)} (not ended)`;
+    return el(
+      'tr',
+      { class: r.running ? 'running' : '', 'data-testid': 'recording-row', 'data-name': r.name, 'data-events': r.events, 'data-running': String(Boolean(r.running)) },
+      el('td', null, el('b', null, r.name), r.running ? el('span', { class: 'recording-state' }, '● recording') : null),
+      el('td', { class: 'num', 'data-testid': 'recording-events' }, String(r.events)),
+      el('td', { class: 'num' }, length),
+      el('td', { class: 'num muted', title: new Date(r.started_at_ms).toString() }, fmtStarted(r.started_at_ms)),
+      el('td', { class: 'nowrap' }, exportButton),
+    );
+  }
+
+  /** Today's times as HH:MM:SS, older ones with their date. */
+  function fmtStarted(ms) {
+    const d = new Date(ms);
+    if (d.toDateString() === new Date().toDateString()) return fmtClock(ms);
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+
+  function recordMessage(kind, text, action) {
+    const result = $('record-result');
+    result.className = `result ${kind}`;
+    result.textContent = text;
+    if (action) result.append(' ', action);
+    show(result, true);
+  }
+
+  async function exportRecording(name, button, overwrite) {
+    button.disabled = true;
+    try {
+      const answer = await api('POST', `/pusher-local/recordings/${encodeURIComponent(name)}/export`, overwrite ? { overwrite: true } : {});
+      recordMessage('ok', `Exported as ${answer.file} (${plural(answer.events ?? 0, 'event')}): fixture ${answer.fixture}, in the list above.`);
+      refreshSoon('fixtures', 0);
+    } catch (err) {
+      let action = null;
+      if (err.status === 409 && /exists already/.test(err.message)) {
+        action = el('button', { type: 'button', class: 'small danger', 'data-testid': 'recording-overwrite' }, 'Overwrite it');
+        action.addEventListener('click', () => exportRecording(name, action, true));
+      }
+      recordMessage('bad', `Not exported: ${err.message}`, action);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  $('record-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = $('record-name').value.trim();
+    const button = $('record-start');
+    button.disabled = true;
+    try {
+      const answer = await api('POST', '/pusher-local/recording', name ? { name } : {});
+      recordMessage('ok', `Recording ${answer.name} into ${answer.db}.`);
+      $('record-name').value = '';
+    } catch (err) {
+      recordMessage('bad', `Not started: ${err.message}`);
+      button.disabled = false;
+    }
+    refreshSoon('recordings', 0);
+  });
+
+  $('record-stop').addEventListener('click', async () => {
+    const button = $('record-stop');
+    button.disabled = true;
+    try {
+      const answer = await api('DELETE', '/pusher-local/recording');
+      recordMessage('ok', `Stopped ${answer.name}: ${plural(answer.events ?? 0, 'event')} saved.`);
+    } catch (err) {
+      recordMessage('bad', `Not stopped: ${err.message}`);
+      button.disabled = false;
+    }
+    refreshSoon('recordings', 0);
+  });
+
+  $('rec-indicator').addEventListener('click', () => {
+    selectTab('replay');
+    $('recording-live').scrollIntoView({ block: 'nearest' });
   });
 
   // ---------------------------------------------------------------------------------------
