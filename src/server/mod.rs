@@ -327,12 +327,17 @@ fn api_routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// Serves the routes on the listeners, plain or TLS on each, until the shutdown token fires.
-async fn accept_until_shutdown(listeners: Listeners, state: &AppState, tls: &ServerTls) {
-    let api = api_routes(state);
+/// Every route of `state`: `(HTTP API and control API, WebSocket and its HTTP fallbacks)`. The
+/// listeners serve them; in-process drivers (the fuzz targets in `fuzz/`) call them directly.
+pub fn routes(state: &AppState) -> (BoxedFilter<(Response,)>, BoxedFilter<(Response,)>) {
     // pusher-js's HTTP fallback transports sit with the WebSocket endpoint (client traffic,
     // logged as frames rather than as API calls).
-    let websocket = ws::route(state.clone()).or(xhr::route(state.clone())).unify().boxed();
+    (api_routes(state), ws::route(state.clone()).or(xhr::route(state.clone())).unify().boxed())
+}
+
+/// Serves the routes on the listeners, plain or TLS on each, until the shutdown token fires.
+async fn accept_until_shutdown(listeners: Listeners, state: &AppState, tls: &ServerTls) {
+    let (api, websocket) = routes(state);
     let stop = state.shutdown().token().clone();
     let tls_printer = state.printer().clone();
     let identity = tls.clone();

@@ -96,8 +96,9 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
         .any(|v| v.trim().eq_ignore_ascii_case(token))
 }
 
-/// Per-socket WebSocket buffers: small, because most sockets are idle most of the time.
-fn websocket_config(state: &AppState) -> WebSocketConfig {
+/// Per-socket WebSocket buffers: small, because most sockets are idle most of the time. (Public
+/// for in-process drivers: the fuzz targets.)
+pub fn websocket_config(state: &AppState) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(256)
         .write_buffer_size(8 * 1024)

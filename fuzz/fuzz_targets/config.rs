@@ -1,0 +1,7 @@
+//! The `config` fuzz target: see `harness::config`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::config(data));

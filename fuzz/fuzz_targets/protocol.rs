@@ -1,0 +1,7 @@
+//! The `protocol` fuzz target: see `harness::protocol`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::protocol(data));

@@ -1,0 +1,7 @@
+//! The `rest` fuzz target: see `harness::rest`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::rest(data));

@@ -1,0 +1,7 @@
+//! The `xhr` fuzz target: see `harness::xhr`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::xhr(data));
