@@ -275,11 +275,8 @@ pub fn xhr(input: &[u8]) {
             warp::test::request().method("POST").path(&format!("{base}/xhr?protocol=7")).reply(&server.websocket);
         let opened = tokio::time::timeout(Duration::from_secs(5), open).await.expect("xhr open answers");
         assert_eq!(opened.status(), 200, "{:?}", opened.body());
-        let send = warp::test::request()
-            .method("POST")
-            .path(&format!("{base}/xhr_send"))
-            .body(input)
-            .reply(&server.websocket);
+        let send =
+            warp::test::request().method("POST").path(&format!("{base}/xhr_send")).body(input).reply(&server.websocket);
         let sent = tokio::time::timeout(Duration::from_secs(5), send).await.expect("xhr_send answers");
         assert!(sent.status().as_u16() < 500, "xhr_send: {} {:?}", sent.status(), sent.body());
         let poll = warp::test::request().method("POST").path(&format!("{base}/xhr")).reply(&server.websocket);
