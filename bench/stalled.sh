@@ -2,23 +2,30 @@
 # Slow consumers (issue 16): delivery latency of healthy subscribers with and without stalled
 # ones, how the stalled ones are closed, and the server's peak memory meanwhile.
 #
-#   bench/stalled.sh [-r RUNS] [-o DIR] [-n STALLED] [-e EVENTS] [-R RATE] [-p PAYLOAD] [-s SUBSCRIBERS]
+#   bench/stalled.sh [-r RUNS] [-o DIR] [-n STALLED] [-e EVENTS] [-R RATE] [-p PAYLOAD] [-s SUBSCRIBERS] [-f FILL]
 #
-# Defaults: 3 runs of each kind, 10 stalled, 20000 events at 2000/s (10 s of publishing), 512
-# bytes of payload, 1000 subscribers; results in bench/results/$(date +%F)-stalled. Each run
-# starts a fresh release server (bench/server-lib.sh) and runs
-#   load --subscribers 1000 --events 20000 --rate 2000 --payload 512 --stalled 0|10 --pid PID --json
-# alternating without and with the stalled clients (without first). A run takes ~20-25 s
-# (connecting, 10 s of events, up to 10 s of draining the stalled sockets).
+# Defaults: 3 runs of each kind, 10 stalled, 1000 subscribers, 4000 events at 200/s (20 s of
+# publishing) with 512 bytes of payload, plus 6000 filler events of 4 KiB at 1000/s on a channel
+# only the stalled sockets join; results in bench/results/$(date +%F)-stalled. Each run starts a
+# fresh release server (bench/server-lib.sh) and runs
+#   load --subscribers 1000 --events 4000 --rate 200 --payload 512 --concurrency 16 \
+#        --stall-fill 6000 --stalled 0|10 --pid PID --json
+# alternating without and with the stalled clients (without first; the filler is published in
+# both, reaching nobody without them). A run takes ~25 s (connecting, 20 s of events, the drain).
 #
-# Why these numbers: a stalled socket is closed once 4096 frames wait in its outbox, after the
-# kernel buffers on both ends are full (up to ~4 MiB of send buffer on loopback): with 512-byte
-# payloads (~640-byte frames) that is at most ~10,600 events, so 20,000 overflow it with a margin
-# (see the doc comment of examples/load.rs).
+# Why these numbers: 1000 x 200 = 200k deliveries/s, well under the server's fan-out capacity
+# (~0.5M/s to 1000 subscribers on a quiet 2-core machine), so the latency is delivery, not
+# backlog. A stalled socket is closed once 4096 frames wait in its outbox after the kernel
+# buffers are full (~3 MB on loopback): ~9000 events of 512 bytes, more than a 30 s run can fan
+# out to 1000 subscribers without saturating, hence the filler (see examples/load.rs's doc).
+# 16 publishers: a handful cannot keep the pace when each request waits for its fan-out.
+# The measured events must outlast the filler (EVENTS/RATE > FILL/1000 + a few seconds): a
+# stalled socket that has not overflowed when the drain starts reads everything and stays open.
 #
-# Writes DIR/runs.jsonl (one load report per line, with "run" and "stalled_clients" added) and
-# DIR/table.txt, and prints the table: median and min..max over the runs of p50/p99/max latency,
-# deliveries, the stalled sockets' endings and the server's RSS peak, and the p99 ratio with/without.
+# Writes DIR/runs.jsonl (one load report per line, with "run", "stalled_clients" and
+# "exit_status" added) and DIR/table.txt, and prints the table: median (min..max) over the runs
+# of p50/p99/max latency, deliveries, the stalled sockets' endings, the server's RSS peak, and
+# the ratio of the p99 medians with/without.
 # Build first: cargo build --release --examples --bin pusher-local (CARGO_TARGET_DIR is honoured).
 set -euo pipefail
 
@@ -26,12 +33,12 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="${PUSHER_LOCAL_BIN:-$TARGET/release/pusher-local}"
 LOAD="${LOAD_BIN:-$TARGET/release/examples/load}"
-RUNS=3 OUT="" STALLED=10 EVENTS=20000 RATE=2000 PAYLOAD=512 SUBSCRIBERS=1000
-while getopts "r:o:n:e:R:p:s:h" opt; do
+RUNS=3 OUT="" STALLED=10 EVENTS=4000 RATE=200 PAYLOAD=512 SUBSCRIBERS=1000 FILL=6000
+while getopts "r:o:n:e:R:p:s:f:h" opt; do
     case "$opt" in
         r) RUNS="$OPTARG" ;; o) OUT="$OPTARG" ;; n) STALLED="$OPTARG" ;; e) EVENTS="$OPTARG" ;;
-        R) RATE="$OPTARG" ;; p) PAYLOAD="$OPTARG" ;; s) SUBSCRIBERS="$OPTARG" ;;
-        *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        R) RATE="$OPTARG" ;; p) PAYLOAD="$OPTARG" ;; s) SUBSCRIBERS="$OPTARG" ;; f) FILL="$OPTARG" ;;
+        *) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 OUT="${OUT:-$ROOT/bench/results/$(date +%F)-stalled}"
@@ -54,7 +61,7 @@ for run in $(seq 1 "$RUNS"); do
         echo "run $run/$RUNS, $stalled stalled: server pid $SERVER_PID on port $SERVER_PORT" >&2
         status=0
         timeout 150 "$LOAD" --url "$SERVER_URL" --subscribers "$SUBSCRIBERS" --events "$EVENTS" --rate "$RATE" \
-            --payload "$PAYLOAD" --stalled "$stalled" --pid "$SERVER_PID" --timeout 60 --json \
+            --payload "$PAYLOAD" --concurrency 16 --stall-fill "$FILL" --stalled "$stalled" --pid "$SERVER_PID" --timeout 60 --json \
             >"$work/load.json" 2>"$work/load.err" || status=$?
         stop_server
         if [ -s "$work/load.json" ]; then

@@ -32,18 +32,23 @@
 //! `outbox_capacity` frames per socket (4096 by default) once the socket stops taking them, and
 //! the socket takes what the kernel buffers hold first: the server's send buffer (loopback
 //! autotuning, up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default) plus the client's small
-//! receive buffer. An event frame is about the payload plus 130 bytes, so with `--payload 512`
-//! (≈ 640-byte frames) that is at most ≈ 4 MiB / 640 ≈ 6,500 frames in the kernel plus 4,096
-//! in the outbox: ≈ 10,600 events overflow it in the worst case; 20,000 leave a margin. With
-//! `--payload 100` the kernel alone holds ≈ 18,000 frames, so use a larger payload.
+//! receive buffer, ≈ 3.1 MB in the smoke runs. An event frame is about the payload plus 130
+//! bytes: with `--payload 512` a stalled socket read 4,842 events back from the kernel, so it
+//! overflows after ≈ 4,842 + 4,096 ≈ 9,000 events (≤ ≈ 10,600 with a 4 MiB send buffer); with
+//! `--payload 100` the kernel alone holds ≈ 18,000. Fanning that many events out to 1000
+//! healthy subscribers within a short run would saturate the server (its fan-out to 1000 is
+//! ≈ 0.5 M deliveries/s on a quiet 2-core machine) and the latency would measure the backlog.
+//! Hence `--stall-fill N`: N filler events (`--stall-fill-payload`, 4 KiB) at
+//! `--stall-fill-rate` on a second channel only the stalled sockets join, published alongside
+//! the measured events; the stalled sockets still receive every measured event as well. 6,000
+//! fillers at 1000/s overflow them within the first few seconds. Use the same filler in a run
+//! without stalled sockets (it then reaches nobody) to compare like with like.
 //!
-//! What a stalled client can see: pusher-local closes an overflowed socket with 4100, but the
-//! close frame queues behind the bytes the client is not reading, and after its closing
-//! handshake timeout (2 s) the server drops the socket. A client that resumes reading later
-//! reads the frames that were in the kernel buffers and then the end of the stream without a
-//! close frame, so the server's side (gone from `/pusher-local/connections` while the client
-//! never closed) is the evidence that the server closed it; a close frame with 4100 is seen only
-//! when the client resumes reading within those 2 s.
+//! What a stalled client sees: the close frame queues behind the bytes it is not reading. In
+//! the smoke runs a stalled socket that resumed reading got the kernel's frames and then either
+//! the 4100 close frame or, in a run where the server had already dropped the socket (its
+//! closing handshake is bounded: 2 s), the stream's end without a close frame (a reset). The
+//! line "still held by the server" tells them apart from the server's side.
 
 #![warn(clippy::too_many_lines)]
 
@@ -103,6 +108,16 @@ struct Args {
     /// SO_RCVBUF of a stalled socket, in bytes (the kernel doubles it)
     #[arg(long, default_value_t = 4096)]
     stall_rcvbuf: u32,
+    /// Filler events for the stalled sockets: published on a second channel only they join
+    /// (so they overflow without the healthy subscribers paying for it); 0: none
+    #[arg(long, default_value_t = 0)]
+    stall_fill: usize,
+    /// Bytes of each filler event's data
+    #[arg(long, default_value_t = 4096)]
+    stall_fill_payload: usize,
+    /// Filler events per second (they start with the measured events)
+    #[arg(long, default_value_t = 1000.0)]
+    stall_fill_rate: f64,
     /// Seconds the stalled sockets may read, all together, once the healthy ones are done
     #[arg(long, default_value_t = 10)]
     drain_secs: u64,
@@ -130,6 +145,9 @@ fn http_client(args: &Args) -> anyhow::Result<reqwest::Client> {
 
 const CHANNEL: &str = "load-test";
 const EVENT: &str = "load-event";
+/// The channel only stalled sockets join, and its event.
+const FILL_CHANNEL: &str = "load-stall-fill";
+const FILL_EVENT: &str = "load-fill";
 
 fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
@@ -276,9 +294,10 @@ async fn small_buffer_socket(ws_url: &str, tls: Option<Arc<rustls::ClientConfig>
     Ok(ws)
 }
 
-/// Connects and subscribes; the socket id.
+/// Subscribes to the load channel and the filler channel; the socket id.
 async fn subscribe_only(ws: &mut Ws) -> anyhow::Result<String> {
     let mut socket_id = String::new();
+    let mut subscribed = 0;
     while let Some(message) = ws.next().await {
         let Message::Text(text) = message? else { continue };
         let frame: serde_json::Value = serde_json::from_str(&text)?;
@@ -286,10 +305,17 @@ async fn subscribe_only(ws: &mut Ws) -> anyhow::Result<String> {
             Some("pusher:connection_established") => {
                 let data: serde_json::Value = serde_json::from_str(frame["data"].as_str().unwrap_or("{}"))?;
                 socket_id = data["socket_id"].as_str().unwrap_or_default().to_owned();
-                let subscribe = serde_json::json!({"event": "pusher:subscribe", "data": {"channel": CHANNEL}});
-                ws.send(Message::Text(subscribe.to_string().into())).await?;
+                for channel in [CHANNEL, FILL_CHANNEL] {
+                    let subscribe = serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel}});
+                    ws.send(Message::Text(subscribe.to_string().into())).await?;
+                }
             }
-            Some("pusher_internal:subscription_succeeded") => return Ok(socket_id),
+            Some("pusher_internal:subscription_succeeded") => {
+                subscribed += 1;
+                if subscribed == 2 {
+                    return Ok(socket_id);
+                }
+            }
             _ => {}
         }
     }
@@ -318,12 +344,32 @@ async fn stalled(
             Ok(None) => break Ending::NoCloseFrame("end of stream".into()),
             Ok(Some(Err(error))) => break Ending::NoCloseFrame(error.to_string()),
             Ok(Some(Ok(Message::Close(frame)))) => break Ending::Close(frame.map_or(1005, |f| u16::from(f.code))),
-            Ok(Some(Ok(Message::Text(text)))) => events += usize::from(text.contains(EVENT)),
+            Ok(Some(Ok(Message::Text(text)))) => {
+                events += usize::from(text.contains(EVENT) || text.contains(FILL_EVENT));
+            }
             Ok(Some(Ok(_))) => {}
         }
     };
     drop(ws);
     Ok(Stall { events, ending })
+}
+
+/// Publishes `--stall-fill` filler events on the channel only the stalled sockets join, paced
+/// at `--stall-fill-rate`.
+async fn fill(args: Arc<Args>, start: Instant) -> anyhow::Result<()> {
+    let client = http_client(&args)?;
+    let path = format!("/apps/{}/events", args.app_id);
+    let data = "f".repeat(args.stall_fill_payload);
+    for n in 0..args.stall_fill {
+        tokio::time::sleep_until((start + Duration::from_secs_f64(n as f64 / args.stall_fill_rate.max(1.0))).into())
+            .await;
+        let body = serde_json::json!({"name": FILL_EVENT, "channel": FILL_CHANNEL, "data": data}).to_string();
+        let query = sign_query(&args.key, &args.secret, "POST", &path, body.as_bytes(), now_micros() / 1_000_000, &[]);
+        let url = format!("{}{path}?{query}", args.url.trim_end_matches('/'));
+        let response = client.post(url).header("content-type", "application/json").body(body).send().await?;
+        anyhow::ensure!(response.status().is_success(), "filler refused: {}", response.status());
+    }
+    Ok(())
 }
 
 async fn publish(
@@ -440,9 +486,12 @@ async fn trigger(args: &Arc<Args>) -> anyhow::Result<Triggered> {
     let accepted = Arc::new(AtomicU64::new(0));
     let first_send_us = now_micros();
     let start = Instant::now();
-    let publishers: Vec<_> = (0..args.concurrency.max(1))
+    let mut publishers: Vec<_> = (0..args.concurrency.max(1))
         .map(|_| tokio::spawn(publish(args.clone(), next.clone(), accepted.clone(), start)))
         .collect();
+    if args.stall_fill > 0 {
+        publishers.push(tokio::spawn(fill(args.clone(), start)));
+    }
     for publisher in publishers {
         deadline("triggering", Duration::from_secs(args.timeout), publisher).await???;
     }
@@ -579,7 +628,7 @@ impl Report {
         let s = &self.stalled;
         if s.clients > 0 {
             println!(
-                "stalled: {} clients, closed by the server with 4100: {}, other: {}, no close frame: {}, still open: {}, failed: {}",
+                "stalled: {} clients, closed by the server with 4100: {}, other: {}, ended without a close frame: {}, still open: {}, failed: {}",
                 s.clients, s.close_4100, s.close_other, s.no_close_frame, s.still_open, s.failed
             );
             let listed = s.server_still_listed.map_or("unknown".into(), |n| n.to_string());
