@@ -38,7 +38,7 @@ while getopts "r:o:n:e:R:p:s:f:h" opt; do
     case "$opt" in
         r) RUNS="$OPTARG" ;; o) OUT="$OPTARG" ;; n) STALLED="$OPTARG" ;; e) EVENTS="$OPTARG" ;;
         R) RATE="$OPTARG" ;; p) PAYLOAD="$OPTARG" ;; s) SUBSCRIBERS="$OPTARG" ;; f) FILL="$OPTARG" ;;
-        *) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 OUT="${OUT:-$ROOT/bench/results/$(date +%F)-stalled}"
