@@ -25,7 +25,7 @@ while getopts "c:d:R:k:o:h" opt; do
     case "$opt" in
         c) CONNECTIONS="$OPTARG" ;; d) MINUTES="$OPTARG" ;; R) RATE="$OPTARG" ;; k) CHANNELS="$OPTARG" ;;
         o) OUT="$OPTARG" ;;
-        *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 OUT="${OUT:-$ROOT/bench/results/$(date +%F)-soak}"
