@@ -881,3 +881,55 @@ async fn a_refused_subscription_signature_is_diagnosed_once_with_a_hint_about_so
     assert!(log.contains("socket_id") && !log.contains("a proxy"), "a socket's hint: {log}");
     server.stop().await;
 }
+
+/// Hostile JSON (issue 16's table): each input gets its answer (an error naming the problem,
+/// or the reply the frame asks for when what is odd sits in a field the server ignores), the
+/// socket stays, and a bystander keeps receiving. Nothing recurses on the stack: nesting deeper
+/// than the parser's limit is refused or skipped.
+#[tokio::test]
+async fn hostile_json_is_answered_and_harms_nothing_else() {
+    let server = TestServer::start().await;
+    let mut bystander = server.client().await;
+    bystander.subscribe_public("bystander").await;
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let error = |fragment: &'static str| ("pusher:error", fragment);
+    let cases: Vec<(String, (&str, &str))> = vec![
+        // 5000 levels: refused at the top, skipped where the server reads nothing.
+        (deep.clone(), error("invalid JSON: expected an object")),
+        (format!(r#"{{"event":"pusher:ping","data":{deep}}}"#), ("pusher:pong", "")),
+        (
+            format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"deep","x":{deep}}}}}"#),
+            ("pusher_internal:subscription_succeeded", ""),
+        ),
+        // Numbers beyond f64 where nothing is read; a duplicate key is a refusal.
+        (r#"{"event":"pusher:ping","data":1e999999}"#.to_owned(), ("pusher:pong", "")),
+        (
+            r#"{"event":"pusher:subscribe","data":{"channel":"n","n":1234567890123456789012e300}}"#.to_owned(),
+            ("pusher_internal:subscription_succeeded", ""),
+        ),
+        (
+            r#"{"event":"pusher:subscribe","event":"pusher:ping","data":{"channel":"dup"}}"#.to_owned(),
+            error("invalid JSON"),
+        ),
+        // NUL: escaped in a channel name, raw in a string, alone.
+        (r#"{"event":"pusher:subscribe","data":{"channel":"a\u0000b"}}"#.to_owned(), error("contains '\\0'")),
+        ("{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"a\u{0}b\"}}".to_owned(), error("control character")),
+        ("\u{0}".to_owned(), error("invalid JSON: expected value")),
+    ];
+    let mut c = server.client().await;
+    for (text, (event, fragment)) in cases {
+        c.send_text(&text).await;
+        let next = futures_util::StreamExt::next(&mut c.ws);
+        let answer = tokio::time::timeout(Duration::from_secs(5), next).await.unwrap().unwrap().unwrap();
+        let frame: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+        let shown = &text[..text.len().min(60)];
+        assert_eq!(frame["event"], event, "{shown}: {frame}");
+        let message = frame["data"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(fragment), "{shown}: expected {fragment:?} in {message:?}");
+    }
+    c.assert_alive().await;
+    bystander.assert_alive().await;
+    let (status, _) = server.api().trigger("bystander", "still-works", "{}").await;
+    assert_eq!(status, 200);
+    bystander.expect("still-works").await;
+}
