@@ -102,7 +102,9 @@ impl ClientMessage {
     /// [`ProtocolError`] describing what is wrong, for the `pusher:error` reply.
     pub fn parse(text: &str) -> Result<Self, ProtocolError> {
         let frame: Frame<'_> = serde_json::from_str(text).map_err(|e| {
-            ProtocolError::InvalidJson(if e.is_data() {
+            // Not an object (a data error) gets the example; a key given twice is named.
+            let duplicate = e.is_data() && e.to_string().starts_with("duplicate field");
+            ProtocolError::InvalidJson(if e.is_data() && !duplicate {
                 "expected an object such as {\"event\":\"pusher:ping\",\"data\":{}}".into()
             } else {
                 e.to_string()

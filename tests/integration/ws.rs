@@ -909,7 +909,7 @@ async fn hostile_json_is_answered_and_harms_nothing_else() {
         ),
         (
             r#"{"event":"pusher:subscribe","event":"pusher:ping","data":{"channel":"dup"}}"#.to_owned(),
-            error("invalid JSON"),
+            error("invalid JSON: duplicate field `event` at line 1 column 35"),
         ),
         // NUL: escaped in a channel name, raw in a string, alone.
         (r#"{"event":"pusher:subscribe","data":{"channel":"a\u0000b"}}"#.to_owned(), error("contains '\\0'")),
