@@ -33,7 +33,8 @@ fn console(config: &Config, api: SocketAddr, api_host: &str, color: bool) -> Str
         false => "--control-token is set".to_owned(),
     };
     format!(
-        "  console {url}?token={token} (watch and drive the traffic in a browser)\n  {} the console and          /pusher-local/… ask for the control token {token} because {why} (scripts: Authorization: Bearer TOKEN)\n",
+        "  console {url}?token={token} (watch and drive the traffic in a browser)\n  {} the console and /pusher-local/… \
+         ask for the control token {token} because {why} (scripts: Authorization: Bearer TOKEN)\n",
         style::kind(Kind::Connect, "token:", color),
     )
 }
@@ -272,7 +273,7 @@ mod tests {
             Some(crate::config::ControlToken { token: crate::apps::Secret::new("abc123"), generated: true });
         let text = render(&config, wide, wide, None, false);
         assert!(text.contains("  console http://127.0.0.1:6001/pusher-local/console?token=abc123 ("), "{text}");
-        assert!(text.contains("the control token abc123 because the HTTP API listens on 0.0.0.0:6001"), "{text}");
+        assert!(text.contains("the console and /pusher-local/… ask for the control token abc123 because the HTTP API listens on 0.0.0.0:6001"), "{text}");
         config.control_token.as_mut().unwrap().generated = false;
         let text = render(&config, "127.0.0.1:6001".parse().unwrap(), wide, None, false);
         assert!(text.contains("because --control-token is set"), "{text}");
