@@ -72,7 +72,8 @@ struct Inner {
     socket_ids: SocketIds,
     shutdown: Shutdown,
     webhooks: Webhooks,
-    recording: Slot,
+    /// Boxed: the slot is large and rarely used; the hot fields stay packed together.
+    recording: Box<Slot>,
     fixtures: Fixtures,
     replays: Replays,
     /// The last events of each app (the control API's history and waits).
@@ -146,7 +147,7 @@ impl AppState {
                 socket_ids: SocketIds::random(),
                 shutdown,
                 webhooks,
-                recording,
+                recording: Box::new(recording),
                 fixtures,
                 replays: Replays::default(),
                 history,
